@@ -1,0 +1,94 @@
+"""Lambda entry point: a batch of claimed-job messages from SQS, one preflight
+decision per job. Glue only: parse the record, call the service, report."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from export_preflight.errors import TransientError, UnprocessableMessage
+from export_preflight.models import ClaimedJobMessage, Decision
+from export_preflight.observability import count, count_outcome, logger, metrics, tracer
+from export_preflight.runtime import get_runtime, parse_message
+from export_preflight.settings import get_settings
+
+settings = get_settings()
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="job_id",
+    expires_after_seconds=settings.idempotency_expiry_seconds,
+    raise_on_no_idempotency_key=True,
+)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+
+
+class DeadlineReached(TransientError):
+    """Too little time left in this invocation to start another job."""
+
+
+@idempotent_function(
+    data_keyword_argument="message",
+    config=idempotency_config,
+    persistence_store=persistence,
+    output_serializer=PydanticSerializer(model=Decision),
+)
+def decide(*, message: ClaimedJobMessage, last_attempt: bool) -> Decision:
+    """One decision per job id, whatever the number of deliveries."""
+    return get_runtime().service.decide(message, last_attempt=last_attempt)
+
+
+def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    runtime = get_runtime()
+    settings = runtime.settings
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(message_id=record.message_id)
+    remaining_ms = lambda_context.get_remaining_time_in_millis()
+    if remaining_ms < settings.deadline_margin_ms:
+        raise DeadlineReached(f"only {remaining_ms} ms left; leaving the record for redelivery")
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    try:
+        message = parse_message(record.body, max_bytes=settings.max_message_bytes)
+        logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
+        decision = decide(message=message, last_attempt=receive_count >= settings.max_receive_count)
+    except UnprocessableMessage as error:
+        runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
+        logger.error("message moved to the dead-letter queue", extra={"reject_kind": error.kind, "reason": error.reason})
+        if error.kind == "malformed_message":
+            count("MalformedMessage")
+        count_outcome("rejected", error.kind)
+        return "rejected"
+    except TransientError as error:
+        logger.warning(
+            "transient trouble; the message will be retried",
+            extra={"error": str(error), "receive_count": receive_count, "retry_after": error.retry_after},
+        )
+        raise
+    logger.info(
+        "preflight decided",
+        extra={"outcome": decision.outcome, "reason_type": decision.reason_type, "reason": decision.reason},
+    )
+    count_outcome(decision.outcome, decision.reason_type)
+    return decision.outcome
+
+
+async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(get_runtime().record_pool, process_record, record, lambda_context)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    idempotency_config.register_lambda_context(context)
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,323 @@
+"""The preflight checks and the engine that runs them.
+
+Each check is a small function of the ``PreflightContext`` that returns a
+``CheckOutcome``. Checks declare what they need; independent checks run
+concurrently, and a check whose prerequisite did not pass is skipped (nothing is
+asked of an accounting system that refused our credentials). ``CHECKS`` is in
+priority order: the first failure is the one the bookkeeper sees first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from functools import partial
+
+from .connectors import AccountingConnector, ConnectionProfile
+from .errors import AccountingSystemError, TransientError
+from .models import Capability, CheckOutcome, ClaimedJobMessage, CompanyConfiguration, ExportJob
+from .models import FailureReasonType as Reason
+
+
+@dataclass
+class Connection:
+    """The accounting-system connection set up for this job, or why there is none."""
+
+    connector: AccountingConnector | None
+    problem: CheckOutcome | None = None
+
+
+@dataclass
+class PreflightContext:
+    """Everything the checks look at. ``profile`` is set by the authentication check."""
+
+    message: ClaimedJobMessage
+    job: ExportJob
+    config: CompanyConfiguration
+    connection: Connection
+    profile: ConnectionProfile | None = field(default=None)
+
+    @property
+    def connector(self) -> AccountingConnector:
+        assert self.connection.connector is not None, "checks needing a connector depend on connection_settings"
+        return self.connection.connector
+
+    @property
+    def system(self) -> str:
+        connector = self.connection.connector
+        return connector.display_name if connector else (self.config.accounting_system or "the accounting system")
+
+    def needed_capabilities(self) -> set[Capability]:
+        needs = {Capability.JOURNAL_ENTRY}
+        if self.job.vendor_based_bookkeeping:
+            needs.add(Capability.VENDOR_BOOKKEEPING)
+        if self.config.export_receipts:
+            needs.add(Capability.ATTACHMENT_UPLOAD)
+        return needs
+
+
+@dataclass(frozen=True)
+class PreflightCheck:
+    name: str
+    needs: tuple[str, ...]
+    run: Callable[[PreflightContext], CheckOutcome]
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def company_match(ctx: PreflightContext) -> CheckOutcome:
+    if ctx.job.company_id != ctx.message.company_id:
+        return CheckOutcome.failed(
+            "company_match",
+            Reason.INVALID_CONFIGURATION,
+            f"This export job belongs to Pleo company {ctx.job.company_id} but was routed to the "
+            f"integration of company {ctx.message.company_id}. Nothing was exported. Check which "
+            "Pleo company the integration is connected to, then export again.",
+        )
+    return CheckOutcome.passed("company_match", companyId=str(ctx.job.company_id))
+
+
+def connection_settings(ctx: PreflightContext) -> CheckOutcome:
+    if ctx.connection.problem is not None:
+        return ctx.connection.problem
+    return CheckOutcome.passed("connection_settings", system=ctx.config.accounting_system)
+
+
+def bookkeeping_mode(ctx: PreflightContext) -> CheckOutcome:
+    if ctx.job.vendor_based_bookkeeping and not ctx.config.vendor_bookkeeping_enabled:
+        return CheckOutcome.failed(
+            "bookkeeping_mode",
+            Reason.INVALID_CONFIGURATION,
+            "This export uses vendor-based bookkeeping, which is not enabled for this company in the "
+            "integration. Enable vendor bookkeeping in the integration settings (and map a vendor "
+            "payables account), or turn vendor-based bookkeeping off in Pleo's accounting settings, "
+            "then export again.",
+        )
+    mode = "vendor" if ctx.job.vendor_based_bookkeeping else "journal"
+    return CheckOutcome.passed("bookkeeping_mode", mode=mode)
+
+
+_REQUIRED_MAPPINGS = {
+    "journal": "journal",
+    "expense_account": "default expense account (expenseAccount)",
+    "contra_account": "contra account for card spend (contraAccount)",
+}
+
+
+def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
+    mappings = ctx.config.mappings
+    missing = [label for attr, label in _REQUIRED_MAPPINGS.items() if not getattr(mappings, attr)]
+    if ctx.job.vendor_based_bookkeeping and not mappings.vendor_payables_account:
+        missing.append("vendor payables account (vendorPayablesAccount)")
+    if missing:
+        return CheckOutcome.failed(
+            "mappings_complete",
+            Reason.MISSING_CONFIGURATION,
+            f"The integration settings for this company are incomplete: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set. Map them in the integration settings, "
+            "then export again.",
+        )
+    return CheckOutcome.passed("mappings_complete")
+
+
+def authentication(ctx: PreflightContext) -> CheckOutcome:
+    ctx.profile = ctx.connector.authenticate()
+    return CheckOutcome.passed(
+        "authentication", companyRef=ctx.profile.company_ref, companyName=ctx.profile.company_name
+    )
+
+
+def company_context(ctx: PreflightContext) -> CheckOutcome:
+    assert ctx.profile is not None
+    configured = ctx.config.accounting_company_ref
+    reached = ctx.profile.company_ref
+    if reached is None:
+        return CheckOutcome.passed("company_context", verified=False, configured=configured)
+    if reached != configured:
+        name = f" ({ctx.profile.company_name})" if ctx.profile.company_name else ""
+        return CheckOutcome.failed(
+            "company_context",
+            Reason.INVALID_CONFIGURATION,
+            f"The {ctx.system} connection reaches company {reached}{name}, but this Pleo company is "
+            f"configured for {configured}. Reconnect {ctx.system} with the right company, or correct "
+            "the company in the integration settings, then export again.",
+        )
+    return CheckOutcome.passed("company_context", verified=True, companyRef=reached)
+
+
+def permissions(ctx: PreflightContext) -> CheckOutcome:
+    assert ctx.profile is not None
+    missing = ctx.connector.missing_permissions(ctx.profile, ctx.needed_capabilities())
+    if missing:
+        return CheckOutcome.failed(
+            "permissions",
+            Reason.AUTHORIZATION_FAILURE,
+            f"The {ctx.system} connection lacks permissions the export needs: {'; '.join(missing)}.",
+        )
+    return CheckOutcome.passed("permissions", granted=sorted(ctx.profile.permissions))
+
+
+def capabilities(ctx: PreflightContext) -> CheckOutcome:
+    assert ctx.profile is not None
+    problems = []
+    supported = []
+    for capability in sorted(ctx.needed_capabilities()):
+        support = ctx.connector.supports(ctx.profile, capability)
+        if support.supported:
+            supported.append(capability.value)
+        else:
+            problems.append(f"{capability.value.replace('_', ' ')}: {support.detail}")
+    if problems:
+        return CheckOutcome.failed(
+            "capabilities",
+            Reason.INVALID_CONFIGURATION,
+            f"{ctx.system} cannot take this export: {'; '.join(problems)}. "
+            f"Fix this in {ctx.connector.where_to_fix}, then export again.",
+        )
+    return CheckOutcome.passed("capabilities", supported=supported)
+
+
+def mapped_accounts(ctx: PreflightContext) -> CheckOutcome:
+    mappings = ctx.config.mappings
+    named = {"expenseAccount": mappings.expense_account, "contraAccount": mappings.contra_account}
+    if ctx.job.vendor_based_bookkeeping:
+        named["vendorPayablesAccount"] = mappings.vendor_payables_account
+    found = ctx.connector.accounts(ref for ref in named.values() if ref)
+    problems = []
+    for setting, ref in named.items():
+        if not ref:
+            continue
+        entry = found.get(ref)
+        if entry is None:
+            problems.append(f"account {ref} ({setting}) does not exist")
+        elif not entry.usable:
+            problems.append(f"account {ref} {entry.name or ''} ({setting}) {entry.problem}".replace("  ", " "))
+    if problems:
+        return CheckOutcome.failed(
+            "mapped_accounts",
+            Reason.INVALID_CONFIGURATION,
+            f"Mapped accounts are not usable in {ctx.system}: {'; '.join(problems)}. Fix the account "
+            f"in {ctx.system} or map another one in the integration settings, then export again.",
+        )
+    return CheckOutcome.passed("mapped_accounts", accounts=sorted(found))
+
+
+def mapped_tax_codes(ctx: PreflightContext) -> CheckOutcome:
+    codes = ctx.config.mappings.vat_codes
+    if not codes:
+        return CheckOutcome.passed("mapped_tax_codes", taxCodes=[])
+    found = ctx.connector.tax_codes(codes)
+    problems = [
+        f"VAT code {code} does not exist" if found.get(code) is None else f"VAT code {code} {found[code].problem}"  # type: ignore[union-attr]
+        for code in codes
+        if found.get(code) is None or not found[code].usable  # type: ignore[union-attr]
+    ]
+    if problems:
+        return CheckOutcome.failed(
+            "mapped_tax_codes",
+            Reason.INVALID_CONFIGURATION,
+            f"Mapped VAT codes are not usable in {ctx.system}: {'; '.join(problems)} (vatCodes). "
+            f"Create the VAT code in {ctx.system} or correct the VAT mapping in the integration "
+            "settings, then export again.",
+        )
+    return CheckOutcome.passed("mapped_tax_codes", taxCodes=sorted(codes))
+
+
+CHECKS: tuple[PreflightCheck, ...] = (
+    PreflightCheck("company_match", (), company_match),
+    PreflightCheck("connection_settings", (), connection_settings),
+    PreflightCheck("authentication", ("connection_settings",), authentication),
+    PreflightCheck("company_context", ("authentication",), company_context),
+    PreflightCheck("permissions", ("authentication",), permissions),
+    PreflightCheck("bookkeeping_mode", (), bookkeeping_mode),
+    PreflightCheck("mappings_complete", (), mappings_complete),
+    PreflightCheck("capabilities", ("authentication", "mappings_complete", "bookkeeping_mode"), capabilities),
+    PreflightCheck("mapped_accounts", ("authentication", "mappings_complete"), mapped_accounts),
+    PreflightCheck("mapped_tax_codes", ("authentication",), mapped_tax_codes),
+)
+
+
+# ---------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """All outcomes in ``CHECKS`` order, plus transient errors that kept checks from finishing."""
+
+    outcomes: tuple[CheckOutcome, ...]
+    errors: tuple[TransientError, ...]
+
+    @property
+    def failures(self) -> list[CheckOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+
+def run_checks(
+    ctx: PreflightContext, checks: tuple[PreflightCheck, ...] = CHECKS, executor: Executor | None = None
+) -> CheckReport:
+    """Run ``checks`` respecting their dependencies; concurrently when given an executor.
+
+    A check that raises ``AccountingSystemError`` failed (a permanent answer); one that
+    raises ``TransientError`` neither passed nor failed, and its dependents are skipped.
+    """
+    pending = {check.name: check for check in checks}
+    results: dict[str, CheckOutcome] = {}
+    errors: dict[str, TransientError] = {}
+    running: dict[Future[CheckOutcome], str] = {}
+
+    while pending or running:
+        progressed = True
+        while progressed:
+            progressed = False
+            for name, check in list(pending.items()):
+                blocker = _blocker(check, results, errors)
+                if blocker is None and not all(need in results for need in check.needs):
+                    continue
+                del pending[name]
+                progressed = True
+                if blocker is not None:
+                    results[name] = CheckOutcome.skipped(name, because=blocker)
+                elif executor is None:
+                    _record(name, partial(_run_one, check, ctx), results, errors)
+                else:
+                    running[executor.submit(_run_one, check, ctx)] = name
+        if not running:
+            if pending:
+                raise ValueError(f"checks with unknown or circular prerequisites: {sorted(pending)}")
+            break
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            _record(running.pop(future), future.result, results, errors)
+
+    return CheckReport(
+        outcomes=tuple(results[c.name] for c in checks if c.name in results),
+        errors=tuple(errors[c.name] for c in checks if c.name in errors),
+    )
+
+
+def _blocker(check: PreflightCheck, results: Mapping[str, CheckOutcome], errors: Mapping[str, object]) -> str | None:
+    for need in check.needs:
+        if need in errors or (need in results and results[need].status != "passed"):
+            return need
+    return None
+
+
+def _record(
+    name: str,
+    produce: Callable[[], CheckOutcome],
+    results: dict[str, CheckOutcome],
+    errors: dict[str, TransientError],
+) -> None:
+    try:
+        results[name] = produce()
+    except TransientError as error:
+        errors[name] = error
+
+
+def _run_one(check: PreflightCheck, ctx: PreflightContext) -> CheckOutcome:
+    try:
+        return check.run(ctx)
+    except AccountingSystemError as error:
+        return CheckOutcome.failed(check.name, error.reason_type, str(error))

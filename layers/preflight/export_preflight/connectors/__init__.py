@@ -1,0 +1,13 @@
+"""Accounting-system connectors, side by side behind one protocol.
+
+Adding a system is one module with a ``SPEC`` plus one line here.
+"""
+
+from __future__ import annotations
+
+from .base import AccountingConnector, ConnectionProfile, ConnectorSpec, LedgerEntry, Support
+from .economic import SPEC as ECONOMIC
+
+CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC,)}
+
+__all__ = ["CONNECTORS", "AccountingConnector", "ConnectionProfile", "ConnectorSpec", "LedgerEntry", "Support"]

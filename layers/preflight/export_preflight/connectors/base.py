@@ -1,0 +1,120 @@
+"""The accounting-system connector protocol: everything preflight asks of an
+accounting system, read-only. One module per system implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from pydantic import BaseModel
+
+from ..errors import AccountingSystemError, AccountingSystemUnavailable
+from ..http import describe_transport_error, retry_after_seconds
+from ..models import Capability, CompanyConfiguration, FailureReasonType
+
+
+@dataclass(frozen=True)
+class ConnectionProfile:
+    """What authenticating told us: which company our credentials reach, and with what rights."""
+
+    company_ref: str | None
+    company_name: str | None
+    permissions: frozenset[str]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Support:
+    """Whether a capability is available; ``detail`` says why not (actionable)."""
+
+    supported: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A mapped thing in the accounting system (account, tax code, journal), normalised."""
+
+    ref: str
+    name: str | None
+    usable: bool
+    problem: str = ""
+
+
+class AccountingConnector(Protocol):
+    """One configured connection to one company in one accounting system.
+
+    Every method is read-only. Permanent answers raise ``AccountingSystemError``;
+    transient ones raise ``AccountingSystemUnavailable`` (the message is retried).
+    Implementations cache lookups for their own lifetime (one job).
+    """
+
+    display_name: str
+    where_to_fix: str
+
+    def authenticate(self) -> ConnectionProfile:
+        """Prove reachability and credentials with the cheapest authenticated call."""
+        ...
+
+    def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
+        """Human-readable permissions that are needed but not granted."""
+        ...
+
+    def supports(self, profile: ConnectionProfile, capability: Capability) -> Support: ...
+
+    def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        """The mapped accounts, looked up in one batch; None where unknown."""
+        ...
+
+    def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]: ...
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """How to build a connector: its id in configuration, credentials model and factory."""
+
+    system_id: str
+    display_name: str
+    credentials_model: type[BaseModel]
+    base_url: Callable[[Any], str]
+    create: Callable[[httpx.Client, Any, CompanyConfiguration], AccountingConnector]
+
+
+def request_or_raise(
+    http: httpx.Client, method: str, path: str, *, system: str, what: str, **kwargs: Any
+) -> httpx.Response:
+    """Send one request; turn transport trouble, 429 and 5xx into ``AccountingSystemUnavailable``."""
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.TransportError as error:
+        reason_type = (
+            FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT
+            if isinstance(error, httpx.TimeoutException)
+            else FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
+        )
+        raise AccountingSystemUnavailable(
+            f"{system} {describe_transport_error(error)} while {what}", reason_type=reason_type
+        ) from None
+    if response.status_code == 429:
+        raise AccountingSystemUnavailable(
+            f"{system} is rate limiting us (429) while {what}",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+            retry_after=retry_after_seconds(response),
+        )
+    if response.status_code >= 500:
+        raise AccountingSystemUnavailable(
+            f"{system} answered {response.status_code} while {what}",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+            retry_after=retry_after_seconds(response),
+        )
+    return response
+
+
+def unexpected_answer(system: str, response: httpx.Response, what: str) -> AccountingSystemError:
+    """A permanent, unexpected answer (e.g. 400), as a job failure."""
+    return AccountingSystemError(
+        f"{system} answered {response.status_code} while {what}; contact support if this persists",
+        reason_type=FailureReasonType.VALIDATION_FAILURE,
+    )

@@ -1,0 +1,75 @@
+"""Exceptions. A failed *check* is a value (``CheckOutcome``), not an exception:
+exceptions here are infrastructure trouble (retry) or messages we can never act on
+(dead-letter). Messages are written by us and never carry credentials or raw bodies.
+"""
+
+from __future__ import annotations
+
+from .models import FailureReasonType
+
+
+class PreflightError(Exception):
+    """Base class of every error raised on purpose by export-preflight."""
+
+
+class TransientError(PreflightError):
+    """Trouble that may go away: the record is retried by SQS.
+
+    ``reason_type`` is what the job is failed with when the retry budget is spent,
+    ``retry_after`` a hint (seconds) from the remote side, when it gave one.
+    """
+
+    reason_type: FailureReasonType = FailureReasonType.SERVICE_UNREACHABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason_type: FailureReasonType | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        if reason_type is not None:
+            self.reason_type = reason_type
+        self.retry_after = retry_after
+
+
+class PleoUnavailable(TransientError):
+    """Pleo answered 429/5xx, timed out, or could not be reached."""
+
+
+class AwsUnavailable(TransientError):
+    """An AWS dependency (Secrets Manager, DynamoDB, SQS) throttled or failed."""
+
+
+class AccountingSystemUnavailable(TransientError):
+    """The accounting system answered 429/5xx, timed out, or could not be reached."""
+
+    reason_type = FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
+
+
+class JobNotConfirmed(TransientError):
+    """Pleo accepted our event but the job does not (yet) show the new status."""
+
+
+class UnprocessableMessage(PreflightError):
+    """A message we can never act on (malformed, or for a company we cannot reach).
+
+    It goes straight to the dead-letter queue with ``reason`` attached.
+    """
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+class AccountingSystemError(PreflightError):
+    """A permanent answer from the accounting system (bad credentials, no access...).
+
+    ``reason_type`` and the message are what the bookkeeper will see.
+    """
+
+    def __init__(self, message: str, *, reason_type: FailureReasonType) -> None:
+        super().__init__(message)
+        self.reason_type = reason_type

@@ -1,0 +1,208 @@
+"""Domain models: the queue message, the Pleo export job, company configuration,
+credentials, and the values the check engine produces."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class FailureReasonType(StrEnum):
+    """Pleo's job-level ``failureReasonType`` enum (Export API v3, all 15 values)."""
+
+    INVALID_CONFIGURATION = "invalid_configuration"
+    MISSING_CONFIGURATION = "missing_configuration"
+    AUTHENTICATION_FAILURE = "authentication_failure"
+    ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE = "accounting_system_authentication_failure"
+    PLEO_RATE_LIMIT = "pleo_rate_limit"
+    ACCOUNTING_SYSTEM_RATE_LIMIT = "accounting_system_rate_limit"
+    SERVICE_UNREACHABLE = "service_unreachable"
+    ACCOUNTING_SYSTEM_UNREACHABLE = "accounting_system_unreachable"
+    VALIDATION_FAILURE = "validation_failure"
+    AUTHORIZATION_FAILURE = "authorization_failure"
+    INTEGRATION_UNUSABLE = "integration_unusable"
+    JOB_EXPIRED = "job_expired"
+    SERVICE_TIMEOUT = "service_timeout"
+    ACCOUNTING_SYSTEM_TIMEOUT = "accounting_system_timeout"
+    CANCELED_BY_USER = "canceled_by_user"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+
+
+# ---------------------------------------------------------------- the message
+
+
+class ClaimedJobMessage(BaseModel):
+    """Body of a message on the claimed-jobs queue. Extra fields are allowed and ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: UUID = Field(alias="jobId")
+    company_id: UUID = Field(alias="companyId")
+
+
+# ---------------------------------------------------------------- Pleo
+
+
+class ExportJob(BaseModel):
+    """An export job as Pleo returns it (``GET /v3/export-jobs/{jobId}`` -> ``data``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    id: UUID
+    company_id: UUID = Field(alias="companyId")
+    status: str
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    expires_in: int | None = Field(default=None, alias="expiresIn")
+    vendor_based_bookkeeping: bool = Field(default=False, alias="vendorBasedBookkeeping")
+    number_of_items: int | None = Field(default=None, alias="numberOfItems")
+    failure_reason_type: str | None = Field(default=None, alias="failureReasonType")
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status == JobStatus.IN_PROGRESS
+
+
+# ---------------------------------------------------------------- credentials
+
+
+class PleoApiKey(BaseModel):
+    """Pleo API key: sent as the HTTP Basic user name with an empty password."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    api_key: SecretStr = Field(alias="apiKey", min_length=1)
+
+
+class PleoAccessToken(BaseModel):
+    """A Pleo OAuth access token, sent as a bearer token."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+    access_token: SecretStr = Field(alias="accessToken", min_length=1)
+
+
+PleoCredentials = PleoApiKey | PleoAccessToken
+
+
+class EconomicCredentials(BaseModel):
+    """e-conomic's static token pair (no expiry, no refresh)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+    app_secret_token: SecretStr = Field(alias="appSecretToken", min_length=1)
+    agreement_grant_token: SecretStr = Field(alias="agreementGrantToken", min_length=1)
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class Mappings(BaseModel):
+    """What the export needs mapped in the accounting system.
+
+    Every field is optional here so that an incomplete configuration still parses;
+    the configuration check names whatever is missing.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+
+    journal: str | None = None
+    expense_account: str | None = Field(default=None, alias="expenseAccount")
+    contra_account: str | None = Field(default=None, alias="contraAccount")
+    vat_codes: tuple[str, ...] = Field(default=(), alias="vatCodes")
+    vendor_payables_account: str | None = Field(default=None, alias="vendorPayablesAccount")
+    vendor_journal: str | None = Field(default=None, alias="vendorJournal")
+
+    @field_validator("vat_codes", mode="before")
+    @classmethod
+    def _codes_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return value
+
+
+class CompanyConfiguration(BaseModel):
+    """One company's integration configuration (one DynamoDB item per Pleo company).
+
+    See README, "Company configuration item", for the stored format.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+
+    company_id: UUID = Field(alias="companyId")
+    display_name: str | None = Field(default=None, alias="displayName")
+    pleo_credentials_secret_id: str | None = Field(default=None, alias="pleoCredentialsSecretId")
+    accounting_system: str | None = Field(default=None, alias="accountingSystem")
+    accounting_company_ref: str | None = Field(default=None, alias="accountingCompanyRef")
+    accounting_credentials_secret_id: str | None = Field(default=None, alias="accountingCredentialsSecretId")
+    vendor_bookkeeping_enabled: bool = Field(default=False, alias="vendorBookkeepingEnabled")
+    export_receipts: bool = Field(default=True, alias="exportReceipts")
+    mappings: Mappings = Field(default_factory=Mappings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_item(cls, value: Any) -> Any:
+        """Accept the DynamoDB item's ``configuration`` attribute as a map or a JSON string."""
+        if isinstance(value, str | bytes):
+            return json.loads(value)
+        return value
+
+
+# ---------------------------------------------------------------- check results
+
+
+class Capability(StrEnum):
+    """What an export may need from the accounting system."""
+
+    JOURNAL_ENTRY = "journal_entry"
+    VENDOR_BOOKKEEPING = "vendor_bookkeeping"
+    ATTACHMENT_UPLOAD = "attachment_upload"
+
+
+class CheckOutcome(BaseModel):
+    """The result of one preflight check: a business fact, never an exception."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    status: Literal["passed", "failed", "skipped"]
+    reason_type: FailureReasonType | None = None
+    reason: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, check: str, **facts: Any) -> CheckOutcome:
+        return cls(check=check, status="passed", facts=facts)
+
+    @classmethod
+    def failed(cls, check: str, reason_type: FailureReasonType, reason: str) -> CheckOutcome:
+        return cls(check=check, status="failed", reason_type=reason_type, reason=reason)
+
+    @classmethod
+    def skipped(cls, check: str, because: str) -> CheckOutcome:
+        return cls(check=check, status="skipped", reason=f"not run: {because} failed")
+
+
+Outcome = Literal["failed_early", "handed_off", "skipped", "rejected"]
+
+
+class Decision(BaseModel):
+    """What preflight decided for one message; this is what the idempotency record stores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    job_id: str | None = None
+    company_id: str | None = None
+    reason_type: FailureReasonType | None = None
+    reason: str | None = None
+    job_status: str | None = None
+    checks: list[Annotated[CheckOutcome, Field()]] = Field(default_factory=list)

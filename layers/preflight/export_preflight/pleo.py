@@ -1,0 +1,126 @@
+"""Pleo Export API v3 client: read a job, post the ``failed`` event, confirm it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+from uuid import UUID
+
+import httpx
+
+from .errors import JobNotConfirmed, PleoUnavailable, UnprocessableMessage
+from .http import describe_transport_error, is_transient_status, retry_after_seconds
+from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials
+from .sanitize import sanitize_reason
+
+JSON_UTF8 = "application/json;charset=UTF-8"
+
+
+class PleoJobs(Protocol):
+    """What preflight needs from Pleo (the port; ``PleoClient`` is the adapter)."""
+
+    def get_job(self, job_id: UUID) -> ExportJob | None: ...
+
+    def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob: ...
+
+
+class PleoClient:
+    """Talks to ``PLEO_API_BASE_URL`` with one company's credentials."""
+
+    def __init__(self, http: httpx.Client, credentials: PleoCredentials) -> None:
+        self._http = http
+        self._auth_header = _authorization(credentials)
+
+    def get_job(self, job_id: UUID) -> ExportJob | None:
+        """The job, or None when Pleo does not know it (404)."""
+        response = self._send("GET", f"/v3/export-jobs/{job_id}", what="reading the export job")
+        if response.status_code == 404:
+            return None
+        _raise_for_answer(response, what="reading the export job")
+        return ExportJob.model_validate(response.json()["data"])
+
+    def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob:
+        """Post ``failed`` and return the job as re-read afterwards.
+
+        A 422 (illegal transition) is not an error by itself: a previous attempt may
+        have failed the job already, so the job is re-read and judged by its status.
+        Raises ``JobNotConfirmed`` when the job does not end up ``failed``.
+        """
+        body = {
+            "event": "failed",
+            "jobId": str(job_id),
+            "failureReason": sanitize_reason(reason),
+            "failureReasonType": reason_type.value,
+        }
+        response = self._send(
+            "POST",
+            "/v3/export-job-events",
+            what="posting the failed event",
+            json=body,
+            headers={"Content-Type": JSON_UTF8},
+        )
+        if response.status_code not in (202, 422):
+            _raise_for_answer(response, what="posting the failed event")
+        job = self.get_job(job_id)
+        if job is None:
+            raise JobNotConfirmed(f"job {job_id} disappeared after the failed event")
+        if job.status != JobStatus.FAILED:
+            raise JobNotConfirmed(
+                f"job {job_id} shows status {job.status!r} after the failed event "
+                f"(event answer {response.status_code})"
+            )
+        return job
+
+    def _send(self, method: str, path: str, *, what: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": self._auth_header, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError as error:
+            reason_type = (
+                FailureReasonType.SERVICE_TIMEOUT
+                if isinstance(error, httpx.TimeoutException)
+                else FailureReasonType.SERVICE_UNREACHABLE
+            )
+            raise PleoUnavailable(f"Pleo {describe_transport_error(error)} while {what}", reason_type=reason_type) from None
+        if is_transient_status(response.status_code):
+            raise PleoUnavailable(
+                f"Pleo answered {response.status_code} while {what}",
+                reason_type=FailureReasonType.PLEO_RATE_LIMIT
+                if response.status_code == 429
+                else FailureReasonType.SERVICE_UNREACHABLE,
+                retry_after=retry_after_seconds(response),
+            )
+        return response
+
+
+def _authorization(credentials: PleoCredentials) -> str:
+    if isinstance(credentials, PleoApiKey):
+        import base64
+
+        token = base64.b64encode(f"{credentials.api_key.get_secret_value()}:".encode()).decode()
+        return f"Basic {token}"
+    return f"Bearer {credentials.access_token.get_secret_value()}"
+
+
+def _raise_for_answer(response: httpx.Response, *, what: str) -> None:
+    if response.is_success:
+        return
+    if response.status_code in (401, 403):
+        # Without working Pleo credentials we cannot fail the job: nothing we can do
+        # by retrying, so the message goes to the DLQ for an operator.
+        raise UnprocessableMessage(
+            f"Pleo rejected our credentials ({response.status_code}) while {what}: "
+            "replace the company's Pleo credentials secret",
+            kind="pleo_credentials_rejected",
+        )
+    error_type = _error_type(response)
+    raise UnprocessableMessage(
+        f"Pleo answered {response.status_code} {error_type} while {what}", kind="pleo_request_rejected"
+    )
+
+
+def _error_type(response: httpx.Response) -> str:
+    try:
+        value = response.json().get("type", "")
+    except ValueError:
+        return ""
+    return str(value)[:64]

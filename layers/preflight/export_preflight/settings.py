@@ -1,0 +1,53 @@
+"""Typed settings, parsed once from environment variables.
+
+Base URLs only ever come from here: never from message content or configuration
+items, so a crafted message cannot point our credentials at another host.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings of the preflight function (see README, "Settings")."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    pleo_api_base_url: HttpUrl = HttpUrl("https://external.pleo.io")
+    economic_api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
+
+    company_config_table: str = "export-preflight-company-config"
+    idempotency_table: str = "export-preflight-idempotency"
+    ready_jobs_queue_url: str = ""
+    claimed_jobs_dlq_url: str = ""
+
+    http_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
+    config_cache_seconds: int = Field(default=300, ge=0)
+    secrets_cache_seconds: int = Field(default=300, ge=0)
+    idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
+    max_receive_count: int = Field(default=5, ge=1)
+    max_message_bytes: int = Field(default=16_384, gt=0)
+    check_concurrency: bool = True
+    max_parallel_records: int = Field(default=10, ge=1, le=10)
+    deadline_margin_ms: int = Field(default=5_000, ge=0)
+
+    @field_validator("pleo_api_base_url", "economic_api_base_url")
+    @classmethod
+    def _no_query(cls, url: HttpUrl) -> HttpUrl:
+        if url.query or url.fragment:
+            raise ValueError("base URLs must not carry a query string or fragment")
+        return url
+
+    def base_url(self, url: HttpUrl) -> str:
+        """A base URL without its trailing slash."""
+        return str(url).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (parsed on first use)."""
+    return Settings()

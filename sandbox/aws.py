@@ -1,0 +1,133 @@
+"""The embedded AWS of the local run and the integration tests: moto's server on
+loopback, with the resources template.yaml declares (queues with redrive, tables,
+secrets). Clients of the application reach it through ``AWS_ENDPOINT_URL``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import httpx
+from moto.server import ThreadedMotoServer
+
+REGION = "eu-west-1"
+MAX_RECEIVE_COUNT = 5
+
+
+@dataclass(frozen=True)
+class Resources:
+    claimed_jobs_queue_url: str
+    claimed_jobs_dlq_url: str
+    ready_jobs_queue_url: str
+    company_config_table: str = "export-preflight-company-config"
+    idempotency_table: str = "export-preflight-idempotency"
+    credential_lock_table: str = "export-preflight-credential-locks"
+
+    def environment(self) -> dict[str, str]:
+        """The function's environment variables for these resources."""
+        return {
+            "COMPANY_CONFIG_TABLE": self.company_config_table,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "CREDENTIAL_LOCK_TABLE": self.credential_lock_table,
+            "READY_JOBS_QUEUE_URL": self.ready_jobs_queue_url,
+            "CLAIMED_JOBS_DLQ_URL": self.claimed_jobs_dlq_url,
+            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+        }
+
+
+class LocalAws:
+    """moto's server on 127.0.0.1 (ephemeral port)."""
+
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> LocalAws:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (and so Powertools) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+            "AWS_SESSION_TOKEN": "testing",
+        }
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106
+        )
+
+    def reset(self) -> None:
+        """Drop every resource (between tests)."""
+        httpx.post(f"{self.endpoint_url}/moto-api/reset").raise_for_status()
+
+    def create_resources(self, *, visibility_timeout: int = 180) -> Resources:
+        """Queues with redrive and SSE, and the three tables, as in template.yaml."""
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(QueueName="export-preflight-claimed-jobs-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        claimed_url = sqs.create_queue(
+            QueueName="export-preflight-claimed-jobs",
+            Attributes={
+                "VisibilityTimeout": str(visibility_timeout),
+                "SqsManagedSseEnabled": "true",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+            },
+        )["QueueUrl"]
+        ready_url = sqs.create_queue(QueueName="export-preflight-ready-jobs")["QueueUrl"]
+        resources = Resources(claimed_url, dlq_url, ready_url)
+        dynamodb = self.client("dynamodb")
+        for table, key in (
+            (resources.company_config_table, "companyId"),
+            (resources.idempotency_table, "id"),
+            (resources.credential_lock_table, "lockId"),
+        ):
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        return resources
+
+    # ------------------------------------------------------------ seeding
+
+    def put_company_configuration(self, resources: Resources, configuration: dict[str, Any]) -> None:
+        """Store one company configuration item (``companyId`` + ``configuration`` map)."""
+        table = boto3.resource(
+            "dynamodb", endpoint_url=self.endpoint_url, region_name=REGION,
+            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
+        ).Table(resources.company_config_table)
+        item = {k: v for k, v in configuration.items() if k != "companyId"}
+        table.put_item(Item={"companyId": configuration["companyId"], "configuration": item})
+
+    def put_secret(self, name: str, value: dict[str, Any] | str) -> None:
+        secrets = self.client("secretsmanager")
+        secrets.create_secret(Name=name, SecretString=value if isinstance(value, str) else json.dumps(value))
+
+
+def apply_environment(variables: dict[str, str]) -> None:
+    os.environ.update(variables)

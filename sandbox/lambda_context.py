@@ -1,0 +1,20 @@
+"""A stand-in for the Lambda context object (the attributes Powertools reads)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LocalLambdaContext:
+    timeout_ms: int = 30_000
+    function_name: str = "export-preflight-local"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:export-preflight-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self.timeout_ms - (time.monotonic() - self._started) * 1000))

@@ -1,0 +1,107 @@
+"""Fakes at the port boundary (connector, configuration, credentials, hand-off)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from export_preflight.checks import Connection, PreflightContext
+from export_preflight.connectors import ConnectionProfile, LedgerEntry, Support
+from export_preflight.models import Capability, ClaimedJobMessage, CompanyConfiguration, ExportJob
+
+COMPANY = uuid.UUID("11111111-1111-4111-8111-111111111111")
+JOB = uuid.UUID("22222222-2222-4222-8222-222222222222")
+
+
+@dataclass
+class FakeConnector:
+    display_name: str = "Fakebooks"
+    where_to_fix: str = "Fakebooks settings"
+    profile: ConnectionProfile = field(
+        default_factory=lambda: ConnectionProfile("AGR-1", "Acme ApS", frozenset({"SuperUser"}))
+    )
+    auth_error: Exception | None = None
+    unsupported: dict[Capability, str] = field(default_factory=dict)
+    accounts_known: dict[str, LedgerEntry] = field(
+        default_factory=lambda: {
+            "5820": LedgerEntry("5820", "Office", True),
+            "6800": LedgerEntry("6800", "Bank", True),
+            "7000": LedgerEntry("7000", "Payables", True),
+        }
+    )
+    tax_known: dict[str, LedgerEntry] = field(default_factory=lambda: {"I25": LedgerEntry("I25", "Input VAT", True)})
+    calls: list[str] = field(default_factory=list)
+
+    def authenticate(self) -> ConnectionProfile:
+        self.calls.append("authenticate")
+        if self.auth_error:
+            raise self.auth_error
+        return self.profile
+
+    def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
+        return [] if profile.permissions & {"SuperUser", "Bookkeeping"} else ["the Bookkeeping role"]
+
+    def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
+        if capability in self.unsupported:
+            return Support(False, self.unsupported[capability])
+        return Support(True)
+
+    def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        self.calls.append("accounts")
+        return {ref: self.accounts_known.get(ref) for ref in refs}
+
+    def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        self.calls.append("tax_codes")
+        return {code: self.tax_known.get(code) for code in codes}
+
+
+def configuration(**overrides: object) -> CompanyConfiguration:
+    document: dict[str, object] = {
+        "companyId": str(COMPANY),
+        "pleoCredentialsSecretId": "export-preflight/pleo/acme",
+        "accountingSystem": "economic",
+        "accountingCompanyRef": "AGR-1",
+        "accountingCredentialsSecretId": "export-preflight/economic/acme",
+        "vendorBookkeepingEnabled": True,
+        "mappings": {
+            "journal": 1,
+            "expenseAccount": 5820,
+            "contraAccount": 6800,
+            "vatCodes": ["I25"],
+            "vendorPayablesAccount": 7000,
+        },
+    }
+    document.update(overrides)
+    return CompanyConfiguration.model_validate(document)
+
+
+def job(**overrides: object) -> ExportJob:
+    document: dict[str, object] = {
+        "id": str(JOB),
+        "companyId": str(COMPANY),
+        "status": "in_progress",
+        "createdAt": "2026-11-23T10:00:00Z",
+        "expiresIn": 3600,
+        "isInteractive": True,
+        "numberOfItems": 3,
+        "vendorBasedBookkeeping": False,
+    }
+    document.update(overrides)
+    return ExportJob.model_validate(document)
+
+
+def context(
+    *,
+    connector: FakeConnector | None = None,
+    config: CompanyConfiguration | None = None,
+    export_job: ExportJob | None = None,
+    message_company: uuid.UUID = COMPANY,
+    connection: Connection | None = None,
+) -> PreflightContext:
+    return PreflightContext(
+        message=ClaimedJobMessage.model_validate({"jobId": str(JOB), "companyId": str(message_company)}),
+        job=export_job or job(),
+        config=config or configuration(),
+        connection=connection or Connection(connector or FakeConnector()),
+    )
