@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SAM checks: validate + lint the template, then build it (no container).
+#
+#   bash .ci/sam-checks.sh          (from the repository root, or anywhere)
+#
+# SAM CLI lives in its own virtualenv (.venv-sam, Python 3.11) because it pins
+# boto3/pydantic versions that clash with the application's own venv.
+# pip runs with -qq (errors only): this keeps unrelated index warnings out.
+# Nothing here talks to AWS: region and dummy credentials are set below.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SAM_CLI_VERSION="1.170.0"
+CFN_LINT_VERSION="1.58.0"
+VENV="$ROOT/.venv-sam"
+PINS="aws-sam-cli==${SAM_CLI_VERSION} cfn-lint==${CFN_LINT_VERSION}"
+# Python for the function/layer runtime (python3.13); used by `sam build`.
+PY313_FALLBACK_DIR="${PY313_DIR:-/root/.pyenv/versions/3.13.0/bin}"
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+start=$SECONDS
+
+# --- 1. SAM CLI virtualenv --------------------------------------------------
+if [[ ! -x "$VENV/bin/sam" || ! -x "$VENV/bin/cfn-lint" || "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS" ]]; then
+  log "Creating $VENV with $PINS"
+  command -v python3 >/dev/null || die "python3 (3.11) not found"
+  [[ -d "$VENV" ]] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -qq --disable-pip-version-check --upgrade pip
+  # shellcheck disable=SC2086
+  "$VENV/bin/python" -m pip install -qq --disable-pip-version-check $PINS
+  echo "$PINS" > "$VENV/.pins"
+else
+  log "Reusing $VENV ($PINS)"
+fi
+SAM="$VENV/bin/sam"
+CFN_LINT="$VENV/bin/cfn-lint"
+
+# Never reach AWS: fixed region, dummy credentials, no profile/config files,
+# no instance metadata, no telemetry.
+export AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+export AWS_EC2_METADATA_DISABLED=true
+export SAM_CLI_TELEMETRY=0
+unset AWS_PROFILE AWS_DEFAULT_PROFILE
+
+# --- 2. Validate and lint -----------------------------------------------------
+log "sam validate --lint"
+"$SAM" validate --lint --template-file template.yaml
+
+log "cfn-lint template.yaml"
+"$CFN_LINT" template.yaml
+
+# --- 3. Build (no container) --------------------------------------------------
+# `sam build` must find a working python3.13 on PATH. A pyenv shim may exist
+# without the version being active, so test that it actually runs.
+if ! python3.13 -c 'import sys' >/dev/null 2>&1; then
+  if [[ -x "$PY313_FALLBACK_DIR/python3.13" ]]; then
+    export PATH="$PY313_FALLBACK_DIR:$PATH"
+  else
+    die "sam build needs python3.13 on PATH (none found, and $PY313_FALLBACK_DIR/python3.13 does not exist). Install Python 3.13 or set PY313_DIR to its bin directory."
+  fi
+fi
+log "sam build (python3.13 = $(command -v python3.13), target arm64)"
+# cached/parallel come from samconfig.toml; output goes to .aws-sam/ (gitignored).
+"$SAM" build --template-file template.yaml --build-dir .aws-sam/build
+
+# --- Summary --------------------------------------------------------------------
+BUILD=.aws-sam/build
+[[ -d "$BUILD/PreflightLayer/python/export_preflight" ]] || die "layer build lacks python/export_preflight"
+[[ -f "$BUILD/PreflightFunction/app.py" ]] || die "function build lacks app.py"
+# Native extensions must target the Lambda architecture (arm64 / aarch64).
+wrong_arch="$(find "$BUILD/PreflightLayer" -name '*.so' | grep -E 'x86_64|amd64' || true)"
+[[ -z "$wrong_arch" ]] || die "x86_64 native extensions in the arm64 layer: $wrong_arch"
+
+log "Build summary"
+du -sh "$BUILD/PreflightLayer" "$BUILD/PreflightFunction"
+find "$BUILD/PreflightLayer" -name '*.so' -printf '  native: %P\n'
+printf 'Done in %ss.\n' "$((SECONDS - start))"
