@@ -49,8 +49,11 @@ class LocalPoller:
         if not received:
             return report
         event = {"Records": [self._record(m) for m in received]}
-        response = self._handler(event, LocalLambdaContext(timeout_ms=self._timeout_ms))
-        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        try:
+            response = self._handler(event, LocalLambdaContext(timeout_ms=self._timeout_ms))
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except Exception:  # as Lambda does: an invocation error returns the whole batch
+            failed = {m["MessageId"] for m in received}
         done = [m for m in received if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(

@@ -21,7 +21,8 @@ from export_preflight.runtime import get_runtime, parse_message
 from export_preflight.settings import get_settings
 
 settings = get_settings()
-processor = AsyncBatchProcessor(event_type=EventType.SQS)
+# Every failure is reported per item (ReportBatchItemFailures), even when all failed.
+processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="job_id",
     expires_after_seconds=settings.idempotency_expiry_seconds,

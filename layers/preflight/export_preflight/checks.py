@@ -109,7 +109,8 @@ _REQUIRED_MAPPINGS = {
 def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
     mappings = ctx.config.mappings
     missing = [label for attr, label in _REQUIRED_MAPPINGS.items() if not getattr(mappings, attr)]
-    if ctx.job.vendor_based_bookkeeping and not mappings.vendor_payables_account:
+    vendor_mode = ctx.job.vendor_based_bookkeeping and ctx.config.vendor_bookkeeping_enabled
+    if vendor_mode and not mappings.vendor_payables_account:
         missing.append("vendor payables account (vendorPayablesAccount)")
     if missing:
         return CheckOutcome.failed(
@@ -233,9 +234,9 @@ CHECKS: tuple[PreflightCheck, ...] = (
     PreflightCheck("permissions", ("authentication",), permissions),
     PreflightCheck("bookkeeping_mode", (), bookkeeping_mode),
     PreflightCheck("mappings_complete", (), mappings_complete),
-    PreflightCheck("capabilities", ("authentication", "mappings_complete", "bookkeeping_mode"), capabilities),
-    PreflightCheck("mapped_accounts", ("authentication", "mappings_complete"), mapped_accounts),
-    PreflightCheck("mapped_tax_codes", ("authentication",), mapped_tax_codes),
+    PreflightCheck("capabilities", ("permissions", "mappings_complete", "bookkeeping_mode"), capabilities),
+    PreflightCheck("mapped_accounts", ("permissions", "mappings_complete"), mapped_accounts),
+    PreflightCheck("mapped_tax_codes", ("permissions",), mapped_tax_codes),
 )
 
 

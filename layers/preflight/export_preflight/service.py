@@ -209,7 +209,7 @@ def summarize(failures: list[CheckOutcome]) -> tuple[FailureReasonType, str]:
     primary = failures[0]
     assert primary.reason_type is not None and primary.reason is not None
     reason = primary.reason
-    others = [f.reason for f in failures[1:] if f.reason]
+    others = list(dict.fromkeys(f.reason for f in failures[1:] if f.reason and f.reason != primary.reason))
     if others:
         reason = f"{reason} Also: {' '.join(others)}"
     return primary.reason_type, reason

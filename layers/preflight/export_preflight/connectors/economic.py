@@ -119,8 +119,9 @@ class EconomicConnector:
         wanted = sorted({code for code in codes if code})
         found: dict[str, dict[str, Any]] = {}
         if wanted:
-            flt = f"vatCode$in:[{','.join(wanted)}]"
-            for item in self._collection("/vat-accounts", what="looking up the mapped VAT codes", filter=flt):
+            # e-conomic only filters numeric properties with $in, and vatCode is text;
+            # an agreement has a handful of VAT codes, so one unfiltered call it is.
+            for item in self._collection("/vat-accounts", what="looking up the mapped VAT codes"):
                 found[str(item.get("vatCode"))] = item
         return {
             code: LedgerEntry(

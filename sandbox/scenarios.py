@@ -1,0 +1,148 @@
+"""The embedded default of the local run: companies and claimed jobs that cover the
+pass path, each failure reason, and the messages preflight must not act on."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .world import Sandbox
+
+
+@dataclass(frozen=True)
+class Seeded:
+    label: str
+    job_id: str | None
+    company_id: str | None
+    expected_outcome: str
+    expected_reason_type: str | None = None
+
+
+Seeder = Callable[[Sandbox], list[Seeded]]
+
+
+def _one(sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, number: int,
+         job: dict | None = None, message: dict | None = None, **company: object) -> list[Seeded]:
+    seeded_company = sandbox.add_economic_company(label, agreement_number=number, **company)  # type: ignore[arg-type]
+    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
+    sandbox.enqueue_job(seeded_job, **(message or {}))
+    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+
+
+def passes(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "nordlys", "handed_off", None, number=100001)
+
+
+def vendor_passes(sandbox: Sandbox) -> list[Seeded]:
+    return _one(
+        sandbox, "fjord-vendor", "handed_off", None, number=100002,
+        job={"vendor_based_bookkeeping": True},
+        configuration={
+            "vendorBookkeepingEnabled": True,
+            "mappings": {"journal": 1, "vendorJournal": 2, "expenseAccount": 5820, "contraAccount": 6800,
+                         "vendorPayablesAccount": 7000, "vatCodes": ["I25"]},
+        },
+    )
+
+
+def revoked_grant(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "revoked-grant", "failed_early", "accounting_system_authentication_failure",
+                number=100003, grant_token="grant-that-was-revoked")
+
+
+def sales_role(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "sales-role", "failed_early", "authorization_failure", number=100004,
+                agreement={"roles": ("Sales",)})
+
+
+def wrong_agreement(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "wrong-agreement", "failed_early", "invalid_configuration", number=100005,
+                configuration={"accountingCompanyRef": "999999"})
+
+
+def vendor_mode_off(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "vendor-mode-off", "failed_early", "invalid_configuration", number=100006,
+                job={"vendor_based_bookkeeping": True})
+
+
+def incomplete_mappings(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "incomplete-mappings", "failed_early", "missing_configuration", number=100007,
+                configuration={"mappings": {"journal": 1, "vatCodes": ["I25"]}})
+
+
+def not_connected(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "not-connected", "failed_early", "missing_configuration", number=100008,
+                store_accounting_secret=False)
+
+
+def restricted_journal(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "restricted-journal", "failed_early", "invalid_configuration", number=100009,
+                configuration={"mappings": {"journal": 2, "expenseAccount": 5820, "contraAccount": 6800}})
+
+
+def barred_account(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "barred-account", "failed_early", "invalid_configuration", number=100010,
+                configuration={"mappings": {"journal": 1, "expenseAccount": 9999, "contraAccount": 6800}})
+
+
+def unknown_vat_code(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "unknown-vat-code", "failed_early", "invalid_configuration", number=100011,
+                configuration={"mappings": {"journal": 1, "expenseAccount": 5820, "contraAccount": 6800,
+                                            "vatCodes": ["I25", "ZZ99"]}})
+
+
+def economic_down(sandbox: Sandbox) -> list[Seeded]:
+    """e-conomic answers 503 on every attempt: retried, then failed on the last attempt."""
+    seeded = _one(sandbox, "economic-down", "failed_early", "accounting_system_unreachable", number=100012)
+    sandbox.economic.inject("GET", "/self", status=503, times=None,
+                            when=lambda request: request.headers.get("X-AgreementGrantToken", "").startswith(
+                                "grant-economic-down-"))
+    return seeded
+
+
+def routed_to_wrong_company(sandbox: Sandbox) -> list[Seeded]:
+    company = sandbox.add_economic_company("misrouted", agreement_number=100013)
+    other = sandbox.add_economic_company("misrouted-other", agreement_number=100014)
+    sandbox.pleo.add_api_key(company.secrets["pleo"], [company.company_id, other.company_id])
+    job = sandbox.add_job(other)
+    sandbox.enqueue({"jobId": job["id"], "companyId": company.company_id})
+    return [Seeded("misrouted", job["id"], company.company_id, "failed_early", "invalid_configuration")]
+
+
+def already_failed(sandbox: Sandbox) -> list[Seeded]:
+    return _one(sandbox, "already-failed", "skipped", None, number=100015, job={"status": "failed"})
+
+
+def duplicate_delivery(sandbox: Sandbox) -> list[Seeded]:
+    company = sandbox.add_economic_company("duplicate", agreement_number=100016)
+    job = sandbox.add_job(company)
+    sandbox.enqueue_job(job)
+    sandbox.enqueue_job(job)
+    return [Seeded("duplicate (x2)", job["id"], company.company_id, "handed_off", None)]
+
+
+def malformed(sandbox: Sandbox) -> list[Seeded]:
+    sandbox.enqueue("this is not json")
+    sandbox.enqueue(json.dumps({"jobId": "not-a-uuid", "companyId": str(uuid.uuid4())}))
+    return [Seeded("malformed (x2)", None, None, "rejected", "malformed_message")]
+
+
+def unknown_company(sandbox: Sandbox) -> list[Seeded]:
+    sandbox.enqueue({"jobId": str(uuid.uuid4()), "companyId": str(uuid.uuid4())})
+    return [Seeded("unknown-company", None, None, "rejected", "unknown_company")]
+
+
+DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
+    passes, vendor_passes, revoked_grant, sales_role, wrong_agreement, vendor_mode_off, incomplete_mappings,
+    not_connected, restricted_journal, barred_account, unknown_vat_code, economic_down, routed_to_wrong_company,
+    already_failed, duplicate_delivery, malformed, unknown_company,
+)
+
+
+def seed_default(sandbox: Sandbox) -> list[Seeded]:
+    seeded: list[Seeded] = []
+    for seeder in DEFAULT_SCENARIOS:
+        seeded.extend(seeder(sandbox))
+    return seeded
