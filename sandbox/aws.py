@@ -67,7 +67,7 @@ class LocalAws:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+            "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
         }
 
@@ -77,7 +77,7 @@ class LocalAws:
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106
+            aws_secret_access_key="testing",
         )
 
     def reset(self) -> None:
@@ -118,8 +118,11 @@ class LocalAws:
     def put_company_configuration(self, resources: Resources, configuration: dict[str, Any]) -> None:
         """Store one company configuration item (``companyId`` + ``configuration`` map)."""
         table = boto3.resource(
-            "dynamodb", endpoint_url=self.endpoint_url, region_name=REGION,
-            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         ).Table(resources.company_config_table)
         item = {k: v for k, v in configuration.items() if k != "companyId"}
         table.put_item(Item={"companyId": configuration["companyId"], "configuration": item})

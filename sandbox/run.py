@@ -21,7 +21,9 @@ from .world import Sandbox
 
 def observe(sandbox: Sandbox, seeded: list[Seeded]) -> list[tuple[Seeded, str, str | None, str]]:
     assert sandbox.resources is not None
-    handed_off = Counter(json.loads(m["body"])["jobId"] for m in sandbox.queue_bodies(sandbox.resources.ready_jobs_queue_url))
+    handed_off = Counter(
+        json.loads(m["body"])["jobId"] for m in sandbox.queue_bodies(sandbox.resources.ready_jobs_queue_url)
+    )
     dead = sandbox.queue_bodies(sandbox.resources.claimed_jobs_dlq_url)
     dead_kinds = Counter(m["attributes"].get("rejectKind", "redriven by SQS") for m in dead)
     events = Counter(event["jobId"] for event in sandbox.pleo.events)
@@ -38,8 +40,14 @@ def observe(sandbox: Sandbox, seeded: list[Seeded]) -> list[tuple[Seeded, str, s
             rows.append((item, "failed_early", job["failureReasonType"], (job["failureReason"] or "") + extra))
         elif handed_off[item.job_id]:
             extra = "" if handed_off[item.job_id] == 1 else f" ({handed_off[item.job_id]} hand-offs!)"
-            rows.append((item, "handed_off" if handed_off[item.job_id] == 1 else "handed_off_twice", None,
-                         "sent to the ready-jobs queue" + extra))
+            rows.append(
+                (
+                    item,
+                    "handed_off" if handed_off[item.job_id] == 1 else "handed_off_twice",
+                    None,
+                    "sent to the ready-jobs queue" + extra,
+                )
+            )
         elif not events[item.job_id]:
             rows.append((item, "skipped", None, f"job left alone (status {job['status']})"))
         else:
@@ -54,8 +62,10 @@ def main() -> int:
     started = time.monotonic()
     with Sandbox(visibility_timeout=1) as sandbox:
         seeded = seed_default(sandbox)
-        print(f"seeded {len(seeded)} scenarios; Pleo simulator {sandbox.pleo.base_url}, "
-              f"e-conomic simulator {sandbox.economic.base_url}, moto {sandbox.aws.endpoint_url}")
+        print(
+            f"seeded {len(seeded)} scenarios; Pleo simulator {sandbox.pleo.base_url}, "
+            f"e-conomic simulator {sandbox.economic.base_url}, moto {sandbox.aws.endpoint_url}"
+        )
         report = sandbox.poller().drain(max_seconds=90)
         rows = observe(sandbox, seeded)
         print(f"\n{'scenario':<22} {'job':<10} {'company':<10} {'outcome':<13} {'reason type':<40} reason")
@@ -65,14 +75,18 @@ def main() -> int:
                 item.expected_reason_type is None or reason_type == item.expected_reason_type
             )
             mismatches += not ok
-            print(f"{item.label:<22} {(item.job_id or '-')[:8]:<10} {(item.company_id or '-')[:8]:<10} "
-                  f"{outcome:<13} {reason_type or '-':<40} {reason}{'' if ok else '   <-- UNEXPECTED'}")
+            print(
+                f"{item.label:<22} {(item.job_id or '-')[:8]:<10} {(item.company_id or '-')[:8]:<10} "
+                f"{outcome:<13} {reason_type or '-':<40} {reason}{'' if ok else '   <-- UNEXPECTED'}"
+            )
         print("\nfinal job states in the Pleo simulator:")
         for job in sandbox.pleo.jobs():
             print(f"  {job['id']}  {job['status']:<12} {job['failureReasonType'] or ''}")
-        print(f"\npoller: {report.invocations} invocations, {report.records} records "
-              f"({report.deleted} deleted, {report.failures} retried); "
-              f"{len(sandbox.pleo.events)} failed events posted; {time.monotonic() - started:.1f} s")
+        print(
+            f"\npoller: {report.invocations} invocations, {report.records} records "
+            f"({report.deleted} deleted, {report.failures} retried); "
+            f"{len(sandbox.pleo.events)} failed events posted; {time.monotonic() - started:.1f} s"
+        )
         if mismatches:
             print(f"{mismatches} scenario(s) did not end as expected", file=sys.stderr)
             return 1

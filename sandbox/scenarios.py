@@ -23,8 +23,17 @@ class Seeded:
 Seeder = Callable[[Sandbox], list[Seeded]]
 
 
-def _one(sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, number: int,
-         job: dict | None = None, message: dict | None = None, **company: object) -> list[Seeded]:
+def _one(
+    sandbox: Sandbox,
+    label: str,
+    outcome: str,
+    reason_type: str | None,
+    *,
+    number: int,
+    job: dict | None = None,
+    message: dict | None = None,
+    **company: object,
+) -> list[Seeded]:
     seeded_company = sandbox.add_economic_company(label, agreement_number=number, **company)  # type: ignore[arg-type]
     seeded_job = sandbox.add_job(seeded_company, **(job or {}))
     sandbox.enqueue_job(seeded_job, **(message or {}))
@@ -37,68 +46,127 @@ def passes(sandbox: Sandbox) -> list[Seeded]:
 
 def vendor_passes(sandbox: Sandbox) -> list[Seeded]:
     return _one(
-        sandbox, "fjord-vendor", "handed_off", None, number=100002,
+        sandbox,
+        "fjord-vendor",
+        "handed_off",
+        None,
+        number=100002,
         job={"vendor_based_bookkeeping": True},
         configuration={
             "vendorBookkeepingEnabled": True,
-            "mappings": {"journal": 1, "vendorJournal": 2, "expenseAccount": 5820, "contraAccount": 6800,
-                         "vendorPayablesAccount": 7000, "vatCodes": ["I25"]},
+            "mappings": {
+                "journal": 1,
+                "vendorJournal": 2,
+                "expenseAccount": 5820,
+                "contraAccount": 6800,
+                "vendorPayablesAccount": 7000,
+                "vatCodes": ["I25"],
+            },
         },
     )
 
 
 def revoked_grant(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "revoked-grant", "failed_early", "accounting_system_authentication_failure",
-                number=100003, grant_token="grant-that-was-revoked")
+    return _one(
+        sandbox,
+        "revoked-grant",
+        "failed_early",
+        "accounting_system_authentication_failure",
+        number=100003,
+        grant_token="grant-that-was-revoked",
+    )
 
 
 def sales_role(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "sales-role", "failed_early", "authorization_failure", number=100004,
-                agreement={"roles": ("Sales",)})
+    return _one(
+        sandbox, "sales-role", "failed_early", "authorization_failure", number=100004, agreement={"roles": ("Sales",)}
+    )
 
 
 def wrong_agreement(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "wrong-agreement", "failed_early", "invalid_configuration", number=100005,
-                configuration={"accountingCompanyRef": "999999"})
+    return _one(
+        sandbox,
+        "wrong-agreement",
+        "failed_early",
+        "invalid_configuration",
+        number=100005,
+        configuration={"accountingCompanyRef": "999999"},
+    )
 
 
 def vendor_mode_off(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "vendor-mode-off", "failed_early", "invalid_configuration", number=100006,
-                job={"vendor_based_bookkeeping": True})
+    return _one(
+        sandbox,
+        "vendor-mode-off",
+        "failed_early",
+        "invalid_configuration",
+        number=100006,
+        job={"vendor_based_bookkeeping": True},
+    )
 
 
 def incomplete_mappings(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "incomplete-mappings", "failed_early", "missing_configuration", number=100007,
-                configuration={"mappings": {"journal": 1, "vatCodes": ["I25"]}})
+    return _one(
+        sandbox,
+        "incomplete-mappings",
+        "failed_early",
+        "missing_configuration",
+        number=100007,
+        configuration={"mappings": {"journal": 1, "vatCodes": ["I25"]}},
+    )
 
 
 def not_connected(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "not-connected", "failed_early", "missing_configuration", number=100008,
-                store_accounting_secret=False)
+    return _one(
+        sandbox, "not-connected", "failed_early", "missing_configuration", number=100008, store_accounting_secret=False
+    )
 
 
 def restricted_journal(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "restricted-journal", "failed_early", "invalid_configuration", number=100009,
-                configuration={"mappings": {"journal": 2, "expenseAccount": 5820, "contraAccount": 6800}})
+    return _one(
+        sandbox,
+        "restricted-journal",
+        "failed_early",
+        "invalid_configuration",
+        number=100009,
+        configuration={"mappings": {"journal": 2, "expenseAccount": 5820, "contraAccount": 6800}},
+    )
 
 
 def barred_account(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "barred-account", "failed_early", "invalid_configuration", number=100010,
-                configuration={"mappings": {"journal": 1, "expenseAccount": 9999, "contraAccount": 6800}})
+    return _one(
+        sandbox,
+        "barred-account",
+        "failed_early",
+        "invalid_configuration",
+        number=100010,
+        configuration={"mappings": {"journal": 1, "expenseAccount": 9999, "contraAccount": 6800}},
+    )
 
 
 def unknown_vat_code(sandbox: Sandbox) -> list[Seeded]:
-    return _one(sandbox, "unknown-vat-code", "failed_early", "invalid_configuration", number=100011,
-                configuration={"mappings": {"journal": 1, "expenseAccount": 5820, "contraAccount": 6800,
-                                            "vatCodes": ["I25", "ZZ99"]}})
+    return _one(
+        sandbox,
+        "unknown-vat-code",
+        "failed_early",
+        "invalid_configuration",
+        number=100011,
+        configuration={
+            "mappings": {"journal": 1, "expenseAccount": 5820, "contraAccount": 6800, "vatCodes": ["I25", "ZZ99"]}
+        },
+    )
 
 
 def economic_down(sandbox: Sandbox) -> list[Seeded]:
     """e-conomic answers 503 on every attempt: retried, then failed on the last attempt."""
     seeded = _one(sandbox, "economic-down", "failed_early", "accounting_system_unreachable", number=100012)
-    sandbox.economic.inject("GET", "/self", status=503, times=None,
-                            when=lambda request: request.headers.get("X-AgreementGrantToken", "").startswith(
-                                "grant-economic-down-"))
+    sandbox.economic.inject(
+        "GET",
+        "/self",
+        status=503,
+        times=None,
+        when=lambda request: request.headers.get("X-AgreementGrantToken", "").startswith("grant-economic-down-"),
+    )
     return seeded
 
 
@@ -135,9 +203,23 @@ def unknown_company(sandbox: Sandbox) -> list[Seeded]:
 
 
 DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
-    passes, vendor_passes, revoked_grant, sales_role, wrong_agreement, vendor_mode_off, incomplete_mappings,
-    not_connected, restricted_journal, barred_account, unknown_vat_code, economic_down, routed_to_wrong_company,
-    already_failed, duplicate_delivery, malformed, unknown_company,
+    passes,
+    vendor_passes,
+    revoked_grant,
+    sales_role,
+    wrong_agreement,
+    vendor_mode_off,
+    incomplete_mappings,
+    not_connected,
+    restricted_journal,
+    barred_account,
+    unknown_vat_code,
+    economic_down,
+    routed_to_wrong_company,
+    already_failed,
+    duplicate_delivery,
+    malformed,
+    unknown_company,
 )
 
 

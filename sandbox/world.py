@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -103,6 +104,7 @@ class Sandbox:
                 if str(path) not in sys.path:
                     sys.path.insert(0, str(path))
             self._app = importlib.import_module("app")
+            _follow_stdout(self._app.logger)
         return self._app
 
     def reset_handler_caches(self) -> None:
@@ -114,10 +116,12 @@ class Sandbox:
     def poller(self, *, timeout_ms: int = 30_000) -> LocalPoller:
         assert self.resources is not None
         sqs = self.aws.client("sqs")
-        arn = sqs.get_queue_attributes(
-            QueueUrl=self.resources.claimed_jobs_queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
-        return LocalPoller(sqs, self.resources.claimed_jobs_queue_url, arn, self.app.lambda_handler, timeout_ms=timeout_ms)
+        arn = sqs.get_queue_attributes(QueueUrl=self.resources.claimed_jobs_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return LocalPoller(
+            sqs, self.resources.claimed_jobs_queue_url, arn, self.app.lambda_handler, timeout_ms=timeout_ms
+        )
 
     # ------------------------------------------------------------ seeding
 
@@ -205,6 +209,22 @@ class Sandbox:
     def secret_values(self) -> list[str]:
         """Every seeded credential value, to assert none of them leaked."""
         return [value for company in self.companies.values() for value in company.secrets.values()]
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is now (test capture swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _follow_stdout(logger: Any) -> None:
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = _CurrentStdout()
 
 
 def leaked(secrets: list[str], texts: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from export_preflight.errors import TransientError, UnprocessableMessage
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count, count_outcome, logger, metrics, tracer
@@ -61,7 +62,9 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         decision = decide(message=message, last_attempt=receive_count >= settings.max_receive_count)
     except UnprocessableMessage as error:
         runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
-        logger.error("message moved to the dead-letter queue", extra={"reject_kind": error.kind, "reason": error.reason})
+        logger.error(
+            "message moved to the dead-letter queue", extra={"reject_kind": error.kind, "reason": error.reason}
+        )
         if error.kind == "malformed_message":
             count("MalformedMessage")
         count_outcome("rejected", error.kind)

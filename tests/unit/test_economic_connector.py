@@ -39,7 +39,9 @@ def api():
 @pytest.fixture
 def connector():
     with new_client(BASE, timeout_seconds=2) as http:
-        credentials = EconomicCredentials(appSecretToken=SecretStr("app-s3cret"), agreementGrantToken=SecretStr("grant-s3cret"))
+        credentials = EconomicCredentials(
+            appSecretToken=SecretStr("app-s3cret"), agreementGrantToken=SecretStr("grant-s3cret")
+        )
         yield EconomicConnector(http, credentials, configuration(mappings={"journal": 1, "vendorJournal": 2}))
 
 
@@ -100,7 +102,9 @@ def test_accounts_are_looked_up_in_one_filtered_call(api, connector):
 
 
 def test_collections_follow_pagination(api, connector):
-    api.get("/vat-accounts", params={"skippages": "0"}).respond(200, json=collection([{"vatCode": "I25"}], next_page="x"))
+    api.get("/vat-accounts", params={"skippages": "0"}).respond(
+        200, json=collection([{"vatCode": "I25"}], next_page="x")
+    )
     api.get("/vat-accounts", params={"skippages": "1"}).respond(200, json=collection([{"vatCode": "U25"}]))
     found = connector.tax_codes(["I25", "U25", "X"])
     assert found["I25"].usable and found["U25"].usable and found["X"] is None

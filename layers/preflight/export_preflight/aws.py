@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .errors import AwsUnavailable, UnprocessableMessage
+from .errors import AwsUnavailable, CredentialsMissing, CredentialsUnreadable, UnprocessableMessage
 from .models import CompanyConfiguration, PleoCredentials
 from .settings import Settings
 
@@ -26,14 +26,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=5)
 _NOT_FOUND_CODES = {"ResourceNotFoundException"}
 _PLEO_CREDENTIALS: TypeAdapter[PleoCredentials] = TypeAdapter(PleoCredentials)
-
-
-class CredentialsMissing(Exception):
-    """The secret does not exist (never set up, or deleted)."""
-
-
-class CredentialsUnreadable(Exception):
-    """The secret exists but is not the JSON document we expect."""
 
 
 def _cause(error: GetParameterError) -> BaseException | None:
@@ -171,5 +163,3 @@ class Queues:
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("SQS SendMessage", error) from None
         return str(response["MessageId"])
-
-

@@ -155,7 +155,8 @@ def permissions(ctx: PreflightContext) -> CheckOutcome:
         return CheckOutcome.failed(
             "permissions",
             Reason.AUTHORIZATION_FAILURE,
-            f"The {ctx.system} connection lacks permissions the export needs: {'; '.join(missing)}.",
+            f"The {ctx.system} connection lacks permissions the export needs: {'; '.join(missing)}. "
+            f"Reconnect {ctx.system} in the integration settings with the needed access, then export again.",
         )
     return CheckOutcome.passed("permissions", granted=sorted(ctx.profile.permissions))
 

@@ -73,3 +73,11 @@ class AccountingSystemError(PreflightError):
     def __init__(self, message: str, *, reason_type: FailureReasonType) -> None:
         super().__init__(message)
         self.reason_type = reason_type
+
+
+class CredentialsMissing(PreflightError):
+    """The credentials secret does not exist (never set up, or deleted). Carries the secret id."""
+
+
+class CredentialsUnreadable(PreflightError):
+    """The credentials secret exists but is not the JSON document we expect. Carries the secret id."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# POWERTOOLS_* variables configure all three; the defaults keep a missing variable
+# from turning into a metrics flush error that would fail a whole batch.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "export-preflight")
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ExportPreflight"))
 
 
 def count_outcome(outcome: str, reason_type: str | None = None) -> None:

@@ -65,8 +65,7 @@ class PleoClient:
             raise JobNotConfirmed(f"job {job_id} disappeared after the failed event")
         if job.status != JobStatus.FAILED:
             raise JobNotConfirmed(
-                f"job {job_id} shows status {job.status!r} after the failed event "
-                f"(event answer {response.status_code})"
+                f"job {job_id} shows status {job.status!r} after the failed event (event answer {response.status_code})"
             )
         return job
 
@@ -80,7 +79,9 @@ class PleoClient:
                 if isinstance(error, httpx.TimeoutException)
                 else FailureReasonType.SERVICE_UNREACHABLE
             )
-            raise PleoUnavailable(f"Pleo {describe_transport_error(error)} while {what}", reason_type=reason_type) from None
+            raise PleoUnavailable(
+                f"Pleo {describe_transport_error(error)} while {what}", reason_type=reason_type
+            ) from None
         if is_transient_status(response.status_code):
             raise PleoUnavailable(
                 f"Pleo answered {response.status_code} while {what}",

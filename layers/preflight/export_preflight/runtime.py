@@ -42,7 +42,11 @@ def get_runtime() -> Runtime:
         },
     )
     queues = Queues(settings)
-    check_pool = ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="check") if settings.check_concurrency else None
+    check_pool = (
+        ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="check")
+        if settings.check_concurrency
+        else None
+    )
     service = PreflightService(
         configurations=CompanyConfigurations(settings),
         credentials=Credentials(settings),
@@ -68,7 +72,7 @@ def parse_message(body: str | None, *, max_bytes: int) -> ClaimedJobMessage:
         raise UnprocessableMessage(f"message body is {size} bytes, more than {max_bytes}", kind="malformed_message")
     try:
         document = json.loads(body)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise UnprocessableMessage(f"message body is not JSON ({error.msg})", kind="malformed_message") from None
     if not isinstance(document, dict):
         raise UnprocessableMessage("message body is not a JSON object", kind="malformed_message")

@@ -12,7 +12,7 @@ import httpx
 
 from .checks import CHECKS, CheckReport, Connection, PreflightContext, run_checks
 from .connectors import CONNECTORS
-from .errors import TransientError, UnprocessableMessage
+from .errors import CredentialsMissing, CredentialsUnreadable, TransientError, UnprocessableMessage
 from .models import (
     CheckOutcome,
     ClaimedJobMessage,
@@ -81,12 +81,21 @@ class PreflightService:
         pleo, job = self._read_job(config.pleo_credentials_secret_id, message.job_id)
         if job is None:
             logger.warning("export job not found in Pleo", extra={"job_id": str(message.job_id)})
-            return Decision(outcome="skipped", job_id=str(message.job_id), company_id=str(message.company_id),
-                            reason="job not found in Pleo")
+            return Decision(
+                outcome="skipped",
+                job_id=str(message.job_id),
+                company_id=str(message.company_id),
+                reason="job not found in Pleo",
+            )
         if not job.in_progress:
             logger.info("job is no longer in progress; leaving it alone", extra={"job_status": job.status})
-            return Decision(outcome="skipped", job_id=str(job.id), company_id=str(job.company_id), job_status=job.status,
-                            reason=f"job is {job.status}")
+            return Decision(
+                outcome="skipped",
+                job_id=str(job.id),
+                company_id=str(job.company_id),
+                job_status=job.status,
+                reason=f"job is {job.status}",
+            )
 
         report = self._run_checks(message, job, config)
         failures = report.failures
@@ -97,9 +106,15 @@ class PreflightService:
         if failures:
             reason_type, reason = summarize(failures)
             confirmed = pleo.fail_job(job.id, reason_type, reason)
-            return Decision(outcome="failed_early", job_id=str(job.id), company_id=str(job.company_id),
-                            reason_type=reason_type, reason=sanitize_reason(reason), job_status=confirmed.status,
-                            checks=list(report.outcomes))
+            return Decision(
+                outcome="failed_early",
+                job_id=str(job.id),
+                company_id=str(job.company_id),
+                reason_type=reason_type,
+                reason=sanitize_reason(reason),
+                job_status=confirmed.status,
+                checks=list(report.outcomes),
+            )
         self._hand_off.hand_off(
             {
                 "jobId": str(job.id),
@@ -110,8 +125,13 @@ class PreflightService:
                 "checks": {o.check: o.facts for o in report.outcomes},
             }
         )
-        return Decision(outcome="handed_off", job_id=str(job.id), company_id=str(job.company_id),
-                        job_status=job.status, checks=list(report.outcomes))
+        return Decision(
+            outcome="handed_off",
+            job_id=str(job.id),
+            company_id=str(job.company_id),
+            job_status=job.status,
+            checks=list(report.outcomes),
+        )
 
     # ------------------------------------------------------------ steps
 
@@ -127,14 +147,13 @@ class PreflightService:
         return pleo, pleo.get_job(job_id)
 
     def _pleo(self, secret_id: str, *, refresh: bool = False) -> PleoClient:
-        from .aws import CredentialsMissing, CredentialsUnreadable
-
         try:
             return PleoClient(self._http.pleo, self._credentials.pleo(secret_id, refresh=refresh))
         except (CredentialsMissing, CredentialsUnreadable) as error:
+            state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
             raise UnprocessableMessage(
-                f"the company's Pleo credentials secret is {'missing' if isinstance(error, CredentialsMissing) else 'unreadable'}"
-                ": the job cannot be read or failed; fix the secret, then redrive",
+                f"the company's Pleo credentials secret is {state}: the job cannot be read or failed; "
+                "fix the secret, then redrive",
                 kind="pleo_credentials_unusable",
             ) from None
 
@@ -150,8 +169,6 @@ class PreflightService:
         return report
 
     def _connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
-        from .aws import CredentialsMissing, CredentialsUnreadable
-
         system = config.accounting_system
         spec = CONNECTORS.get(system or "")
         if not system or not config.accounting_company_ref or not config.accounting_credentials_secret_id:
@@ -164,36 +181,54 @@ class PreflightService:
                 )
                 if not value
             ]
-            return Connection(None, CheckOutcome.failed(
-                "connection_settings", Reason.MISSING_CONFIGURATION,
-                f"No accounting system is connected for this company: {', '.join(missing)} not set. "
-                "Connect the accounting system in the integration settings, then export again.",
-            ))
+            return Connection(
+                None,
+                CheckOutcome.failed(
+                    "connection_settings",
+                    Reason.MISSING_CONFIGURATION,
+                    f"No accounting system is connected for this company: {', '.join(missing)} not set. "
+                    "Connect the accounting system in the integration settings, then export again.",
+                ),
+            )
         if spec is None:
-            return Connection(None, CheckOutcome.failed(
-                "connection_settings", Reason.INVALID_CONFIGURATION,
-                f"The integration does not support the accounting system {system!r} configured for this "
-                f"company (supported: {', '.join(sorted(CONNECTORS))}). Correct the accounting system in "
-                "the integration settings, then export again.",
-            ))
+            return Connection(
+                None,
+                CheckOutcome.failed(
+                    "connection_settings",
+                    Reason.INVALID_CONFIGURATION,
+                    f"The integration does not support the accounting system {system!r} configured for this "
+                    f"company (supported: {', '.join(sorted(CONNECTORS))}). Correct the accounting system in "
+                    "the integration settings, then export again.",
+                ),
+            )
         try:
             credentials = self._credentials.load(
                 config.accounting_credentials_secret_id, spec.credentials_model, refresh=refresh
             )
         except CredentialsMissing:
-            return Connection(None, CheckOutcome.failed(
-                "connection_settings", Reason.MISSING_CONFIGURATION,
-                f"The {spec.display_name} credentials for this company are not set up. Connect "
-                f"{spec.display_name} in the integration settings, then export again.",
-            ))
+            return Connection(
+                None,
+                CheckOutcome.failed(
+                    "connection_settings",
+                    Reason.MISSING_CONFIGURATION,
+                    f"The {spec.display_name} credentials for this company are not set up. Connect "
+                    f"{spec.display_name} in the integration settings, then export again.",
+                ),
+            )
         except CredentialsUnreadable:
-            logger.error("accounting credentials secret is unreadable",
-                         extra={"secret_id": config.accounting_credentials_secret_id})
-            return Connection(None, CheckOutcome.failed(
-                "connection_settings", Reason.INVALID_CONFIGURATION,
-                f"The stored {spec.display_name} credentials for this company are unreadable. Reconnect "
-                f"{spec.display_name} in the integration settings, then export again.",
-            ))
+            logger.error(
+                "accounting credentials secret is unreadable",
+                extra={"secret_id": config.accounting_credentials_secret_id},
+            )
+            return Connection(
+                None,
+                CheckOutcome.failed(
+                    "connection_settings",
+                    Reason.INVALID_CONFIGURATION,
+                    f"The stored {spec.display_name} credentials for this company are unreadable. Reconnect "
+                    f"{spec.display_name} in the integration settings, then export again.",
+                ),
+            )
         return Connection(spec.create(self._http.accounting[spec.system_id], credentials, config))
 
 

@@ -1,0 +1,61 @@
+"""One sandbox (moto + simulators on loopback) per test session, reset for each test."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from sandbox.world import Sandbox, leaked
+from tests.contract.openapi import validate_pleo_request
+
+
+@pytest.fixture(scope="session")
+def session_sandbox():
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with Sandbox(visibility_timeout=1) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(session_sandbox, capsys):
+    session_sandbox.reset()
+    yield session_sandbox
+    # Whatever the test did: no request we sent to Pleo breaks the contract,
+    # and no seeded credential appears in a log line or a request body.
+    for request in session_sandbox.pleo.requests:
+        validate_pleo_request(as_httpx(request))
+    out, err = capsys.readouterr()
+    bodies = [
+        r.body.decode(errors="replace") for s in (session_sandbox.pleo, session_sandbox.economic) for r in s.requests
+    ]
+    assert leaked(session_sandbox.secret_values(), [out, err, *bodies]) == []
+
+
+def as_httpx(request) -> httpx.Request:
+    return httpx.Request(
+        request.method,
+        f"https://external.pleo.io{request.path}",
+        params=[(k, v) for k, values in request.query.items() for v in values],
+        headers=list(request.headers.raw_items()),
+        content=request.body or None,
+    )
+
+
+def ready_jobs(sandbox) -> list[dict]:
+    return [json.loads(m["body"]) for m in sandbox.queue_bodies(sandbox.resources.ready_jobs_queue_url)]
+
+
+def dead_letters(sandbox) -> list[dict]:
+    return sandbox.queue_bodies(sandbox.resources.claimed_jobs_dlq_url)
+
+
+def emf_metrics(text: str) -> list[dict]:
+    """The EMF documents printed by Powertools Metrics."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            found.append(json.loads(line))
+    return found
