@@ -34,6 +34,7 @@ class Resources:
             "CREDENTIAL_LOCK_TABLE": self.credential_lock_table,
             "READY_JOBS_QUEUE_URL": self.ready_jobs_queue_url,
             "CLAIMED_JOBS_DLQ_URL": self.claimed_jobs_dlq_url,
+            "CLAIMED_JOBS_QUEUE_URL": self.claimed_jobs_queue_url,
             "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
 

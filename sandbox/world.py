@@ -81,6 +81,9 @@ class Sandbox:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
             "HTTP_TIMEOUT_SECONDS": "2",
+            # retries come back at once locally (the real default backs off 15 s, 30 s, ...)
+            "RETRY_BACKOFF_BASE_SECONDS": "0",
+            "RETRY_BACKOFF_MAX_SECONDS": "0",
             **self._settings,
         }
 

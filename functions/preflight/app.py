@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,6 +20,7 @@ from export_preflight.errors import TransientError, UnprocessableMessage
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count, count_outcome, logger, metrics, tracer
 from export_preflight.runtime import get_runtime, parse_message
+from export_preflight.service import Attempt
 from export_preflight.settings import get_settings
 
 settings = get_settings()
@@ -42,9 +44,9 @@ class DeadlineReached(TransientError):
     persistence_store=persistence,
     output_serializer=PydanticSerializer(model=Decision),
 )
-def decide(*, message: ClaimedJobMessage, last_attempt: bool) -> Decision:
+def decide(*, message: ClaimedJobMessage, attempt: Attempt) -> Decision:
     """One decision per job id, whatever the number of deliveries."""
-    return get_runtime().service.decide(message, last_attempt=last_attempt)
+    return get_runtime().service.decide(message, attempt=attempt)
 
 
 def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
@@ -56,10 +58,15 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
     if remaining_ms < settings.deadline_margin_ms:
         raise DeadlineReached(f"only {remaining_ms} ms left; leaving the record for redelivery")
     receive_count = int(record.attributes.approximate_receive_count or 1)
+    attempt = Attempt(
+        receive_count=receive_count,
+        max_receive_count=settings.max_receive_count,
+        next_retry_in_seconds=settings.retry_delay(receive_count),
+    )
     try:
         message = parse_message(record.body, max_bytes=settings.max_message_bytes)
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
-        decision = decide(message=message, last_attempt=receive_count >= settings.max_receive_count)
+        decision = decide(message=message, attempt=attempt)
     except UnprocessableMessage as error:
         runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
         logger.error(
@@ -70,10 +77,17 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         count_outcome("rejected", error.kind)
         return "rejected"
     except TransientError as error:
+        delay = settings.retry_delay(receive_count, error.retry_after)
         logger.warning(
             "transient trouble; the message will be retried",
-            extra={"error": str(error), "receive_count": receive_count, "retry_after": error.retry_after},
+            extra={"error": str(error), "receive_count": receive_count, "retry_in_seconds": delay},
         )
+        runtime.queues.delay_redelivery(record.receipt_handle, delay)
+        count("TransientRetry")
+        raise
+    except IdempotencyAlreadyInProgressError:
+        logger.info("the same job is being decided by another delivery; retrying later")
+        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(1))
         raise
     logger.info(
         "preflight decided",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import AwsUnavailable, CredentialsMissing, CredentialsUnreadable, UnprocessableMessage
 from .models import CompanyConfiguration, PleoCredentials
+from .observability import logger
 from .settings import Settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -152,6 +153,16 @@ class Queues:
     def dead_letter(self, body: str, *, kind: str, reason: str) -> str:
         """Move an unprocessable message to the DLQ, with why, without burning retries."""
         return self._send(self._settings.claimed_jobs_dlq_url, body, {"rejectKind": kind, "rejectReason": reason[:256]})
+
+    def delay_redelivery(self, receipt_handle: str, seconds: int) -> None:
+        """Back off: the claimed-jobs message becomes visible again in ``seconds``."""
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._settings.claimed_jobs_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError) as error:
+            # The queue's own visibility timeout still brings the message back: log, go on.
+            logger.warning("could not change the message visibility", extra={"error": str(_unavailable("SQS", error))})
 
     def _send(self, queue_url: str, body: str, attributes: dict[str, str]) -> str:
         try:

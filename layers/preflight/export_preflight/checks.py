@@ -18,6 +18,7 @@ from .connectors import AccountingConnector, ConnectionProfile
 from .errors import AccountingSystemError, TransientError
 from .models import Capability, CheckOutcome, ClaimedJobMessage, CompanyConfiguration, ExportJob
 from .models import FailureReasonType as Reason
+from .observability import logger
 
 
 @dataclass
@@ -323,3 +324,15 @@ def _run_one(check: PreflightCheck, ctx: PreflightContext) -> CheckOutcome:
         return check.run(ctx)
     except AccountingSystemError as error:
         return CheckOutcome.failed(check.name, error.reason_type, str(error))
+    except TransientError:
+        raise
+    except Exception as error:  # an answer we did not expect (e.g. not JSON): retry, then give up
+        logger.exception("check raised unexpectedly", extra={"check": check.name})
+        raise UnexpectedCheckError(
+            f"the {check.name.replace('_', ' ')} check met an unexpected answer ({type(error).__name__})"
+        ) from None
+
+
+class UnexpectedCheckError(TransientError):
+    """A check raised something we did not plan for. Retried like transient trouble; on the
+    last attempt the job fails with ``service_unreachable`` (our side could not finish)."""

@@ -42,6 +42,24 @@ class HandOff(Protocol):
     def hand_off(self, payload: dict[str, object]) -> str: ...
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Where this delivery stands in the retry budget."""
+
+    receive_count: int = 1
+    max_receive_count: int = 5
+    next_retry_in_seconds: int = 0
+
+    @property
+    def is_last_delivery(self) -> bool:
+        return self.receive_count >= self.max_receive_count
+
+    def is_last_for(self, job: ExportJob) -> bool:
+        """Last chance: no delivery left, or the job would expire before the next one."""
+        expires_first = job.expires_in is not None and job.expires_in <= self.next_retry_in_seconds
+        return self.is_last_delivery or expires_first
+
+
 @dataclass
 class HttpClients:
     """One pooled client per remote system, shared by all jobs of a container."""
@@ -68,9 +86,10 @@ class PreflightService:
         self._http = http
         self._executor = executor
 
-    def decide(self, message: ClaimedJobMessage, *, last_attempt: bool) -> Decision:
-        """Run preflight for one message. On ``last_attempt``, transient accounting-system
-        trouble fails the job (with the most precise reason) instead of retrying."""
+    def decide(self, message: ClaimedJobMessage, *, attempt: Attempt) -> Decision:
+        """Run preflight for one message. On the last attempt (see ``Attempt.is_last_for``),
+        transient accounting-system trouble fails the job with the most precise reason
+        instead of leaving it ``in_progress`` until it expires."""
         config = self._configurations.get(message.company_id)
         if config is None or not config.pleo_credentials_secret_id:
             raise UnprocessableMessage(
@@ -100,7 +119,7 @@ class PreflightService:
         report = self._run_checks(message, job, config)
         failures = report.failures
         if not failures and report.errors:
-            if not last_attempt:
+            if not attempt.is_last_for(job):
                 raise report.errors[0]
             failures = [_give_up(report.errors[0])]
         if failures:

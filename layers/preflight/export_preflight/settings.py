@@ -24,12 +24,15 @@ class Settings(BaseSettings):
     idempotency_table: str = "export-preflight-idempotency"
     ready_jobs_queue_url: str = ""
     claimed_jobs_dlq_url: str = ""
+    claimed_jobs_queue_url: str = ""
 
     http_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
     config_cache_seconds: int = Field(default=300, ge=0)
     secrets_cache_seconds: int = Field(default=300, ge=0)
     idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
     max_receive_count: int = Field(default=5, ge=1)
+    retry_backoff_base_seconds: int = Field(default=15, ge=0)
+    retry_backoff_max_seconds: int = Field(default=600, ge=0, le=43_200)
     max_message_bytes: int = Field(default=16_384, gt=0)
     check_concurrency: bool = True
     max_parallel_records: int = Field(default=10, ge=1, le=10)
@@ -41,6 +44,13 @@ class Settings(BaseSettings):
         if url.query or url.fragment:
             raise ValueError("base URLs must not carry a query string or fragment")
         return url
+
+    def retry_delay(self, receive_count: int, retry_after: float | None = None) -> int:
+        """Seconds until the next delivery: the remote side's ``Retry-After`` when it gave one,
+        else exponential backoff on the receive count; capped (SQS allows at most 12 h)."""
+        exponential = self.retry_backoff_base_seconds * 2 ** max(0, receive_count - 1)
+        wanted = retry_after if retry_after is not None else exponential
+        return int(min(self.retry_backoff_max_seconds, max(0.0, wanted)))
 
     def base_url(self, url: HttpUrl) -> str:
         """A base URL without its trailing slash."""
