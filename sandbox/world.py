@@ -87,8 +87,13 @@ class Sandbox:
             **self._settings,
         }
 
-    def reset(self) -> None:
-        """Fresh AWS resources, simulator state and handler caches (between tests)."""
+    def reset(self, settings: dict[str, str] | None = None) -> None:
+        """Fresh AWS resources, simulator state and handler caches (between tests);
+        ``settings`` replaces the extra function settings given at construction."""
+        if settings is not None:
+            for name in self._settings:
+                os.environ.pop(name, None)
+            self._settings = settings
         self.aws.reset()
         self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
         for server in (self.pleo, self.economic):

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import httpx
 import pytest
 
-from sandbox.world import Sandbox, leaked
+from sandbox.world import leaked
 from tests.contract.openapi import validate_pleo_request
-
-
-@pytest.fixture(scope="session")
-def session_sandbox():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with Sandbox(visibility_timeout=1) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
 def sandbox(session_sandbox, capsys):
-    session_sandbox.reset()
+    session_sandbox.reset(settings={})
     yield session_sandbox
     # Whatever the test did: no request we sent to Pleo breaks the contract,
     # and no seeded credential appears in a log line or a request body.
