@@ -109,7 +109,8 @@ def test_a_job_that_is_no_longer_in_progress_is_left_alone(sandbox):
     scenarios.already_failed(sandbox)
     sandbox.poller().drain()
     assert sandbox.pleo.events == [] and ready_jobs(sandbox) == []
-    assert [r.path for r in sandbox.economic.requests] == []
+    # at most the read-only authentication probe started while the job was being read
+    assert {r.path for r in sandbox.economic.requests} <= {"/self"}
 
 
 def test_malformed_messages_go_straight_to_the_dlq_with_the_reason(sandbox, capsys):

@@ -23,10 +23,21 @@ from .observability import logger
 
 @dataclass
 class Connection:
-    """The accounting-system connection set up for this job, or why there is none."""
+    """The accounting-system connection set up for this job, or why there is none.
+
+    ``prefetched`` is an authentication already under way (started while the job was
+    being read from Pleo, to take one round trip off the critical path).
+    """
 
     connector: AccountingConnector | None
     problem: CheckOutcome | None = None
+    prefetched: Future[ConnectionProfile] | None = None
+
+    def authenticate(self) -> ConnectionProfile:
+        assert self.connector is not None
+        if self.prefetched is not None:
+            return self.prefetched.result()
+        return self.connector.authenticate()
 
 
 @dataclass
@@ -125,7 +136,7 @@ def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
 
 
 def authentication(ctx: PreflightContext) -> CheckOutcome:
-    ctx.profile = ctx.connector.authenticate()
+    ctx.profile = ctx.connection.authenticate()
     return CheckOutcome.passed(
         "authentication", companyRef=ctx.profile.company_ref, companyName=ctx.profile.company_name
     )

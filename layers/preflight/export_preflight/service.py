@@ -97,6 +97,10 @@ class PreflightService:
                 "cannot be read or failed; add the company configuration item, then redrive",
                 kind="unknown_company",
             )
+        connection = self._connect(config)
+        if connection.connector is not None and self._executor is not None:
+            # Read-only and needed by every in-progress job: start it while Pleo answers.
+            connection.prefetched = self._executor.submit(connection.connector.authenticate)
         pleo, job = self._read_job(config.pleo_credentials_secret_id, message.job_id)
         if job is None:
             logger.warning("export job not found in Pleo", extra={"job_id": str(message.job_id)})
@@ -116,7 +120,7 @@ class PreflightService:
                 reason=f"job is {job.status}",
             )
 
-        report = self._run_checks(message, job, config)
+        report = self._run_checks(message, job, config, connection)
         failures = report.failures
         if not failures and report.errors:
             if not attempt.is_last_for(job):
@@ -176,8 +180,10 @@ class PreflightService:
                 kind="pleo_credentials_unusable",
             ) from None
 
-    def _run_checks(self, message: ClaimedJobMessage, job: ExportJob, config: CompanyConfiguration) -> CheckReport:
-        ctx = PreflightContext(message=message, job=job, config=config, connection=self._connect(config))
+    def _run_checks(
+        self, message: ClaimedJobMessage, job: ExportJob, config: CompanyConfiguration, connection: Connection
+    ) -> CheckReport:
+        ctx = PreflightContext(message=message, job=job, config=config, connection=connection)
         report = run_checks(ctx, CHECKS, self._executor)
         if _credentials_rejected(report):
             # The cached secret may be stale (rotated since): re-read it once and re-run.
