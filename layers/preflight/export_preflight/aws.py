@@ -5,19 +5,22 @@ providers, which cache them for a TTL. boto3 clients are made on first use."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import DynamoDBProvider, SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, SetSecretError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import AwsUnavailable, CredentialsMissing, CredentialsUnreadable, UnprocessableMessage
 from .models import CompanyConfiguration, PleoCredentials
+from .oauth import TokenSet
 from .observability import logger
 from .settings import Settings
 
@@ -123,6 +126,22 @@ class Credentials:
         except ValidationError:
             raise CredentialsUnreadable(secret_id) from None
 
+    # TokenStore (see oauth.py) ---------------------------------------------
+
+    def read(self, secret_id: str, *, fresh: bool) -> TokenSet:
+        return self.load(secret_id, TokenSet, refresh=fresh)
+
+    def write(self, secret_id: str, tokens: TokenSet) -> None:
+        """Persist a rotated token pair (PutSecretValue) and cache it as the current value."""
+        value = tokens.to_secret()
+        try:
+            self._provider.set(secret_id, value, client_request_token=str(uuid.uuid4()))
+        except SetSecretError as error:
+            raise _unavailable("Secrets Manager PutSecretValue", error.__cause__ or error.__context__) from None
+        self._provider.add_to_cache(
+            self._provider._build_cache_key(name=secret_id), value, self._settings.secrets_cache_seconds
+        )
+
     def _raw(self, secret_id: str, *, refresh: bool) -> str:
         try:
             value = self._provider.get(secret_id, max_age=self._settings.secrets_cache_seconds, force_fetch=refresh)
@@ -134,6 +153,47 @@ class Credentials:
         if not isinstance(value, str):
             raise CredentialsUnreadable(secret_id)
         return value
+
+
+class DynamoDBLease:
+    """``Lease`` on the credential-lock table: a conditional write that succeeds for one
+    owner at a time; a lease left behind by a crashed container lapses after its TTL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    def acquire(self, name: str, owner: str, seconds: int) -> bool:
+        now = int(time.time())
+        try:
+            self._dynamodb.put_item(
+                TableName=self._settings.credential_lock_table,
+                Item={"lockId": {"S": name}, "owner": {"S": owner}, "expiresAt": {"N": str(now + seconds)}},
+                ConditionExpression="attribute_not_exists(lockId) OR expiresAt < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable("DynamoDB PutItem on the credential lock table", error) from None
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB PutItem on the credential lock table", error) from None
+        return True
+
+    def release(self, name: str, owner: str) -> None:
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._settings.credential_lock_table,
+                Key={"lockId": {"S": name}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("could not release a credential lease; it lapses by itself", extra={"error": str(error)})
 
 
 class Queues:

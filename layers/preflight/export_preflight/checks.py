@@ -14,7 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 
-from .connectors import AccountingConnector, ConnectionProfile
+from .connectors import CONNECTORS, AccountingConnector, ConnectionProfile
+from .connectors.base import JOURNAL_MAPPINGS
 from .errors import AccountingSystemError, TransientError
 from .models import Capability, CheckOutcome, ClaimedJobMessage, CompanyConfiguration, ExportJob
 from .models import FailureReasonType as Reason
@@ -111,16 +112,11 @@ def bookkeeping_mode(ctx: PreflightContext) -> CheckOutcome:
     return CheckOutcome.passed("bookkeeping_mode", mode=mode)
 
 
-_REQUIRED_MAPPINGS = {
-    "journal": "journal",
-    "expense_account": "default expense account (expenseAccount)",
-    "contra_account": "contra account for card spend (contraAccount)",
-}
-
-
 def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
     mappings = ctx.config.mappings
-    missing = [label for attr, label in _REQUIRED_MAPPINGS.items() if not getattr(mappings, attr)]
+    spec = CONNECTORS.get(ctx.config.accounting_system or "")
+    required = spec.required_mappings if spec else JOURNAL_MAPPINGS
+    missing = [label for attr, label in required if not getattr(mappings, attr)]
     vendor_mode = ctx.job.vendor_based_bookkeeping and ctx.config.vendor_bookkeeping_enabled
     if vendor_mode and not mappings.vendor_payables_account:
         missing.append("vendor payables account (vendorPayablesAccount)")
@@ -148,6 +144,15 @@ def company_context(ctx: PreflightContext) -> CheckOutcome:
     reached = ctx.profile.company_ref
     if reached is None:
         return CheckOutcome.passed("company_context", verified=False, configured=configured)
+    if reached != configured and len(ctx.profile.reachable) > 1:
+        names = ", ".join(f"{name} ({ref})" for ref, name in sorted(ctx.profile.reachable.items()))
+        return CheckOutcome.failed(
+            "company_context",
+            Reason.INVALID_CONFIGURATION,
+            f"The {ctx.system} connection does not include the company configured for this Pleo company "
+            f"({configured}); it reaches {names}. Reconnect {ctx.system} and select that company, or correct "
+            "the company in the integration settings, then export again.",
+        )
     if reached != configured:
         name = f" ({ctx.profile.company_name})" if ctx.profile.company_name else ""
         return CheckOutcome.failed(

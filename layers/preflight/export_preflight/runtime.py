@@ -10,12 +10,13 @@ from functools import cache
 
 from pydantic import ValidationError
 
-from .aws import CompanyConfigurations, Credentials, Queues
-from .connectors import CONNECTORS
+from .aws import CompanyConfigurations, Credentials, DynamoDBLease, Queues
+from .connectors import CONNECTORS, ConnectorEnvironment
 from .errors import UnprocessableMessage
 from .http import new_client
 from .models import ClaimedJobMessage
-from .service import HttpClients, PreflightService
+from .oauth import OAuthTokens
+from .service import PreflightService
 from .settings import Settings, get_settings
 
 CHECK_WORKERS = 16
@@ -34,12 +35,16 @@ def get_runtime() -> Runtime:
     """The process-wide runtime (settings are read here, once)."""
     settings = get_settings()
     timeout = settings.http_timeout_seconds
-    http = HttpClients(
-        pleo=new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
-        accounting={
-            system_id: new_client(spec.base_url(settings), timeout_seconds=timeout)
-            for system_id, spec in CONNECTORS.items()
+    credentials = Credentials(settings)
+    connectors = ConnectorEnvironment(
+        settings=settings,
+        http={
+            name: new_client(url, timeout_seconds=timeout)
+            for spec in CONNECTORS.values()
+            for name, url in spec.base_urls(settings).items()
         },
+        credentials=credentials,
+        tokens=OAuthTokens(credentials, DynamoDBLease(settings)),
     )
     queues = Queues(settings)
     check_pool = (
@@ -49,9 +54,10 @@ def get_runtime() -> Runtime:
     )
     service = PreflightService(
         configurations=CompanyConfigurations(settings),
-        credentials=Credentials(settings),
+        credentials=credentials,
         hand_off=queues,
-        http=http,
+        pleo_http=new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
+        connectors=connectors,
         executor=check_pool,
     )
     record_workers = settings.max_parallel_records if settings.check_concurrency else 1

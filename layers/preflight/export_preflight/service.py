@@ -11,7 +11,7 @@ from uuid import UUID
 import httpx
 
 from .checks import CHECKS, CheckReport, Connection, PreflightContext, run_checks
-from .connectors import CONNECTORS
+from .connectors import CONNECTORS, ConnectorEnvironment
 from .errors import CredentialsMissing, CredentialsUnreadable, TransientError, UnprocessableMessage
 from .models import (
     CheckOutcome,
@@ -60,12 +60,6 @@ class Attempt:
         return self.is_last_delivery or expires_first
 
 
-@dataclass
-class HttpClients:
-    """One pooled client per remote system, shared by all jobs of a container."""
-
-    pleo: httpx.Client
-    accounting: dict[str, httpx.Client]
 
 
 class PreflightService:
@@ -77,13 +71,15 @@ class PreflightService:
         configurations: ConfigurationSource,
         credentials: CredentialSource,
         hand_off: HandOff,
-        http: HttpClients,
+        pleo_http: httpx.Client,
+        connectors: ConnectorEnvironment,
         executor: Executor | None,
     ) -> None:
         self._configurations = configurations
         self._credentials = credentials
         self._hand_off = hand_off
-        self._http = http
+        self._pleo_http = pleo_http
+        self._connectors = connectors
         self._executor = executor
 
     def decide(self, message: ClaimedJobMessage, *, attempt: Attempt) -> Decision:
@@ -171,7 +167,7 @@ class PreflightService:
 
     def _pleo(self, secret_id: str, *, refresh: bool = False) -> PleoClient:
         try:
-            return PleoClient(self._http.pleo, self._credentials.pleo(secret_id, refresh=refresh))
+            return PleoClient(self._pleo_http, self._credentials.pleo(secret_id, refresh=refresh))
         except (CredentialsMissing, CredentialsUnreadable) as error:
             state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
             raise UnprocessableMessage(
@@ -227,9 +223,7 @@ class PreflightService:
                 ),
             )
         try:
-            credentials = self._credentials.load(
-                config.accounting_credentials_secret_id, spec.credentials_model, refresh=refresh
-            )
+            connector = spec.create(self._connectors, config, refresh)
         except CredentialsMissing:
             return Connection(
                 None,
@@ -254,7 +248,7 @@ class PreflightService:
                     f"{spec.display_name} in the integration settings, then export again.",
                 ),
             )
-        return Connection(spec.create(self._http.accounting[spec.system_id], credentials, config))
+        return Connection(connector)
 
 
 def _credentials_rejected(report: CheckReport) -> bool:

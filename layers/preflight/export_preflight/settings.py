@@ -19,9 +19,13 @@ class Settings(BaseSettings):
 
     pleo_api_base_url: HttpUrl = HttpUrl("https://external.pleo.io")
     economic_api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
+    xero_api_base_url: HttpUrl = HttpUrl("https://api.xero.com")
+    xero_identity_base_url: HttpUrl = HttpUrl("https://identity.xero.com")
+    xero_client_credentials_secret_id: str = "export-preflight/xero/client"  # noqa: S105 - a secret id
 
     company_config_table: str = "export-preflight-company-config"
     idempotency_table: str = "export-preflight-idempotency"
+    credential_lock_table: str = "export-preflight-credential-locks"
     ready_jobs_queue_url: str = ""
     claimed_jobs_dlq_url: str = ""
     claimed_jobs_queue_url: str = ""
@@ -38,7 +42,7 @@ class Settings(BaseSettings):
     max_parallel_records: int = Field(default=10, ge=1, le=10)
     deadline_margin_ms: int = Field(default=5_000, ge=0)
 
-    @field_validator("pleo_api_base_url", "economic_api_base_url")
+    @field_validator("pleo_api_base_url", "economic_api_base_url", "xero_api_base_url", "xero_identity_base_url")
     @classmethod
     def _no_query(cls, url: HttpUrl) -> HttpUrl:
         if url.query or url.fragment:

@@ -5,9 +5,24 @@ Adding a system is one module with a ``SPEC`` plus one line here.
 
 from __future__ import annotations
 
-from .base import AccountingConnector, ConnectionProfile, ConnectorSpec, LedgerEntry, Support
+from .base import (
+    AccountingConnector,
+    ConnectionProfile,
+    ConnectorEnvironment,
+    ConnectorSpec,
+    LedgerEntry,
+    Support,
+)
 from .economic import SPEC as ECONOMIC
 
 CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC,)}
 
-__all__ = ["CONNECTORS", "AccountingConnector", "ConnectionProfile", "ConnectorSpec", "LedgerEntry", "Support"]
+__all__ = [
+    "CONNECTORS",
+    "AccountingConnector",
+    "ConnectionProfile",
+    "ConnectorEnvironment",
+    "ConnectorSpec",
+    "LedgerEntry",
+    "Support",
+]

@@ -3,9 +3,9 @@ accounting system, read-only. One module per system implements it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -13,16 +13,25 @@ from pydantic import BaseModel
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import describe_transport_error, retry_after_seconds
 from ..models import Capability, CompanyConfiguration, FailureReasonType
+from ..oauth import OAuthTokens
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class ConnectionProfile:
-    """What authenticating told us: which company our credentials reach, and with what rights."""
+    """What authenticating told us: which company our credentials reach, and with what rights.
+
+    ``company_ref`` is the configured company when the credentials reach it, else the one
+    they do reach (or None when the system does not tell); ``reachable`` lists every
+    company the credentials reach, by reference, with its name.
+    """
 
     company_ref: str | None
     company_name: str | None
     permissions: frozenset[str]
     facts: dict[str, Any] = field(default_factory=dict)
+    reachable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,15 +80,41 @@ class AccountingConnector(Protocol):
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]: ...
 
 
+class CredentialLoader(Protocol):
+    def load(self, secret_id: str, model: type[ModelT], *, refresh: bool = False) -> ModelT: ...
+
+
+@dataclass(frozen=True)
+class ConnectorEnvironment:
+    """What connectors are built from: settings, pooled HTTP clients by name, the
+    credentials store and the OAuth token manager (container-wide, shared)."""
+
+    settings: Any
+    http: Mapping[str, httpx.Client]
+    credentials: CredentialLoader
+    tokens: OAuthTokens | None = None
+
+
+JOURNAL_MAPPINGS: tuple[tuple[str, str], ...] = (
+    ("journal", "journal"),
+    ("expense_account", "default expense account (expenseAccount)"),
+    ("contra_account", "contra account for card spend (contraAccount)"),
+)
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
-    """How to build a connector: its id in configuration, credentials model and factory."""
+    """How to build a connector: its id in configuration, its HTTP clients and factory.
+
+    ``base_urls`` maps client names to base URLs read from settings; ``create`` raises
+    ``CredentialsMissing`` / ``CredentialsUnreadable`` when the secret is unusable.
+    """
 
     system_id: str
     display_name: str
-    credentials_model: type[BaseModel]
-    base_url: Callable[[Any], str]
-    create: Callable[[httpx.Client, Any, CompanyConfiguration], AccountingConnector]
+    base_urls: Callable[[Any], dict[str, str]]
+    create: Callable[[ConnectorEnvironment, CompanyConfiguration, bool], AccountingConnector]
+    required_mappings: tuple[tuple[str, str], ...] = JOURNAL_MAPPINGS
 
 
 def request_or_raise(

@@ -15,7 +15,15 @@ import httpx
 
 from ..errors import AccountingSystemError
 from ..models import Capability, CompanyConfiguration, EconomicCredentials, FailureReasonType
-from .base import ConnectionProfile, ConnectorSpec, LedgerEntry, Support, request_or_raise, unexpected_answer
+from .base import (
+    ConnectionProfile,
+    ConnectorEnvironment,
+    ConnectorSpec,
+    LedgerEntry,
+    Support,
+    request_or_raise,
+    unexpected_answer,
+)
 
 NAME = "e-conomic"
 POSTING_ROLES = frozenset({"SuperUser", "Bookkeeping"})
@@ -191,10 +199,15 @@ def _account_entry(item: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(ref=number, name=item.get("name"), usable=not problem, problem=problem)
 
 
+def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> EconomicConnector:
+    assert config.accounting_credentials_secret_id is not None
+    credentials = env.credentials.load(config.accounting_credentials_secret_id, EconomicCredentials, refresh=refresh)
+    return EconomicConnector(env.http["economic"], credentials, config)
+
+
 SPEC = ConnectorSpec(
     system_id="economic",
     display_name=NAME,
-    credentials_model=EconomicCredentials,
-    base_url=lambda settings: settings.base_url(settings.economic_api_base_url),
-    create=EconomicConnector,
+    base_urls=lambda settings: {"economic": settings.base_url(settings.economic_api_base_url)},
+    create=_create,
 )
