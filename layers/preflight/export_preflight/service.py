@@ -60,8 +60,6 @@ class Attempt:
         return self.is_last_delivery or expires_first
 
 
-
-
 class PreflightService:
     """Decides one claimed job. Transient trouble raises ``TransientError`` (retry)."""
 

@@ -14,8 +14,9 @@ from .base import (
     Support,
 )
 from .economic import SPEC as ECONOMIC
+from .xero import SPEC as XERO
 
-CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC,)}
+CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC, XERO)}
 
 __all__ = [
     "CONNECTORS",

@@ -118,9 +118,19 @@ class ConnectorSpec:
 
 
 def request_or_raise(
-    http: httpx.Client, method: str, path: str, *, system: str, what: str, **kwargs: Any
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    system: str,
+    what: str,
+    inspect: Callable[[httpx.Response], None] | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; turn transport trouble, 429 and 5xx into ``AccountingSystemUnavailable``."""
+    """Send one request; turn transport trouble, 429 and 5xx into ``AccountingSystemUnavailable``.
+
+    ``inspect`` sees the response first and may raise a system-specific permanent error.
+    """
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as error:
@@ -132,6 +142,8 @@ def request_or_raise(
         raise AccountingSystemUnavailable(
             f"{system} {describe_transport_error(error)} while {what}", reason_type=reason_type
         ) from None
+    if inspect is not None:
+        inspect(response)
     if response.status_code == 429:
         raise AccountingSystemUnavailable(
             f"{system} is rate limiting us (429) while {what}",
