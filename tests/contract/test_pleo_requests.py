@@ -148,3 +148,43 @@ def test_rejected_pleo_credentials_are_unprocessable_without_leaking_the_key(ple
         pleo.get_job(JOB_ID)
     assert raised.value.kind == "pleo_credentials_rejected"
     assert "key-123" not in str(raised.value)
+
+
+def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api):
+    import time
+
+    from export_preflight.models import ClientCredentials, TokenSet
+    from export_preflight.oauth import OAuthTokens, TokenEndpoint
+    from export_preflight.pleo import PleoAuthorization
+    from tests.unit.test_oauth import MemoryLease, MemoryStore
+
+    store = MemoryStore(
+        TokenSet(accessToken=SecretStr("old"), refreshToken=SecretStr("r0"), expiresAt=time.time() + 900)
+    )
+    job = api.get(f"/v3/export-jobs/{JOB_ID}")
+    job.side_effect = [
+        httpx.Response(401, json={"type": "UNAUTHORIZED"}),
+        httpx.Response(200, json=job_body("in_progress")),
+    ]
+    with (
+        respx.mock(base_url="https://auth.pleo.io", assert_all_called=False) as auth,
+        new_client(BASE, timeout_seconds=2) as http,
+    ):
+        token = auth.post("/oauth/token").respond(
+            200, json={"access_token": "new", "refresh_token": "r1", "expires_in": 3600, "token_type": "bearer"}
+        )
+        with httpx.Client(base_url="https://auth.pleo.io") as auth_http:
+            endpoint = TokenEndpoint(
+                auth_http, "/oauth/token", lambda: ClientCredentials(clientId="c", clientSecret=SecretStr("s")), "Pleo"
+            )
+            authorization = PleoAuthorization(
+                store.tokens,
+                secret_id="export-preflight/pleo/acme",
+                oauth=(OAuthTokens(store, MemoryLease()), endpoint),
+            )
+            assert PleoClient(http, authorization).get_job(JOB_ID) is not None
+    assert token.call_count == 1
+    assert [c.request.headers["Authorization"] for c in job.calls] == ["Bearer old", "Bearer new"]
+    assert store.tokens.refresh_token.get_secret_value() == "r1"
+    for call in job.calls:
+        validate_pleo_request(call.request)

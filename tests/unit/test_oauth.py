@@ -14,8 +14,8 @@ import respx
 from pydantic import SecretStr
 
 from export_preflight.errors import TransientError
-from export_preflight.models import FailureReasonType
-from export_preflight.oauth import ClientCredentials, GrantRevoked, OAuthTokens, TokenEndpoint, TokenSet
+from export_preflight.models import ClientCredentials, FailureReasonType, TokenSet
+from export_preflight.oauth import GrantRevoked, OAuthTokens, TokenEndpoint
 
 IDENTITY = "https://identity.example.test"
 SECRET = "export-preflight/xero/acme"

@@ -19,8 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import AwsUnavailable, CredentialsMissing, CredentialsUnreadable, UnprocessableMessage
-from .models import CompanyConfiguration, PleoCredentials
-from .oauth import TokenSet
+from .models import CompanyConfiguration, PleoCredentials, TokenSet
 from .observability import logger
 from .settings import Settings
 

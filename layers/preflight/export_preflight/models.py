@@ -3,6 +3,7 @@ credentials, and the values the check engine produces."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from enum import StrEnum
@@ -91,7 +92,49 @@ class PleoAccessToken(BaseModel):
     access_token: SecretStr = Field(alias="accessToken", min_length=1)
 
 
-PleoCredentials = PleoApiKey | PleoAccessToken
+REFRESH_SKEW_SECONDS = 120
+
+
+class TokenSet(BaseModel):
+    """What a credentials secret of an OAuth connection holds."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
+
+    access_token: SecretStr = Field(alias="accessToken", min_length=1)
+    refresh_token: SecretStr = Field(alias="refreshToken", min_length=1)
+    expires_at: float = Field(alias="expiresAt", description="epoch seconds")
+    scope: str | None = None
+
+    def fresh(self, now: float, skew: float = REFRESH_SKEW_SECONDS) -> bool:
+        return self.expires_at - skew > now
+
+    def to_secret(self) -> str:
+        return json.dumps(
+            {
+                "accessToken": self.access_token.get_secret_value(),
+                "refreshToken": self.refresh_token.get_secret_value(),
+                "expiresAt": self.expires_at,
+                "scope": self.scope,
+            }
+        )
+
+    def scopes(self) -> frozenset[str]:
+        """Granted scopes: the access token's ``scope`` claim when it is a JWT, else the stored scope."""
+        claim = jwt_claims(self.access_token.get_secret_value()).get("scope")
+        value = claim if claim is not None else (self.scope or "")
+        return frozenset(value.split() if isinstance(value, str) else map(str, value))
+
+
+class ClientCredentials(BaseModel):
+    """Our OAuth client at the provider (one per integration, not per customer)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
+    client_id: str = Field(alias="clientId", min_length=1)
+    client_secret: SecretStr = Field(alias="clientSecret", min_length=1)
+
+
+# Left to right: an OAuth token set (with a refresh token) before a bare access token.
+PleoCredentials = Annotated[PleoApiKey | TokenSet | PleoAccessToken, Field(union_mode="left_to_right")]
 
 
 class EconomicCredentials(BaseModel):
@@ -206,3 +249,17 @@ class Decision(BaseModel):
     reason: str | None = None
     job_status: str | None = None
     checks: list[Annotated[CheckOutcome, Field()]] = Field(default_factory=list)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The (unverified) payload of a JWT-shaped token; {} for anything else. Read, never trusted
+    for security: it only tells which scopes to expect."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}

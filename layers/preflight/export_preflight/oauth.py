@@ -13,60 +13,19 @@ one can revoke the whole grant. So, per credential:
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import SecretStr
 
 from .errors import AccountingSystemError, TransientError
 from .http import describe_transport_error, is_transient_status, retry_after_seconds
-from .models import FailureReasonType
+from .models import ClientCredentials, FailureReasonType, TokenSet
 
-REFRESH_SKEW_SECONDS = 120
 LEASE_SECONDS = 30
-
-
-class TokenSet(BaseModel):
-    """What a credentials secret of an OAuth connection holds."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
-
-    access_token: SecretStr = Field(alias="accessToken", min_length=1)
-    refresh_token: SecretStr = Field(alias="refreshToken", min_length=1)
-    expires_at: float = Field(alias="expiresAt", description="epoch seconds")
-    scope: str | None = None
-
-    def fresh(self, now: float, skew: float = REFRESH_SKEW_SECONDS) -> bool:
-        return self.expires_at - skew > now
-
-    def to_secret(self) -> str:
-        return json.dumps(
-            {
-                "accessToken": self.access_token.get_secret_value(),
-                "refreshToken": self.refresh_token.get_secret_value(),
-                "expiresAt": self.expires_at,
-                "scope": self.scope,
-            }
-        )
-
-    def scopes(self) -> frozenset[str]:
-        """Granted scopes: the access token's ``scope`` claim when it is a JWT, else the stored scope."""
-        claim = _jwt_claims(self.access_token.get_secret_value()).get("scope")
-        value = claim if claim is not None else (self.scope or "")
-        return frozenset(value.split() if isinstance(value, str) else map(str, value))
-
-
-class ClientCredentials(BaseModel):
-    """Our OAuth client at the provider (one per integration, not per customer)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
-    client_id: str = Field(alias="clientId", min_length=1)
-    client_secret: SecretStr = Field(alias="clientSecret", min_length=1)
 
 
 class TokenStore(Protocol):
@@ -201,17 +160,3 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _jwt_claims(token: str) -> dict[str, Any]:
-    """The (unverified) payload of a JWT-shaped token; {} for anything else. Read, never trusted
-    for security: it only tells which scopes to expect."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import base64
+from collections.abc import Callable
+from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
 
-from .errors import JobNotConfirmed, PleoUnavailable, UnprocessableMessage
+from .errors import AccountingSystemError, JobNotConfirmed, PleoUnavailable, UnprocessableMessage
 from .http import describe_transport_error, is_transient_status, retry_after_seconds
-from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials
+from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
+from .oauth import OAuthTokens, TokenEndpoint
 from .sanitize import sanitize_reason
 
 JSON_UTF8 = "application/json;charset=UTF-8"
@@ -23,12 +26,59 @@ class PleoJobs(Protocol):
     def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob: ...
 
 
+class PleoAuthorization:
+    """The ``Authorization`` header for one company: an API key, a bare access token, or
+    OAuth tokens kept fresh (refreshed before expiry and once on a 401) by ``OAuthTokens``."""
+
+    def __init__(
+        self,
+        credentials: PleoCredentials,
+        *,
+        secret_id: str | None = None,
+        oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._secret_id = secret_id
+        self._oauth = oauth if isinstance(credentials, TokenSet) else None
+
+    def header(self) -> str:
+        credentials = self._credentials
+        if isinstance(credentials, PleoApiKey):
+            token = base64.b64encode(f"{credentials.api_key.get_secret_value()}:".encode()).decode()
+            return f"Basic {token}"
+        if isinstance(credentials, TokenSet) and self._oauth is not None:
+            tokens, endpoint = self._oauth
+            self._credentials = credentials = self._guard(lambda: tokens.current(self._secret_id or "", endpoint))
+        return f"Bearer {credentials.access_token.get_secret_value()}"
+
+    def renew(self) -> bool:
+        """After a 401: refresh OAuth tokens (once across containers). False when there is nothing to renew."""
+        current = self._credentials
+        if self._oauth is None or not isinstance(current, TokenSet):
+            return False
+        tokens, endpoint = self._oauth
+        self._credentials = self._guard(lambda: tokens.refresh(self._secret_id or "", endpoint, rejected=current))
+        return True
+
+    @staticmethod
+    def _guard(produce: Callable[[], TokenSet]) -> TokenSet:
+        try:
+            return produce()
+        except AccountingSystemError:  # the grant is gone: nobody can fail the job for us
+            raise UnprocessableMessage(
+                "Pleo no longer accepts the integration's OAuth grant for this company: reconnect Pleo, then redrive",
+                kind="pleo_credentials_rejected",
+            ) from None
+
+
 class PleoClient:
     """Talks to ``PLEO_API_BASE_URL`` with one company's credentials."""
 
-    def __init__(self, http: httpx.Client, credentials: PleoCredentials) -> None:
+    def __init__(self, http: httpx.Client, authorization: PleoAuthorization | PleoCredentials) -> None:
         self._http = http
-        self._auth_header = _authorization(credentials)
+        self._authorization = (
+            authorization if isinstance(authorization, PleoAuthorization) else PleoAuthorization(authorization)
+        )
 
     def get_job(self, job_id: UUID) -> ExportJob | None:
         """The job, or None when Pleo does not know it (404)."""
@@ -70,9 +120,16 @@ class PleoClient:
         return job
 
     def _send(self, method: str, path: str, *, what: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": self._auth_header, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        response = self._request(method, path, what=what, **kwargs)
+        if response.status_code == 401 and self._authorization.renew():
+            response = self._request(method, path, what=what, **kwargs)
+        return response
+
+    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": self._authorization.header(), **kwargs.get("headers", {})}
+        arguments = {k: v for k, v in kwargs.items() if k != "headers"}
         try:
-            response = self._http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+            response = self._http.request(method, path, headers=headers, **arguments)
         except httpx.TransportError as error:
             reason_type = (
                 FailureReasonType.SERVICE_TIMEOUT
@@ -91,15 +148,6 @@ class PleoClient:
                 retry_after=retry_after_seconds(response),
             )
         return response
-
-
-def _authorization(credentials: PleoCredentials) -> str:
-    if isinstance(credentials, PleoApiKey):
-        import base64
-
-        token = base64.b64encode(f"{credentials.api_key.get_secret_value()}:".encode()).decode()
-        return f"Basic {token}"
-    return f"Bearer {credentials.access_token.get_secret_value()}"
 
 
 def _raise_for_answer(response: httpx.Response, *, what: str) -> None:

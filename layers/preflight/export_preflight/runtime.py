@@ -14,8 +14,8 @@ from .aws import CompanyConfigurations, Credentials, DynamoDBLease, Queues
 from .connectors import CONNECTORS, ConnectorEnvironment
 from .errors import UnprocessableMessage
 from .http import new_client
-from .models import ClaimedJobMessage
-from .oauth import OAuthTokens
+from .models import ClaimedJobMessage, ClientCredentials
+from .oauth import OAuthTokens, TokenEndpoint
 from .service import PreflightService
 from .settings import Settings, get_settings
 
@@ -36,6 +36,13 @@ def get_runtime() -> Runtime:
     settings = get_settings()
     timeout = settings.http_timeout_seconds
     credentials = Credentials(settings)
+    tokens = OAuthTokens(credentials, DynamoDBLease(settings))
+    pleo_token_endpoint = TokenEndpoint(
+        new_client(settings.base_url(settings.pleo_auth_base_url), timeout_seconds=timeout),
+        "/oauth/token",
+        lambda: credentials.load(settings.pleo_oauth_client_secret_id, ClientCredentials),
+        "Pleo",
+    )
     connectors = ConnectorEnvironment(
         settings=settings,
         http={
@@ -44,7 +51,7 @@ def get_runtime() -> Runtime:
             for name, url in spec.base_urls(settings).items()
         },
         credentials=credentials,
-        tokens=OAuthTokens(credentials, DynamoDBLease(settings)),
+        tokens=tokens,
     )
     queues = Queues(settings)
     check_pool = (
@@ -57,6 +64,7 @@ def get_runtime() -> Runtime:
         credentials=credentials,
         hand_off=queues,
         pleo_http=new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
+        pleo_oauth=(tokens, pleo_token_endpoint),
         connectors=connectors,
         executor=check_pool,
     )

@@ -23,8 +23,9 @@ from .models import (
     PleoCredentials,
 )
 from .models import FailureReasonType as Reason
+from .oauth import OAuthTokens, TokenEndpoint
 from .observability import logger
-from .pleo import PleoClient
+from .pleo import PleoAuthorization, PleoClient
 from .sanitize import sanitize_reason
 
 
@@ -70,6 +71,7 @@ class PreflightService:
         credentials: CredentialSource,
         hand_off: HandOff,
         pleo_http: httpx.Client,
+        pleo_oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
         connectors: ConnectorEnvironment,
         executor: Executor | None,
     ) -> None:
@@ -77,6 +79,7 @@ class PreflightService:
         self._credentials = credentials
         self._hand_off = hand_off
         self._pleo_http = pleo_http
+        self._pleo_oauth = pleo_oauth
         self._connectors = connectors
         self._executor = executor
 
@@ -165,7 +168,10 @@ class PreflightService:
 
     def _pleo(self, secret_id: str, *, refresh: bool = False) -> PleoClient:
         try:
-            return PleoClient(self._pleo_http, self._credentials.pleo(secret_id, refresh=refresh))
+            credentials = self._credentials.pleo(secret_id, refresh=refresh)
+            return PleoClient(
+                self._pleo_http, PleoAuthorization(credentials, secret_id=secret_id, oauth=self._pleo_oauth)
+            )
         except (CredentialsMissing, CredentialsUnreadable) as error:
             state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
             raise UnprocessableMessage(

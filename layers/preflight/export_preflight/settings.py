@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     pleo_api_base_url: HttpUrl = HttpUrl("https://external.pleo.io")
+    pleo_auth_base_url: HttpUrl = HttpUrl("https://auth.pleo.io")
+    pleo_oauth_client_secret_id: str = "export-preflight/pleo/oauth-client"  # noqa: S105 - a secret id
     economic_api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
     xero_api_base_url: HttpUrl = HttpUrl("https://api.xero.com")
     xero_identity_base_url: HttpUrl = HttpUrl("https://identity.xero.com")
@@ -42,7 +44,13 @@ class Settings(BaseSettings):
     max_parallel_records: int = Field(default=10, ge=1, le=10)
     deadline_margin_ms: int = Field(default=5_000, ge=0)
 
-    @field_validator("pleo_api_base_url", "economic_api_base_url", "xero_api_base_url", "xero_identity_base_url")
+    @field_validator(
+        "pleo_api_base_url",
+        "pleo_auth_base_url",
+        "economic_api_base_url",
+        "xero_api_base_url",
+        "xero_identity_base_url",
+    )
     @classmethod
     def _no_query(cls, url: HttpUrl) -> HttpUrl:
         if url.query or url.fragment:

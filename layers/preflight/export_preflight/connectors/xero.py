@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from ..errors import AccountingSystemError
-from ..models import Capability, CompanyConfiguration, FailureReasonType
-from ..oauth import ClientCredentials, OAuthTokens, TokenEndpoint, TokenSet
+from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..oauth import OAuthTokens, TokenEndpoint
 from .base import (
     ConnectionProfile,
     ConnectorEnvironment,
