@@ -8,6 +8,8 @@ ended differently from what its scenario expects.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -66,7 +68,10 @@ def main() -> int:
             f"seeded {len(seeded)} scenarios; Pleo simulator {sandbox.pleo.base_url}, "
             f"e-conomic simulator {sandbox.economic.base_url}, moto {sandbox.aws.endpoint_url}"
         )
-        report = sandbox.poller().drain(max_seconds=90)
+        emitted = io.StringIO()
+        with contextlib.redirect_stdout(emitted):  # the EMF metric documents the handler prints
+            report = sandbox.poller().drain(max_seconds=90)
+        metric_lines = [line for line in emitted.getvalue().splitlines() if '"_aws"' in line]
         rows = observe(sandbox, seeded)
         print(f"\n{'scenario':<22} {'job':<10} {'company':<10} {'outcome':<13} {'reason type':<40} reason")
         mismatches = 0

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .world import Sandbox
+import httpx
+
+from .world import XERO_CLIENT_ID, Sandbox
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,118 @@ def unknown_company(sandbox: Sandbox) -> list[Seeded]:
     return [Seeded("unknown-company", None, None, "rejected", "unknown_company")]
 
 
+def _xero(
+    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, job: dict | None = None, **company: object
+) -> list[Seeded]:
+    seeded_company = sandbox.add_xero_company(label, **company)  # type: ignore[arg-type]
+    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
+    sandbox.enqueue_job(seeded_job)
+    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+
+
+VENDOR_SCOPES = (
+    "offline_access accounting.settings accounting.manualjournals accounting.attachments "
+    "accounting.invoices accounting.contacts"
+)
+VENDOR_CONFIG = {"vendorBookkeepingEnabled": True}
+
+
+def xero_passes(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(sandbox, "xero-thames", "handed_off", None)
+
+
+def xero_vendor_passes(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(
+        sandbox,
+        "xero-vendor",
+        "handed_off",
+        None,
+        job={"vendor_based_bookkeeping": True},
+        scopes=VENDOR_SCOPES,
+        configuration=VENDOR_CONFIG,
+    )
+
+
+def xero_expired_token(sandbox: Sandbox) -> list[Seeded]:
+    """The access token expired: refreshed (and the rotated pair stored), then the job passes."""
+    return _xero(sandbox, "xero-expired-token", "handed_off", None, expired_token=True)
+
+
+def xero_tenant_missing(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(sandbox, "xero-tenant-missing", "failed_early", "invalid_configuration", connect_tenant=False)
+
+
+def xero_scope_missing(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(
+        sandbox,
+        "xero-scope-missing",
+        "failed_early",
+        "authorization_failure",
+        scopes="offline_access accounting.manualjournals",
+    )
+
+
+def xero_vendor_scope_missing(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(
+        sandbox,
+        "xero-vendor-no-scope",
+        "failed_early",
+        "authorization_failure",
+        job={"vendor_based_bookkeeping": True},
+        configuration=VENDOR_CONFIG,
+    )
+
+
+def xero_refresh_replayed(sandbox: Sandbox) -> list[Seeded]:
+    """The stored refresh token was already used elsewhere: Xero refuses it (and revokes the grant)."""
+    seeded = _xero(
+        sandbox, "xero-refresh-replayed", "failed_early", "accounting_system_authentication_failure", expired_token=True
+    )
+    grant = sandbox.companies["xero-refresh-replayed"].grant
+    assert grant is not None and grant.refresh_token
+    httpx.post(
+        f"{sandbox.xero.base_url}/connect/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant.refresh_token},
+        auth=(XERO_CLIENT_ID, sandbox.xero_client_secret),
+    ).raise_for_status()
+    return seeded
+
+
+def xero_archived_account(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(
+        sandbox,
+        "xero-archived-account",
+        "failed_early",
+        "invalid_configuration",
+        configuration={"mappings": {"expenseAccount": "499", "contraAccount": "615"}},
+    )
+
+
+def xero_unknown_tax_rate(sandbox: Sandbox) -> list[Seeded]:
+    return _xero(
+        sandbox,
+        "xero-unknown-tax",
+        "failed_early",
+        "invalid_configuration",
+        configuration={
+            "mappings": {"expenseAccount": "429", "contraAccount": "615", "vatCodes": ["INPUT2", "TAX001", "TAX999"]}
+        },
+    )
+
+
+XERO_SCENARIOS: tuple[Seeder, ...] = (
+    xero_passes,
+    xero_vendor_passes,
+    xero_expired_token,
+    xero_tenant_missing,
+    xero_scope_missing,
+    xero_vendor_scope_missing,
+    xero_refresh_replayed,
+    xero_archived_account,
+    xero_unknown_tax_rate,
+)
+
+
 DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     passes,
     vendor_passes,
@@ -220,6 +334,7 @@ DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     duplicate_delivery,
     malformed,
     unknown_company,
+    *XERO_SCENARIOS,
 )
 
 

@@ -20,8 +20,12 @@ from .aws import LocalAws, Resources
 from .poller import LocalPoller
 from .simulators.economic import EconomicSimulator
 from .simulators.pleo import PleoSimulator
+from .simulators.xero import Grant, XeroSimulator
+from .simulators.xero import account as xero_account
 
 ROOT = Path(__file__).resolve().parents[1]
+XERO_CLIENT_ID = "pleo-preflight-local"
+XERO_SCOPES = "openid offline_access accounting.settings accounting.manualjournals accounting.attachments"
 CODE_PATHS = (ROOT / "layers" / "preflight", ROOT / "functions" / "preflight")
 
 
@@ -33,6 +37,7 @@ class Company:
     company_id: str
     configuration: dict[str, Any]
     secrets: dict[str, str] = field(default_factory=dict)
+    grant: Grant | None = None
 
 
 class Sandbox:
@@ -42,6 +47,8 @@ class Sandbox:
         self.aws = LocalAws()
         self.pleo = PleoSimulator(latency=latency)
         self.economic = EconomicSimulator(latency=latency)
+        self.xero = XeroSimulator(latency=latency)
+        self.xero_client_secret = f"xero-client-secret-{uuid.uuid4().hex}"
         self._visibility_timeout = visibility_timeout
         self._settings = settings or {}
         self.resources: Resources | None = None
@@ -54,12 +61,20 @@ class Sandbox:
         self.aws.start()
         self.pleo.start()
         self.economic.start()
+        self.xero.start()
         self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
+        self._seed_xero_app()
         os.environ.update(self.environment())
         return self
 
+    def _seed_xero_app(self) -> None:
+        self.xero.add_app(XERO_CLIENT_ID, self.xero_client_secret)
+        self.aws.put_secret(
+            "export-preflight/xero/client", {"clientId": XERO_CLIENT_ID, "clientSecret": self.xero_client_secret}
+        )
+
     def stop(self) -> None:
-        for server in (self.pleo, self.economic):
+        for server in (self.pleo, self.economic, self.xero):
             server.stop()
         self.aws.stop()
 
@@ -76,6 +91,9 @@ class Sandbox:
             **self.resources.environment(),
             "PLEO_API_BASE_URL": self.pleo.base_url,
             "ECONOMIC_API_BASE_URL": self.economic.base_url,
+            "XERO_API_BASE_URL": self.xero.base_url,
+            "XERO_IDENTITY_BASE_URL": self.xero.base_url,
+            "XERO_CLIENT_CREDENTIALS_SECRET_ID": "export-preflight/xero/client",
             "POWERTOOLS_SERVICE_NAME": "export-preflight",
             "POWERTOOLS_METRICS_NAMESPACE": "ExportPreflight",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -96,8 +114,9 @@ class Sandbox:
             self._settings = settings
         self.aws.reset()
         self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
-        for server in (self.pleo, self.economic):
+        for server in (self.pleo, self.economic, self.xero):
             server.reset()
+        self._seed_xero_app()
         self.companies.clear()
         os.environ.update(self.environment())
         self.reset_handler_caches()
@@ -181,6 +200,67 @@ class Sandbox:
         self.companies[slug] = company
         return company
 
+    def add_xero_company(
+        self,
+        slug: str,
+        *,
+        scopes: str = XERO_SCOPES,
+        configuration: dict[str, Any] | None = None,
+        organisation: dict[str, Any] | None = None,
+        connect_tenant: bool = True,
+        expired_token: bool = False,
+    ) -> Company:
+        """A Pleo company connected to a Xero organisation: the organisation (with a Pleo
+        clearing account 615), our app's grant, the token secret and a configuration item."""
+        assert self.resources is not None
+        company_id = str(uuid.uuid4())
+        pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
+        self.pleo.add_api_key(pleo_key, [company_id])
+        org = self.xero.add_organisation(name=f"{slug.replace('-', ' ').title()} Ltd", **(organisation or {}))
+        org.accounts.append(xero_account("615", "Pleo Clearing", "CURRLIAB"))
+        other = self.xero.add_organisation(name=f"{slug.replace('-', ' ').title()} Holding Ltd")
+        grant = self.xero.grant(
+            client_id=XERO_CLIENT_ID,
+            tenant_ids=[org.tenant_id] if connect_tenant else [other.tenant_id],
+            scopes=scopes,
+        )
+        if expired_token:
+            self.xero.expire_access_token(grant)
+        pleo_secret = f"export-preflight/pleo/{slug}"
+        xero_secret = f"export-preflight/xero/{slug}"
+        self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
+        self.aws.put_secret(
+            xero_secret,
+            {
+                "accessToken": grant.access_token,
+                "refreshToken": grant.refresh_token,
+                "expiresAt": grant.expires_at,
+                "scope": grant.scope,
+            },
+        )
+        config = {
+            "companyId": company_id,
+            "displayName": slug,
+            "pleoCredentialsSecretId": pleo_secret,
+            "accountingSystem": "xero",
+            "accountingCompanyRef": org.tenant_id,
+            "accountingCredentialsSecretId": xero_secret,
+            "vendorBookkeepingEnabled": False,
+            "exportReceipts": True,
+            "mappings": {"expenseAccount": "429", "contraAccount": "615", "vatCodes": ["INPUT2"]},
+        }
+        config.update(configuration or {})
+        self.aws.put_company_configuration(self.resources, config)
+        company = Company(
+            slug,
+            company_id,
+            config,
+            {"pleo": pleo_key, "access": grant.access_token, "refresh": grant.refresh_token or ""},
+            grant,
+        )
+        self.companies[slug] = company
+        return company
+
     def add_job(self, company: Company, **job: Any) -> dict[str, Any]:
         return self.pleo.add_job(company_id=company.company_id, **job)
 
@@ -216,7 +296,10 @@ class Sandbox:
 
     def secret_values(self) -> list[str]:
         """Every seeded credential value, to assert none of them leaked."""
-        return [value for company in self.companies.values() for value in company.secrets.values()]
+        values = [value for company in self.companies.values() for value in company.secrets.values() if value]
+        for grant in self.xero.grants():  # rotated tokens are secrets too
+            values += [t for t in (grant.access_token, grant.refresh_token, grant.previous_refresh_token) if t]
+        return [*values, self.xero_client_secret]
 
 
 class _CurrentStdout:

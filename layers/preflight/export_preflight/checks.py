@@ -116,10 +116,9 @@ def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
     mappings = ctx.config.mappings
     spec = CONNECTORS.get(ctx.config.accounting_system or "")
     required = spec.required_mappings if spec else JOURNAL_MAPPINGS
+    if ctx.job.vendor_based_bookkeeping and ctx.config.vendor_bookkeeping_enabled:
+        required += spec.vendor_mappings if spec else ()
     missing = [label for attr, label in required if not getattr(mappings, attr)]
-    vendor_mode = ctx.job.vendor_based_bookkeeping and ctx.config.vendor_bookkeeping_enabled
-    if vendor_mode and not mappings.vendor_payables_account:
-        missing.append("vendor payables account (vendorPayablesAccount)")
     if missing:
         return CheckOutcome.failed(
             "mappings_complete",

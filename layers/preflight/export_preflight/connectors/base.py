@@ -115,6 +115,9 @@ class ConnectorSpec:
     base_urls: Callable[[Any], dict[str, str]]
     create: Callable[[ConnectorEnvironment, CompanyConfiguration, bool], AccountingConnector]
     required_mappings: tuple[tuple[str, str], ...] = JOURNAL_MAPPINGS
+    vendor_mappings: tuple[tuple[str, str], ...] = (
+        ("vendor_payables_account", "vendor payables account (vendorPayablesAccount)"),
+    )
 
 
 def request_or_raise(

@@ -270,4 +270,5 @@ SPEC = ConnectorSpec(
         ("expense_account", "default expense account (expenseAccount)"),
         ("contra_account", "contra account for card spend (contraAccount)"),
     ),
+    vendor_mappings=(),  # bills post to Xero's own Accounts Payable system account
 )
