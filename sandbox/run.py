@@ -90,7 +90,8 @@ def main() -> int:
         print(
             f"\npoller: {report.invocations} invocations, {report.records} records "
             f"({report.deleted} deleted, {report.failures} retried); "
-            f"{len(sandbox.pleo.events)} failed events posted; {time.monotonic() - started:.1f} s"
+            f"{len(sandbox.pleo.events)} failed events posted; {len(metric_lines)} EMF metric documents; "
+            f"{sandbox.xero.token_calls} Xero token calls; {time.monotonic() - started:.1f} s"
         )
         if mismatches:
             print(f"{mismatches} scenario(s) did not end as expected", file=sys.stderr)

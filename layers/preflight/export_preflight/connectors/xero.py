@@ -161,8 +161,7 @@ class XeroConnector:
         if "actions" not in self._cache:
             response = self._get(f"{API}/Organisation/Actions", what="reading what the organisation allows")
             self._raise_for_auth(response, what="reading what the organisation allows")
-            organisations = response.json().get("Organisation") or [{}]
-            actions = organisations[0].get("Actions", []) if isinstance(organisations, list) else []
+            actions = response.json().get("Actions") or []
             self._cache["actions"] = {str(a.get("Name")): str(a.get("Status")) for a in actions}
         return dict(self._cache["actions"])
 
