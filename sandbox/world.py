@@ -297,7 +297,7 @@ class Sandbox:
     def secret_values(self) -> list[str]:
         """Every seeded credential value, to assert none of them leaked."""
         values = [value for company in self.companies.values() for value in company.secrets.values() if value]
-        for grant in self.xero.grants():  # rotated tokens are secrets too
+        for grant in self.xero.grants:  # rotated tokens are secrets too
             values += [t for t in (grant.access_token, grant.refresh_token, grant.previous_refresh_token) if t]
         return [*values, self.xero_client_secret]
 

@@ -185,7 +185,8 @@ class PreflightService:
     ) -> CheckReport:
         ctx = PreflightContext(message=message, job=job, config=config, connection=connection)
         report = run_checks(ctx, CHECKS, self._executor)
-        if _credentials_rejected(report):
+        spec = CONNECTORS.get(config.accounting_system or "")
+        if spec is not None and spec.reread_on_rejection and _credentials_rejected(report):
             # The cached secret may be stale (rotated since): re-read it once and re-run.
             ctx = PreflightContext(
                 message=message, job=job, config=config, connection=self._connect(config, refresh=True)

@@ -115,6 +115,9 @@ class ConnectorSpec:
     base_urls: Callable[[Any], dict[str, str]]
     create: Callable[[ConnectorEnvironment, CompanyConfiguration, bool], AccountingConnector]
     required_mappings: tuple[tuple[str, str], ...] = JOURNAL_MAPPINGS
+    # Re-read the secret and re-run once when the credentials are rejected (static
+    # credentials may have been rotated). OAuth connectors re-read under their lease instead.
+    reread_on_rejection: bool = True
     vendor_mappings: tuple[tuple[str, str], ...] = (
         ("vendor_payables_account", "vendor payables account (vendorPayablesAccount)"),
     )

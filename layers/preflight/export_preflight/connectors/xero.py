@@ -269,5 +269,6 @@ SPEC = ConnectorSpec(
         ("expense_account", "default expense account (expenseAccount)"),
         ("contra_account", "contra account for card spend (contraAccount)"),
     ),
+    reread_on_rejection=False,
     vendor_mappings=(),  # bills post to Xero's own Accounts Payable system account
 )
