@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
+
+from .errors import TransientError
+from .models import FailureReasonType
 
 USER_AGENT = "export-preflight/1.0"
 
@@ -47,3 +53,50 @@ def describe_transport_error(error: httpx.TransportError) -> str:
     if isinstance(error, httpx.ConnectError):
         return "connection refused or host unreachable"
     return "connection failed"
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """How one remote party's transient trouble is reported: the exception to raise and
+    the reason type each kind of trouble gets when the retry budget is spent."""
+
+    error: type[TransientError]
+    timeout: FailureReasonType
+    unreachable: FailureReasonType
+    rate_limit: FailureReasonType
+
+
+def send(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    party: str,
+    what: str,
+    trouble: Trouble,
+    inspect: Callable[[httpx.Response], None] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request; transport trouble, 429 and 5xx raise ``trouble.error`` (a retry).
+
+    ``inspect`` sees every response first and may raise a permanent, party-specific error.
+    """
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.TransportError as error:
+        timed_out = isinstance(error, httpx.TimeoutException)
+        raise trouble.error(
+            f"{party} {describe_transport_error(error)} while {what}",
+            reason_type=trouble.timeout if timed_out else trouble.unreachable,
+        ) from None
+    if inspect is not None:
+        inspect(response)
+    if is_transient_status(response.status_code):
+        rate_limited = response.status_code == 429
+        raise trouble.error(
+            f"{party} {'is rate limiting us (429)' if rate_limited else f'answered {response.status_code}'}"
+            f" while {what}",
+            reason_type=trouble.rate_limit if rate_limited else trouble.unreachable,
+            retry_after=retry_after_seconds(response),
+        )
+    return response

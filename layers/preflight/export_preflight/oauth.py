@@ -22,10 +22,16 @@ import httpx
 from pydantic import SecretStr
 
 from .errors import AccountingSystemError, TransientError
-from .http import describe_transport_error, is_transient_status, retry_after_seconds
+from .http import Trouble, send
 from .models import ClientCredentials, FailureReasonType, TokenSet
 
 LEASE_SECONDS = 30
+TOKEN_ENDPOINT_TROUBLE = Trouble(
+    error=TransientError,
+    timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
+    unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+    rate_limit=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+)
 
 
 class TokenStore(Protocol):
@@ -51,7 +57,15 @@ class GrantRevoked(AccountingSystemError):
 class TokenEndpoint:
     """``POST {token_url}`` with ``grant_type=refresh_token`` and HTTP Basic client auth."""
 
-    def __init__(self, http: httpx.Client, path: str, client: Callable[[], ClientCredentials], system: str) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        path: str,
+        client: Callable[[], ClientCredentials],
+        system: str,
+        trouble: Trouble = TOKEN_ENDPOINT_TROUBLE,
+    ) -> None:
+        self._trouble = trouble
         self._http = http
         self._path = path
         self._client = client
@@ -59,28 +73,17 @@ class TokenEndpoint:
 
     def refresh(self, tokens: TokenSet, now: float) -> TokenSet:
         client = self._client()
-        try:
-            response = self._http.post(
-                self._path,
-                data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
-                auth=(client.client_id, client.client_secret.get_secret_value()),
-                headers={"Accept": "application/json"},
-            )
-        except httpx.TransportError as error:
-            raise TransientError(
-                f"{self._system} token endpoint {describe_transport_error(error)}",
-                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT
-                if isinstance(error, httpx.TimeoutException)
-                else FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
-            ) from None
-        if is_transient_status(response.status_code):
-            raise TransientError(
-                f"{self._system} token endpoint answered {response.status_code}",
-                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT
-                if response.status_code == 429
-                else FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
-                retry_after=retry_after_seconds(response),
-            )
+        response = send(
+            self._http,
+            "POST",
+            self._path,
+            party=f"{self._system} token endpoint",
+            what="refreshing the access token",
+            trouble=self._trouble,
+            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
+            auth=(client.client_id, client.client_secret.get_secret_value()),
+            headers={"Accept": "application/json"},
+        )
         body = _json(response)
         if response.status_code in (400, 401) and body.get("error") in ("invalid_grant", "unauthorized_client"):
             raise GrantRevoked(

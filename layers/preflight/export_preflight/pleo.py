@@ -10,12 +10,18 @@ from uuid import UUID
 import httpx
 
 from .errors import AccountingSystemError, JobNotConfirmed, PleoUnavailable, UnprocessableMessage
-from .http import describe_transport_error, is_transient_status, retry_after_seconds
+from .http import Trouble, send
 from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
 from .oauth import OAuthTokens, TokenEndpoint
 from .sanitize import sanitize_reason
 
 JSON_UTF8 = "application/json;charset=UTF-8"
+PLEO_TROUBLE = Trouble(
+    error=PleoUnavailable,
+    timeout=FailureReasonType.SERVICE_TIMEOUT,
+    unreachable=FailureReasonType.SERVICE_UNREACHABLE,
+    rate_limit=FailureReasonType.PLEO_RATE_LIMIT,
+)
 
 
 class PleoJobs(Protocol):
@@ -128,26 +134,9 @@ class PleoClient:
     def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": self._authorization.header(), **kwargs.get("headers", {})}
         arguments = {k: v for k, v in kwargs.items() if k != "headers"}
-        try:
-            response = self._http.request(method, path, headers=headers, **arguments)
-        except httpx.TransportError as error:
-            reason_type = (
-                FailureReasonType.SERVICE_TIMEOUT
-                if isinstance(error, httpx.TimeoutException)
-                else FailureReasonType.SERVICE_UNREACHABLE
-            )
-            raise PleoUnavailable(
-                f"Pleo {describe_transport_error(error)} while {what}", reason_type=reason_type
-            ) from None
-        if is_transient_status(response.status_code):
-            raise PleoUnavailable(
-                f"Pleo answered {response.status_code} while {what}",
-                reason_type=FailureReasonType.PLEO_RATE_LIMIT
-                if response.status_code == 429
-                else FailureReasonType.SERVICE_UNREACHABLE,
-                retry_after=retry_after_seconds(response),
-            )
-        return response
+        return send(
+            self._http, method, path, party="Pleo", what=what, trouble=PLEO_TROUBLE, headers=headers, **arguments
+        )
 
 
 def _raise_for_answer(response: httpx.Response, *, what: str) -> None:

@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..http import describe_transport_error, retry_after_seconds
+from ..http import Trouble, send
 from ..models import Capability, CompanyConfiguration, FailureReasonType
 from ..oauth import OAuthTokens
 
@@ -123,6 +123,14 @@ class ConnectorSpec:
     )
 
 
+ACCOUNTING_TROUBLE = Trouble(
+    error=AccountingSystemUnavailable,
+    timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
+    unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+    rate_limit=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+)
+
+
 def request_or_raise(
     http: httpx.Client,
     method: str,
@@ -133,36 +141,8 @@ def request_or_raise(
     inspect: Callable[[httpx.Response], None] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; turn transport trouble, 429 and 5xx into ``AccountingSystemUnavailable``.
-
-    ``inspect`` sees the response first and may raise a system-specific permanent error.
-    """
-    try:
-        response = http.request(method, path, **kwargs)
-    except httpx.TransportError as error:
-        reason_type = (
-            FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT
-            if isinstance(error, httpx.TimeoutException)
-            else FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
-        )
-        raise AccountingSystemUnavailable(
-            f"{system} {describe_transport_error(error)} while {what}", reason_type=reason_type
-        ) from None
-    if inspect is not None:
-        inspect(response)
-    if response.status_code == 429:
-        raise AccountingSystemUnavailable(
-            f"{system} is rate limiting us (429) while {what}",
-            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
-            retry_after=retry_after_seconds(response),
-        )
-    if response.status_code >= 500:
-        raise AccountingSystemUnavailable(
-            f"{system} answered {response.status_code} while {what}",
-            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
-            retry_after=retry_after_seconds(response),
-        )
-    return response
+    """``send`` for accounting systems: trouble is ``AccountingSystemUnavailable``."""
+    return send(http, method, path, party=system, what=what, trouble=ACCOUNTING_TROUBLE, inspect=inspect, **kwargs)
 
 
 def unexpected_answer(system: str, response: httpx.Response, what: str) -> AccountingSystemError:
