@@ -19,7 +19,8 @@ from .oauth import OAuthTokens, TokenEndpoint
 from .service import PreflightService
 from .settings import Settings, get_settings
 
-CHECK_WORKERS = 16
+# Check threads mostly wait on the network; a batch of 10 jobs runs ~40 checks at once.
+CHECK_WORKERS = 64
 
 
 @dataclass(frozen=True)
