@@ -98,7 +98,10 @@ class LocalAws:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
             },
         )["QueueUrl"]
-        ready_url = sqs.create_queue(QueueName="export-preflight-ready-jobs")["QueueUrl"]
+        ready_url = sqs.create_queue(
+            QueueName="export-preflight-ready-jobs.fifo",
+            Attributes={"FifoQueue": "true", "SqsManagedSseEnabled": "true"},
+        )["QueueUrl"]
         resources = Resources(claimed_url, dlq_url, ready_url)
         dynamodb = self.client("dynamodb")
         for table, key in (

@@ -12,7 +12,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -83,6 +86,14 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
             extra={"error": str(error), "receive_count": receive_count, "retry_in_seconds": delay},
         )
         runtime.queues.delay_redelivery(record.receipt_handle, delay)
+        count("TransientRetry")
+        raise
+    except IdempotencyPersistenceLayerError:
+        # The decision may have been acted on but not recorded: retry after a backoff; a
+        # repeated hand-off is deduplicated by job id on the ready-jobs FIFO queue, and a
+        # repeated failed event meets a job that already reads failed.
+        logger.warning("the idempotency store failed; the message will be retried", exc_info=True)
+        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
         count("TransientRetry")
         raise
     except IdempotencyAlreadyInProgressError:

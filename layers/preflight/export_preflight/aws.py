@@ -206,8 +206,18 @@ class Queues:
         return boto3.client("sqs", config=BOTO_CONFIG)
 
     def hand_off(self, payload: dict[str, Any]) -> str:
-        """Put a passed job on the ready-jobs queue; returns the SQS message id."""
-        return self._send(self._settings.ready_jobs_queue_url, json.dumps(payload), {"jobId": payload["jobId"]})
+        """Put a passed job on the ready-jobs FIFO queue; returns the SQS message id.
+
+        Deduplicated by job id (a decision retried after an unclear send hands off once
+        within SQS's 5-minute window) and grouped by company (one company's jobs in order).
+        """
+        return self._send(
+            self._settings.ready_jobs_queue_url,
+            json.dumps(payload),
+            {"jobId": payload["jobId"]},
+            group_id=payload["companyId"],
+            deduplication_id=payload["jobId"],
+        )
 
     def dead_letter(self, body: str, *, kind: str, reason: str) -> str:
         """Move an unprocessable message to the DLQ, with why, without burning retries."""
@@ -223,12 +233,22 @@ class Queues:
             # The queue's own visibility timeout still brings the message back: log, go on.
             logger.warning("could not change the message visibility", extra={"error": str(_unavailable("SQS", error))})
 
-    def _send(self, queue_url: str, body: str, attributes: dict[str, str]) -> str:
+    def _send(
+        self,
+        queue_url: str,
+        body: str,
+        attributes: dict[str, str],
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        fifo = {"MessageGroupId": group_id, "MessageDeduplicationId": deduplication_id} if group_id else {}
         try:
             response = self._sqs.send_message(
                 QueueUrl=queue_url,
                 MessageBody=body,
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+                **fifo,
             )
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("SQS SendMessage", error) from None

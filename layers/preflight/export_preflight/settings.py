@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
     max_receive_count: int = Field(default=5, ge=1)
     retry_backoff_base_seconds: int = Field(default=15, ge=0)
-    retry_backoff_max_seconds: int = Field(default=600, ge=0, le=43_200)
+    # capped below the ready queue's 5-minute deduplication window (see Queues.hand_off)
+    retry_backoff_max_seconds: int = Field(default=240, ge=0, le=43_200)
     max_message_bytes: int = Field(default=16_384, gt=0)
     check_concurrency: bool = True
     max_parallel_records: int = Field(default=10, ge=1, le=10)
