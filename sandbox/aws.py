@@ -4,13 +4,16 @@ secrets). Clients of the application reach it through ``AWS_ENDPOINT_URL``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import httpx
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 REGION = "eu-west-1"
@@ -39,6 +42,28 @@ class Resources:
         }
 
 
+_DYNAMODB_WRITES = threading.Lock()
+
+
+def _atomic_dynamodb_writes() -> None:
+    """DynamoDB applies a conditional write atomically; moto's threaded server checks the
+    condition, then stores, with no lock, so two concurrent conditional PutItems (two
+    deliveries of one job claiming its idempotency record, two containers taking one
+    credential lease) could both win. moto runs in this process: one lock around its item
+    writes restores DynamoDB's semantics."""
+    if getattr(DynamoDBBackend, "_export_preflight_atomic", False):
+        return
+    for name in ("put_item", "update_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_WRITES:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+    DynamoDBBackend._export_preflight_atomic = True  # type: ignore[attr-defined]
+
+
 class LocalAws:
     """moto's server on 127.0.0.1 (ephemeral port)."""
 
@@ -47,6 +72,7 @@ class LocalAws:
         self.endpoint_url = ""
 
     def start(self) -> LocalAws:
+        _atomic_dynamodb_writes()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

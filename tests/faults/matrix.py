@@ -1,0 +1,836 @@
+"""The fault matrix as data: one row per fault, what it does to a claimed job, and
+what the system promises to end with (README, "Outcomes and guarantees").
+
+``SCENARIOS`` drives ``test_fault_matrix.py`` and renders ``docs/reliability.md``
+(``python -m tests.faults.render``), so the suite and its documentation cannot drift.
+
+Every row seeds one e-conomic company ("acme") and one claimed job (unless the row is
+about a message without one), injects its fault — into the Pleo or e-conomic
+simulator, or at the AWS SDK boundary (``aws_faults``) — and lists the expected end:
+
+- the job's final state in the Pleo simulator (``n/a`` when the message has no job);
+- failed events Pleo accepted (0 or 1) and hand-offs on the ready-jobs queue (0 or 1);
+- the message's fate: ``deleted`` (decided on the first delivery), ``retried`` (N
+  deliveries reported as batch item failures, then decided and deleted),
+  ``dlq-rejected`` (moved to the DLQ by the function at once, with ``rejectKind``) or
+  ``dlq-redriven`` (moved to the DLQ by SQS after ``maxReceiveCount`` deliveries).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox import scenarios
+from sandbox.aws import MAX_RECEIVE_COUNT, Resources
+from sandbox.lambda_context import LocalLambdaContext
+from sandbox.poller import PollReport
+from sandbox.world import Company, Sandbox
+
+from .aws_faults import AWS_FAULTS
+
+JOB_PATH = r"/v3/export-jobs/[0-9a-fA-F-]+"
+EVENTS_PATH = r"/v3/export-job-events"
+SLUG = "acme"
+AGREEMENT = 100001
+BARRED_ACCOUNT = 9999  # in the simulator's default chart of accounts: fails mapped_accounts
+
+# The function's settings for every row: timeouts are injected as 1 s delays; retries come
+# back at once (the sandbox sets the backoff to 0 and the claimed queue's visibility to 1 s).
+SETTINGS = {"HTTP_TIMEOUT_SECONDS": "0.5"}
+
+DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN = "deleted", "retried", "dlq-rejected", "dlq-redriven"
+FATES = (DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN)
+
+
+# ---------------------------------------------------------------- the data types
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What a row's setup put in the world: the job (if any) and the exact message bodies."""
+
+    job_id: str | None
+    company_id: str | None
+    bodies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The promised end state of one row (see the module docstring)."""
+
+    job: str  # in_progress | failed | completed | n/a
+    reason_type: str | None = None  # the job's failureReasonType when it ends failed
+    events: int = 0
+    hand_offs: int = 0
+    fate: str = DELETED
+    retries: int | range = 0  # failed deliveries before the decision (a range: it depends on timing)
+    reject_kind: str | None = None
+    messages: int = 1
+
+    def __post_init__(self) -> None:
+        assert self.fate in FATES, self.fate
+        assert self.events in (0, 1) and self.hand_offs in (0, 1) and self.events + self.hand_offs <= 1
+        assert (self.fate == DLQ_REJECTED) == (self.reject_kind is not None)
+        if self.fate == RETRIED:
+            assert isinstance(self.retries, int) and 0 < self.retries < MAX_RECEIVE_COUNT
+        if self.fate == DLQ_REDRIVEN:
+            assert self.retries == MAX_RECEIVE_COUNT
+        if self.hand_offs:
+            assert self.job == "in_progress", "a job is handed on only while it is in progress"
+
+    @property
+    def job_text(self) -> str:
+        return f"{self.job} (`{self.reason_type}`)" if self.reason_type else self.job
+
+    @property
+    def fate_text(self) -> str:
+        many = f" (each of {self.messages})" if self.messages > 1 else ""
+        if self.fate == DELETED and isinstance(self.retries, range):
+            low, high = self.retries.start, self.retries.stop - 1
+            return f"deleted{many}, after {low}–{high} retried deliveries"
+        if self.fate == DELETED:
+            return f"deleted{many}"
+        if self.fate == RETRIED:
+            return f"retried ×{self.retries}, then deleted{many}"
+        if self.fate == DLQ_REJECTED:
+            after = f", after {_deliveries(self.retries)} retried" if self.retries else ""
+            return f"dlq-rejected (`{self.reject_kind}`){many}{after}"
+        return f"dlq-redriven after {MAX_RECEIVE_COUNT} deliveries{many}"
+
+
+def _deliveries(count: int | range) -> str:
+    return f"{count} delivery" if count == 1 else f"{count} deliveries"
+
+
+Setup = Callable[[Sandbox], Seeded]
+Drive = Callable[[Sandbox], PollReport]
+
+
+@dataclass(frozen=True)
+class FaultScenario:
+    name: str
+    description: str
+    setup: Setup
+    expected: Expected
+    drive: Drive | None = None  # None: one drain of the claimed-jobs queue (``drain``)
+    xfail: str | None = None  # a promise the system breaks today: why (strict xfail)
+
+
+# ---------------------------------------------------------------- expectations
+
+
+def handed_on(retries: int = 0) -> Expected:
+    return Expected("in_progress", hand_offs=1, fate=RETRIED if retries else DELETED, retries=retries)
+
+
+def failed_early(reason_type: str, retries: int = 0) -> Expected:
+    return Expected("failed", reason_type, events=1, fate=RETRIED if retries else DELETED, retries=retries)
+
+
+def left_alone(job: str, reason_type: str | None = None) -> Expected:
+    return Expected(job, reason_type)
+
+
+def rejected(kind: str, job: str = "n/a") -> Expected:
+    return Expected(job, fate=DLQ_REJECTED, reject_kind=kind)
+
+
+def redriven(job: str = "in_progress", reason_type: str | None = None, events: int = 0) -> Expected:
+    return Expected(job, reason_type, events=events, fate=DLQ_REDRIVEN, retries=MAX_RECEIVE_COUNT)
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def add_company(sandbox: Sandbox, **company: Any) -> Company:
+    return sandbox.add_economic_company(SLUG, agreement_number=AGREEMENT, **company)
+
+
+def enqueue(sandbox: Sandbox, body: dict[str, Any] | str) -> str:
+    text = body if isinstance(body, str) else json.dumps(body)
+    sandbox.enqueue(text)
+    return text
+
+
+def claimed(sandbox: Sandbox, *, job: dict[str, Any] | None = None, copies: int = 1, **company: Any) -> Seeded:
+    """One company, one claimed job, ``copies`` identical messages for it."""
+    seeded_company = add_company(sandbox, **company)
+    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
+    body = {"jobId": seeded_job["id"], "companyId": seeded_company.company_id}
+    bodies = tuple(enqueue(sandbox, body) for _ in range(copies))
+    return Seeded(seeded_job["id"], seeded_company.company_id, bodies)
+
+
+def passing(sandbox: Sandbox) -> Seeded:
+    """A job every check passes: handed on."""
+    return claimed(sandbox)
+
+
+def failing(sandbox: Sandbox) -> Seeded:
+    """A job a check fails (the mapped expense account is barred): failed early, invalid_configuration."""
+    return claimed(
+        sandbox,
+        configuration={"mappings": {"journal": 1, "expenseAccount": BARRED_ACCOUNT, "contraAccount": 6800}},
+    )
+
+
+def from_scenario(seeder: scenarios.Seeder) -> Setup:
+    """A seeder of the local run's default (``sandbox.scenarios``) as a row's setup."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        (seeded,) = seeder(sandbox)
+        assert seeded.job_id and seeded.company_id
+        return Seeded(
+            seeded.job_id,
+            seeded.company_id,
+            (json.dumps({"jobId": seeded.job_id, "companyId": seeded.company_id}),),
+        )
+
+    setup.__name__ = seeder.__name__
+    return setup
+
+
+# ---------------------------------------------------------------- faults
+
+
+# How each kind of HTTP trouble is injected into a simulator.
+HTTP_FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "429-retry-after": ("429 with `Retry-After: 1`", {"status": 429, "headers": {"Retry-After": "1"}}),
+    "429": ("429 without `Retry-After`", {"status": 429}),
+    "5xx": ("503", {"status": 503}),
+    "timeout": ("no answer within the timeout (answers after 1 s)", {"delay": 1.0}),
+    "disconnect": ("connection closed without an answer", {"disconnect": True}),
+}
+
+
+def after_failed_event(sandbox: Sandbox) -> Callable[[Any], bool]:
+    """``when=`` for the verification read: only once Pleo accepted a failed event."""
+    return lambda _request: bool(sandbox.pleo.events)
+
+
+def pleo_fault(
+    base: Setup, method: str, path: str, *, verification: bool = False, times: int | None = 1, **fault: Any
+) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = base(sandbox)
+        when = after_failed_event(sandbox) if verification else None
+        sandbox.pleo.inject(method, path, times=times, when=when, **fault)
+        return seeded
+
+    return setup
+
+
+def economic_fault(path: str, *, times: int | None = 1, base: Setup = passing, **fault: Any) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = base(sandbox)
+        sandbox.economic.inject("GET", path, times=times, **fault)
+        return seeded
+
+    return setup
+
+
+def secret_id(sandbox: Sandbox, which: str) -> str:
+    key = {"pleo": "pleoCredentialsSecretId", "accounting": "accountingCredentialsSecretId"}[which]
+    return str(sandbox.companies[SLUG].configuration[key])
+
+
+# AWS calls a row can break: the operation, and which of its calls (by parameters).
+AWS_TARGETS: dict[str, tuple[str, Callable[[Sandbox], Callable[[Any], bool]]]] = {
+    "pleo-secret": ("GetSecretValue", lambda sb: _param("SecretId", secret_id(sb, "pleo"))),
+    "accounting-secret": ("GetSecretValue", lambda sb: _param("SecretId", secret_id(sb, "accounting"))),
+    "config": ("GetItem", lambda sb: _param("TableName", _resources(sb).company_config_table)),
+    "ready-queue": ("SendMessage", lambda sb: _param("QueueUrl", _resources(sb).ready_jobs_queue_url)),
+    "dlq": ("SendMessage", lambda sb: _param("QueueUrl", _resources(sb).claimed_jobs_dlq_url)),
+    "idempotency-put": ("PutItem", lambda sb: _param("TableName", _resources(sb).idempotency_table)),
+    "idempotency-update": ("UpdateItem", lambda sb: _param("TableName", _resources(sb).idempotency_table)),
+}
+
+
+def _param(name: str, value: str) -> Callable[[Any], bool]:
+    return lambda params: params.get(name) == value
+
+
+def _resources(sandbox: Sandbox) -> Resources:
+    assert sandbox.resources is not None
+    return sandbox.resources
+
+
+def aws_fault(target: str, kind: str, *, times: int | None = 1, base: Setup = passing) -> Setup:
+    """Break the ``AWS_TARGETS[target]`` call ``times`` times with ``aws_faults.ERRORS[kind]``."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = base(sandbox)
+        operation, when = AWS_TARGETS[target]
+        AWS_FAULTS.inject(operation, kind, times=times, when=when(sandbox))
+        return seeded
+
+    return setup
+
+
+AWS_KINDS: dict[str, str] = {
+    "throttled": "`ThrottlingException`",
+    "5xx": "`InternalServerError` (500)",
+    "timeout": "read timeout (`ReadTimeoutError`)",
+    "connection": "connection error (`EndpointConnectionError`)",
+}
+
+
+# ---------------------------------------------------------------- special setups
+
+
+def job_in_state(status: str) -> Setup:
+    return lambda sandbox: claimed(sandbox, job={"status": status})
+
+
+def expired_job(sandbox: Sandbox) -> Seeded:
+    seeded = passing(sandbox)
+    assert seeded.job_id
+    sandbox.pleo.expire_job(seeded.job_id)
+    return seeded
+
+
+def unknown_job(sandbox: Sandbox) -> Seeded:
+    company = add_company(sandbox)
+    job_id = str(uuid.uuid4())
+    body = enqueue(sandbox, {"jobId": job_id, "companyId": company.company_id})
+    return Seeded(job_id, company.company_id, (body,))
+
+
+def unconfigured_company(sandbox: Sandbox) -> Seeded:
+    """Pleo knows the company and its job; we have no configuration item for it."""
+    company_id = str(uuid.uuid4())
+    job = sandbox.pleo.add_job(company_id=company_id)
+    body = enqueue(sandbox, {"jobId": job["id"], "companyId": company_id})
+    return Seeded(job["id"], company_id, (body,))
+
+
+def configuration_item(sandbox: Sandbox, configuration: Any) -> None:
+    """Overwrite acme's configuration item's ``configuration`` attribute as is."""
+    assert sandbox.resources is not None
+    sandbox.aws.client("dynamodb").put_item(
+        TableName=sandbox.resources.company_config_table,
+        Item={"companyId": {"S": sandbox.companies[SLUG].company_id}, "configuration": configuration},
+    )
+
+
+def malformed_configuration(sandbox: Sandbox) -> Seeded:
+    seeded = passing(sandbox)
+    configuration_item(sandbox, {"S": '{"accountingSystem": "economic", '})
+    return seeded
+
+
+def without_pleo_secret_id(sandbox: Sandbox) -> Seeded:
+    return claimed(sandbox, configuration={"pleoCredentialsSecretId": ""})
+
+
+def overwrite_secret(which: str, value: str | None) -> Setup:
+    """Replace acme's Pleo or accounting secret with ``value`` (``{token}`` becomes a fresh
+    secret-looking token, registered as a secret so the leak check covers it), or delete it
+    (``None``), after seeding."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = passing(sandbox)
+        secrets = sandbox.aws.client("secretsmanager")
+        name = secret_id(sandbox, which)
+        if value is None:
+            secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        else:
+            token = f"unreadable-{uuid.uuid4().hex}"
+            sandbox.companies[SLUG].secrets[f"unreadable-{which}"] = token
+            secrets.put_secret_value(SecretId=name, SecretString=value.format(token=token))
+        return seeded
+
+    return setup
+
+
+def accounting_secret_never_stored(sandbox: Sandbox) -> Seeded:
+    return claimed(sandbox, store_accounting_secret=False)
+
+
+def duplicates(base_copies: Callable[..., Seeded], **company: Any) -> Setup:
+    return lambda sandbox: base_copies(sandbox, copies=3, **company)
+
+
+def failing_copies(sandbox: Sandbox, *, copies: int) -> Seeded:
+    return claimed(
+        sandbox,
+        copies=copies,
+        configuration={"mappings": {"journal": 1, "expenseAccount": BARRED_ACCOUNT, "contraAccount": 6800}},
+    )
+
+
+def passing_copies(sandbox: Sandbox, *, copies: int) -> Seeded:
+    return claimed(sandbox, copies=copies)
+
+
+def event_422_job_already_failed(sandbox: Sandbox) -> Seeded:
+    """The job expires between our read and our event: the event gets 422, the job reads failed."""
+    seeded = failing(sandbox)
+    assert seeded.job_id
+    in_progress = {**sandbox.pleo.job(seeded.job_id)}
+    sandbox.pleo.expire_job(seeded.job_id)
+    sandbox.pleo.inject("GET", JOB_PATH, status=200, json={"data": in_progress}, times=1)
+    sandbox.pleo.inject(
+        "POST",
+        EVENTS_PATH,
+        status=422,
+        json={"type": "INVALID_EXPORT_JOB_STATUS_CHANGE", "message": "Export Job status change failed"},
+        times=1,
+    )
+    return seeded
+
+
+def event_422_job_still_in_progress(sandbox: Sandbox) -> Seeded:
+    """A 422 although the job is still in progress: the re-read shows it, so the record is retried."""
+    seeded = failing(sandbox)
+    sandbox.pleo.inject(
+        "POST",
+        EVENTS_PATH,
+        status=422,
+        json={"type": "INVALID_EXPORT_JOB_STATUS_CHANGE", "message": "Export Job status change failed"},
+        times=1,
+    )
+    return seeded
+
+
+def verification_reads_in_progress(times: int | None) -> Setup:
+    """After our accepted event, Pleo's read still shows ``in_progress`` (a stale replica)."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = failing(sandbox)
+        assert seeded.job_id
+        stale = {**sandbox.pleo.job(seeded.job_id)}
+        sandbox.pleo.inject(
+            "GET", JOB_PATH, status=200, json={"data": stale}, times=times, when=after_failed_event(sandbox)
+        )
+        return seeded
+
+    return setup
+
+
+def economic_down_job_expiring(sandbox: Sandbox) -> Seeded:
+    """e-conomic is down and the job expires before the next delivery could come."""
+    seeded = claimed(sandbox, job={"expires_in": 0})
+    sandbox.economic.inject("GET", "/self", status=503, times=None)
+    return seeded
+
+
+def malformed(body: str) -> Setup:
+    return lambda sandbox: Seeded(None, None, (enqueue(sandbox, body),))
+
+
+OVERSIZED = json.dumps({"jobId": str(uuid.UUID(int=1)), "companyId": str(uuid.UUID(int=2)), "padding": "x" * 16_500})
+
+
+# ---------------------------------------------------------------- driving
+
+
+def drain(sandbox: Sandbox) -> PollReport:
+    """Poll like the SQS event source until the claimed-jobs queue stays empty."""
+    return sandbox.poller().drain(max_seconds=60, idle_rounds=2, pause=0.05)
+
+
+def near_deadline_then_drain(sandbox: Sandbox) -> PollReport:
+    """One invocation with 1 s left (less than ``DEADLINE_MARGIN_MS``), then a normal drain.
+
+    The first invocation must report the record as a batch item failure without having
+    asked anything of anyone; the record is then decided by the next delivery.
+    """
+    assert sandbox.resources is not None
+    sqs = sandbox.aws.client("sqs")
+    queue_url = sandbox.resources.claimed_jobs_queue_url
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])[
+        "Messages"
+    ]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "eu-west-1",
+    }
+    response = sandbox.app.lambda_handler({"Records": [record]}, LocalLambdaContext(timeout_ms=1000))
+    assert response == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    assert sandbox.pleo.requests == [] and sandbox.economic.requests == [], "nothing may be started near the deadline"
+    ready = sqs.get_queue_attributes(
+        QueueUrl=sandbox.resources.ready_jobs_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert ready == "0"
+    first = PollReport(invocations=1, records=1, failures=1, batch_sizes=[1])
+    return merged(first, drain(sandbox))
+
+
+IN_PROGRESS_WINDOW_MS = 6_000  # the invocation's remaining time: above DEADLINE_MARGIN_MS (5 s)
+
+
+def redelivered_after_the_in_progress_window(sandbox: Sandbox) -> PollReport:
+    """One delivery to an invocation with 6 s left, then the next deliveries once those
+    6 s have passed: an idempotency record left in progress (its window is the
+    invocation's remaining time) has lapsed by then, as it has in production when a later
+    backoff (15 s, 30 s, ... after a function timeout of 30 s) redelivers the record."""
+    first = sandbox.poller(timeout_ms=IN_PROGRESS_WINDOW_MS).poll_once()
+    time.sleep(IN_PROGRESS_WINDOW_MS / 1000 + 0.3)
+    return merged(first, drain(sandbox))
+
+
+def merged(*reports: PollReport) -> PollReport:
+    total = PollReport()
+    for report in reports:
+        total.invocations += report.invocations
+        total.records += report.records
+        total.deleted += report.deleted
+        total.failures += report.failures
+        total.batch_sizes += report.batch_sizes
+    return total
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _pleo_rows() -> list[FaultScenario]:
+    calls = (
+        # name, what, method, path, base, verification, expectation for a transient fault
+        ("pleo-read", "Pleo `GET /v3/export-jobs/{id}` (reading the job)", "GET", JOB_PATH, passing, False, handed_on),
+        (
+            "pleo-event",
+            "Pleo `POST /v3/export-job-events` (the failed event)",
+            "POST",
+            EVENTS_PATH,
+            failing,
+            False,
+            lambda retries: failed_early("invalid_configuration", retries),
+        ),
+        (
+            "pleo-verify",
+            "Pleo `GET /v3/export-jobs/{id}` after our accepted event (verification)",
+            "GET",
+            JOB_PATH,
+            failing,
+            True,
+            lambda retries: failed_early("invalid_configuration", retries),
+        ),
+    )
+    rows = []
+    for prefix, what, method, path, base, verification, expect in calls:
+        for kind, (label, fault) in HTTP_FAULTS.items():
+            times = 2 if kind == "5xx" else 1
+            rows.append(
+                FaultScenario(
+                    f"{prefix}-{kind}",
+                    f"{what}: {label}, {'twice' if times == 2 else 'once'}",
+                    pleo_fault(base, method, path, verification=verification, times=times, **fault),
+                    expect(times),
+                )
+            )
+    return rows
+
+
+ECONOMIC_ENDPOINTS = {
+    "self": ("/self", "authentication"),
+    "journals": ("/journals", "journal capabilities"),
+    "accounts": ("/accounts", "mapped accounts"),
+    "vat-accounts": ("/vat-accounts", "mapped VAT codes"),
+}
+
+
+def _economic_rows() -> list[FaultScenario]:
+    rows = []
+    for name, (path, purpose) in ECONOMIC_ENDPOINTS.items():
+        for kind, (label, fault) in HTTP_FAULTS.items():
+            rows.append(
+                FaultScenario(
+                    f"economic-{name}-{kind}",
+                    f"e-conomic `GET {path}` ({purpose}): {label}, once",
+                    economic_fault(path, times=1, **fault),
+                    handed_on(retries=1),
+                )
+            )
+    return rows
+
+
+def _aws_rows() -> list[FaultScenario]:
+    rows = []
+    targets = {
+        "accounting-secret": "Secrets Manager `GetSecretValue` of the e-conomic secret",
+        "pleo-secret": "Secrets Manager `GetSecretValue` of the Pleo secret",
+        "config": "DynamoDB `GetItem` of the company configuration",
+    }
+    for target, what in targets.items():
+        for kind, label in AWS_KINDS.items():
+            times = 2 if kind == "5xx" else 1
+            rows.append(
+                FaultScenario(
+                    f"{target}-{kind}",
+                    f"{what}: {label}, {'twice' if times == 2 else 'once'}",
+                    aws_fault(target, kind, times=times),
+                    handed_on(retries=times),
+                )
+            )
+    return rows
+
+
+EXHAUSTED = [
+    FaultScenario(
+        "economic-self-5xx-persistent",
+        "e-conomic `GET /self`: 503 on every delivery",
+        economic_fault("/self", times=None, status=503),
+        failed_early("accounting_system_unreachable", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "economic-accounts-429-persistent",
+        "e-conomic `GET /accounts`: 429 on every delivery",
+        economic_fault("/accounts", times=None, status=429, headers={"Retry-After": "1"}),
+        failed_early("accounting_system_rate_limit", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "economic-vat-accounts-timeout-persistent",
+        "e-conomic `GET /vat-accounts`: no answer within the timeout on every delivery",
+        economic_fault("/vat-accounts", times=None, delay=1.0),
+        failed_early("accounting_system_timeout", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "economic-journals-disconnect-persistent",
+        "e-conomic `GET /journals`: connection closed on every delivery",
+        economic_fault("/journals", times=None, disconnect=True),
+        failed_early("accounting_system_unreachable", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "economic-down-job-expiring",
+        "e-conomic `GET /self`: 503, and the job expires before a next delivery (`expiresIn: 0`)",
+        economic_down_job_expiring,
+        failed_early("accounting_system_unreachable"),
+    ),
+    FaultScenario(
+        "pleo-read-5xx-persistent",
+        "Pleo `GET /v3/export-jobs/{id}`: 503 on every delivery",
+        pleo_fault(passing, "GET", JOB_PATH, times=None, status=503),
+        redriven(),
+    ),
+    FaultScenario(
+        "pleo-event-5xx-persistent",
+        "Pleo `POST /v3/export-job-events`: 503 on every delivery",
+        pleo_fault(failing, "POST", EVENTS_PATH, times=None, status=503),
+        redriven(),
+    ),
+    FaultScenario(
+        "pleo-verify-stale-persistent",
+        "Pleo keeps reading the job `in_progress` after our accepted event (every later read)",
+        verification_reads_in_progress(times=None),
+        redriven("failed", "invalid_configuration", events=1),
+    ),
+    FaultScenario(
+        "accounting-secret-throttled-persistent",
+        "Secrets Manager `GetSecretValue` of the e-conomic secret: `ThrottlingException` on every delivery",
+        aws_fault("accounting-secret", "throttled", times=None),
+        redriven(),
+    ),
+    FaultScenario(
+        "config-throttled-persistent",
+        "DynamoDB `GetItem` of the company configuration: `ThrottlingException` on every delivery",
+        aws_fault("config", "throttled", times=None),
+        redriven(),
+    ),
+]
+
+SIDE_EFFECTS = [
+    FaultScenario(
+        "ready-queue-throttled",
+        "SQS `SendMessage` of the hand-off to the ready-jobs queue: `ThrottlingException`, once",
+        aws_fault("ready-queue", "throttled"),
+        handed_on(retries=1),
+    ),
+    FaultScenario(
+        "ready-queue-applied-then-timeout",
+        "SQS `SendMessage` of the hand-off: the message lands on the ready-jobs queue, but the answer times out (once)",
+        aws_fault("ready-queue", "applied-then-timeout"),
+        handed_on(retries=1),
+    ),
+    FaultScenario(
+        "dlq-send-throttled",
+        "SQS `SendMessage` of a malformed message to the DLQ: `ThrottlingException`, once",
+        aws_fault("dlq", "throttled", base=malformed("this is not json")),
+        Expected("n/a", fate=DLQ_REJECTED, reject_kind="malformed_message", retries=1),
+    ),
+    FaultScenario(
+        "idempotency-put-throttled",
+        "DynamoDB `PutItem` of the idempotency record (in progress): `ThrottlingException`, once",
+        aws_fault("idempotency-put", "throttled"),
+        handed_on(retries=1),
+    ),
+    FaultScenario(
+        "idempotency-save-throttled",
+        "DynamoDB `UpdateItem` saving the decision after the hand-off: `ThrottlingException`, once; "
+        "the next delivery comes after the in-progress window, as a later backoff does in production",
+        aws_fault("idempotency-update", "throttled"),
+        handed_on(retries=1),
+        drive=redelivered_after_the_in_progress_window,
+    ),
+]
+
+PLEO_ANSWERS = [
+    FaultScenario(
+        "pleo-event-422-job-already-failed",
+        "Pleo answers our failed event 422: the job expired meanwhile (it read `in_progress` first)",
+        event_422_job_already_failed,
+        left_alone("failed", "job_expired"),
+    ),
+    FaultScenario(
+        "pleo-event-422-job-in-progress",
+        "Pleo answers our failed event 422 once, yet the job still reads `in_progress`",
+        event_422_job_still_in_progress,
+        failed_early("invalid_configuration", retries=1),
+    ),
+    FaultScenario(
+        "pleo-verify-stale",
+        "Pleo reads the job `in_progress` once after our accepted event",
+        verification_reads_in_progress(times=1),
+        failed_early("invalid_configuration", retries=1),
+    ),
+]
+
+JOB_STATES = [
+    FaultScenario(
+        "job-expired", "The job expired before preflight read it", expired_job, left_alone("failed", "job_expired")
+    ),
+    FaultScenario(
+        "job-already-failed", "The job is already `failed` when read", job_in_state("failed"), left_alone("failed")
+    ),
+    FaultScenario(
+        "job-already-completed",
+        "The job is already `completed` when read",
+        job_in_state("completed"),
+        left_alone("completed"),
+    ),
+    FaultScenario(
+        "job-unknown",
+        "Pleo answers 404 for the message's job (the company is configured)",
+        unknown_job,
+        left_alone("n/a"),
+    ),
+    FaultScenario(
+        "company-mismatch",
+        "The message's `companyId` is not the job's (routed to the wrong company)",
+        from_scenario(scenarios.routed_to_wrong_company),
+        failed_early("invalid_configuration"),
+    ),
+]
+
+CONFIGURATION = [
+    FaultScenario(
+        "configuration-missing",
+        "No configuration item for the message's company (Pleo has the job)",
+        unconfigured_company,
+        rejected("unknown_company", job="in_progress"),
+    ),
+    FaultScenario(
+        "configuration-without-pleo-secret",
+        "The configuration item has no `pleoCredentialsSecretId`",
+        without_pleo_secret_id,
+        rejected("unknown_company", job="in_progress"),
+    ),
+    FaultScenario(
+        "configuration-malformed",
+        "The configuration item's `configuration` is a truncated JSON string",
+        malformed_configuration,
+        rejected("malformed_company_configuration", job="in_progress"),
+    ),
+    FaultScenario(
+        "configuration-incomplete",
+        "The configuration maps no expense or contra account",
+        from_scenario(scenarios.incomplete_mappings),
+        failed_early("missing_configuration"),
+    ),
+    FaultScenario(
+        "accounting-secret-missing",
+        "The e-conomic secret does not exist (`ResourceNotFoundException`)",
+        accounting_secret_never_stored,
+        failed_early("missing_configuration"),
+    ),
+    FaultScenario(
+        "accounting-secret-not-json",
+        "The e-conomic secret is not JSON",
+        overwrite_secret("accounting", "appSecretToken={token}; not JSON"),
+        failed_early("invalid_configuration"),
+    ),
+    FaultScenario(
+        "pleo-secret-missing",
+        "The Pleo secret was deleted (`ResourceNotFoundException`)",
+        overwrite_secret("pleo", None),
+        rejected("pleo_credentials_unusable", job="in_progress"),
+    ),
+    FaultScenario(
+        "pleo-secret-not-json",
+        "The Pleo secret is not JSON",
+        overwrite_secret("pleo", "apiKey: {token} (not JSON)"),
+        rejected("pleo_credentials_unusable", job="in_progress"),
+    ),
+]
+
+DELIVERY = [
+    FaultScenario(
+        "duplicate-x3-handed-on",
+        "The same message three times, enqueued before the first delivery (a job that passes)",
+        duplicates(passing_copies),
+        Expected("in_progress", hand_offs=1, messages=3, retries=range(0, 3)),
+    ),
+    FaultScenario(
+        "duplicate-x3-failed",
+        "The same message three times, enqueued before the first delivery (a job that fails a check)",
+        duplicates(failing_copies),
+        Expected("failed", "invalid_configuration", events=1, messages=3, retries=range(0, 3)),
+    ),
+    FaultScenario(
+        "lambda-near-deadline",
+        "Delivered to an invocation with 1 s left (less than `DEADLINE_MARGIN_MS`)",
+        passing,
+        handed_on(retries=1),
+        drive=near_deadline_then_drain,
+    ),
+]
+
+MALFORMED = [
+    FaultScenario(f"malformed-{name}", description, malformed(body), rejected("malformed_message"))
+    for name, description, body in (
+        ("not-json", "Message body is not JSON", "this is not json"),
+        ("empty", "Message body is blank (SQS does not allow an empty one)", " "),
+        ("json-array", "Message body is a JSON array", json.dumps([{"jobId": str(uuid.UUID(int=1))}])),
+        ("missing-job-id", "Message without `jobId`", json.dumps({"companyId": str(uuid.UUID(int=2))})),
+        (
+            "non-uuid-job-id",
+            "`jobId` is not a UUID",
+            json.dumps({"jobId": "job-42", "companyId": str(uuid.UUID(int=2))}),
+        ),
+        (
+            "company-id-wrong-type",
+            "`companyId` is a number",
+            json.dumps({"jobId": str(uuid.UUID(int=1)), "companyId": 12345}),
+        ),
+        ("oversized", "Message body over 16 KiB (valid ids plus padding)", OVERSIZED),
+    )
+]
+
+
+SCENARIOS: tuple[FaultScenario, ...] = (
+    *_pleo_rows(),
+    *PLEO_ANSWERS,
+    *_economic_rows(),
+    *_aws_rows(),
+    *SIDE_EFFECTS,
+    *EXHAUSTED,
+    *JOB_STATES,
+    *CONFIGURATION,
+    *DELIVERY,
+    *MALFORMED,
+)
+
+assert len({s.name for s in SCENARIOS}) == len(SCENARIOS), "scenario names must be unique"
