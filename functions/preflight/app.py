@@ -71,7 +71,11 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
         decision = decide(message=message, attempt=attempt)
     except UnprocessableMessage as error:
-        runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
+        try:
+            runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
+        except TransientError:
+            runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
+            raise
         logger.error(
             "message moved to the dead-letter queue", extra={"reject_kind": error.kind, "reason": error.reason}
         )

@@ -126,6 +126,15 @@ class PreflightService:
         if failures:
             reason_type, reason = summarize(failures)
             confirmed = pleo.fail_job(job.id, reason_type, reason)
+            if confirmed.failure_reason_type not in (None, reason_type.value):
+                # Our event met a 422: the job had been failed meanwhile (e.g. expired).
+                return Decision(
+                    outcome="skipped",
+                    job_id=str(job.id),
+                    company_id=str(job.company_id),
+                    job_status=confirmed.status,
+                    reason=f"job was failed meanwhile ({confirmed.failure_reason_type})",
+                )
             return Decision(
                 outcome="failed_early",
                 job_id=str(job.id),
