@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 from openapi_core import OpenAPI
@@ -64,3 +65,16 @@ class HttpxRequest:
 def validate_pleo_request(request: httpx.Request) -> None:
     """Raise if the request does not match the Pleo Export API v3 description."""
     pleo_openapi().validate_request(HttpxRequest(request))
+
+
+def validate_simulated_pleo_request(request: Any) -> None:
+    """Validate a request the Pleo simulator recorded (a ``SimRequest``)."""
+    validate_pleo_request(
+        httpx.Request(
+            request.method,
+            f"{PLEO_SERVER}{request.path}",
+            params=[(k, v) for k, values in request.query.items() for v in values],
+            headers=list(request.headers.raw_items()),
+            content=request.body or None,
+        )
+    )
