@@ -1,0 +1,1 @@
+"""Performance benchmark of export-preflight (``make bench``; see docs/performance.md)."""
