@@ -251,9 +251,12 @@ CHECKS: tuple[PreflightCheck, ...] = (
     PreflightCheck("permissions", ("authentication",), permissions),
     PreflightCheck("bookkeeping_mode", (), bookkeeping_mode),
     PreflightCheck("mappings_complete", (), mappings_complete),
-    PreflightCheck("capabilities", ("permissions", "mappings_complete", "bookkeeping_mode"), capabilities),
-    PreflightCheck("mapped_accounts", ("permissions", "mappings_complete"), mapped_accounts),
-    PreflightCheck("mapped_tax_codes", ("permissions",), mapped_tax_codes),
+    # Looking things up in the accounting system needs the right company and the rights to read.
+    PreflightCheck(
+        "capabilities", ("company_context", "permissions", "mappings_complete", "bookkeeping_mode"), capabilities
+    ),
+    PreflightCheck("mapped_accounts", ("company_context", "permissions", "mappings_complete"), mapped_accounts),
+    PreflightCheck("mapped_tax_codes", ("company_context", "permissions"), mapped_tax_codes),
 )
 
 
