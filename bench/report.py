@@ -680,8 +680,9 @@ def markdown(
         "",
         f"- **Command:** `{meta['command']}`" + (" — quick run, fewer samples" if cfg.quick else ""),
         f"- **Machine:** {meta['cpu']}, {meta['cores']} cores, Python {meta['python']} ({meta['platform']}); "
-        f"speed reference (a pure-Python loop of 1M additions, best of 3): {meta['probe']}. On this virtual "
-        "machine absolute figures vary by 10–20 % from run to run; compare runs with similar references.",
+        f"speed reference (a pure-Python loop of 1M additions, best of 3): {meta['probe']}. This is a shared "
+        "virtual machine whose speed varies a lot over time (this reference has been seen anywhere between about "
+        "40 and 190 ms): compare runs with similar references.",
         f"- **Date:** {meta['date']}; the run took {meta['elapsed']}",
         f"- **Other work on the machine:** CPU used by other processes {meta['foreign']}; 1-minute load average "
         f"{meta['load']}. Anything above a few tenths of a core competes with the benchmark for the 2 cores and "
