@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from decimal import Decimal
 from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
@@ -86,8 +87,6 @@ class CompanyConfigurations:
 
 def _plain(value: Any) -> Any:
     """DynamoDB maps come back with Decimals; make them JSON-like."""
-    from decimal import Decimal
-
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | set | tuple):

@@ -248,7 +248,7 @@ class Decision(BaseModel):
     reason_type: FailureReasonType | None = None
     reason: str | None = None
     job_status: str | None = None
-    checks: list[Annotated[CheckOutcome, Field()]] = Field(default_factory=list)
+    checks: list[CheckOutcome] = Field(default_factory=list)
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

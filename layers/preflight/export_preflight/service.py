@@ -12,6 +12,7 @@ import httpx
 
 from .checks import CHECKS, CheckReport, Connection, PreflightContext, run_checks
 from .connectors import CONNECTORS, ConnectorEnvironment
+from .connectors.base import CredentialLoader
 from .errors import CredentialsMissing, CredentialsUnreadable, TransientError, UnprocessableMessage
 from .models import (
     CheckOutcome,
@@ -33,10 +34,8 @@ class ConfigurationSource(Protocol):
     def get(self, company_id: UUID) -> CompanyConfiguration | None: ...
 
 
-class CredentialSource(Protocol):
+class CredentialSource(CredentialLoader, Protocol):
     def pleo(self, secret_id: str, *, refresh: bool = False) -> PleoCredentials: ...
-
-    def load(self, secret_id: str, model: type, *, refresh: bool = False) -> object: ...
 
 
 class HandOff(Protocol):
