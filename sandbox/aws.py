@@ -17,6 +17,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 REGION = "eu-west-1"
+TOKEN_SET_TAG = "export-preflight:secret-kind"  # template.yaml: PutSecretValue only on these
 MAX_RECEIVE_COUNT = 5
 
 
@@ -28,6 +29,7 @@ class Resources:
     company_config_table: str = "export-preflight-company-config"
     idempotency_table: str = "export-preflight-idempotency"
     credential_lock_table: str = "export-preflight-credential-locks"
+    decisions_table: str = "export-preflight-job-decisions"
 
     def environment(self) -> dict[str, str]:
         """The function's environment variables for these resources."""
@@ -35,6 +37,7 @@ class Resources:
             "COMPANY_CONFIG_TABLE": self.company_config_table,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
             "CREDENTIAL_LOCK_TABLE": self.credential_lock_table,
+            "DECISIONS_TABLE": self.decisions_table,
             "READY_JOBS_QUEUE_URL": self.ready_jobs_queue_url,
             "CLAIMED_JOBS_DLQ_URL": self.claimed_jobs_dlq_url,
             "CLAIMED_JOBS_QUEUE_URL": self.claimed_jobs_queue_url,
@@ -112,7 +115,7 @@ class LocalAws:
         httpx.post(f"{self.endpoint_url}/moto-api/reset").raise_for_status()
 
     def create_resources(self, *, visibility_timeout: int = 180) -> Resources:
-        """Queues with redrive and SSE, and the three tables, as in template.yaml."""
+        """Queues with redrive and SSE, and the four tables, as in template.yaml."""
         sqs = self.client("sqs")
         dlq_url = sqs.create_queue(QueueName="export-preflight-claimed-jobs-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -134,6 +137,7 @@ class LocalAws:
             (resources.company_config_table, "companyId"),
             (resources.idempotency_table, "id"),
             (resources.credential_lock_table, "lockId"),
+            (resources.decisions_table, "jobId"),
         ):
             dynamodb.create_table(
                 TableName=table,
@@ -157,9 +161,13 @@ class LocalAws:
         item = {k: v for k, v in configuration.items() if k != "companyId"}
         table.put_item(Item={"companyId": configuration["companyId"], "configuration": item})
 
-    def put_secret(self, name: str, value: dict[str, Any] | str) -> None:
+    def put_secret(self, name: str, value: dict[str, Any] | str, *, token_set: bool = False) -> None:
+        """Create a secret; OAuth token sets carry the tag that lets the function rotate them."""
         secrets = self.client("secretsmanager")
-        secrets.create_secret(Name=name, SecretString=value if isinstance(value, str) else json.dumps(value))
+        tags = [{"Key": TOKEN_SET_TAG, "Value": "oauth-token-set"}] if token_set else []
+        secrets.create_secret(
+            Name=name, SecretString=value if isinstance(value, str) else json.dumps(value), Tags=tags
+        )
 
 
 def apply_environment(variables: dict[str, str]) -> None:

@@ -237,6 +237,7 @@ class Sandbox:
                 "expiresAt": grant.expires_at,
                 "scope": grant.scope,
             },
+            token_set=True,
         )
         config = {
             "companyId": company_id,

@@ -20,17 +20,19 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from export_preflight.errors import TransientError, UnprocessableMessage
+from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count, count_outcome, logger, metrics, tracer
-from export_preflight.runtime import get_runtime, parse_message
+from export_preflight.runtime import get_runtime
 from export_preflight.service import Attempt
 from export_preflight.settings import get_settings
 
 settings = get_settings()
 # Every failure is reported per item (ReportBatchItemFailures), even when all failed.
-processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 idempotency_config = IdempotencyConfig(
-    event_key_jmespath="job_id",
+    # a re-run (README, "Re-running one job") is a new decision for the same job
+    event_key_jmespath="[job_id, rerun]",
     expires_after_seconds=settings.idempotency_expiry_seconds,
     raise_on_no_idempotency_key=True,
 )
@@ -57,9 +59,6 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
     settings = runtime.settings
     logger.thread_safe_clear_keys()
     logger.thread_safe_append_keys(message_id=record.message_id)
-    remaining_ms = lambda_context.get_remaining_time_in_millis()
-    if remaining_ms < settings.deadline_margin_ms:
-        raise DeadlineReached(f"only {remaining_ms} ms left; leaving the record for redelivery")
     receive_count = int(record.attributes.approximate_receive_count or 1)
     attempt = Attempt(
         receive_count=receive_count,
@@ -67,6 +66,9 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         next_retry_in_seconds=settings.retry_delay(receive_count),
     )
     try:
+        remaining_ms = lambda_context.get_remaining_time_in_millis()
+        if remaining_ms < settings.deadline_margin_ms:
+            raise DeadlineReached(f"only {remaining_ms} ms left; leaving the record for redelivery")
         message = parse_message(record.body, max_bytes=settings.max_message_bytes)
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
         decision = decide(message=message, attempt=attempt)
@@ -104,6 +106,12 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         logger.info("the same job is being decided by another delivery; retrying later")
         runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(1))
         raise
+    except Exception:
+        # Nobody planned for this: say so loudly, count it (alarm), back off like transient trouble.
+        logger.exception("unexpected error; the message will be retried", extra={"receive_count": receive_count})
+        count("UnexpectedError")
+        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
+        raise
     logger.info(
         "preflight decided",
         extra={"outcome": decision.outcome, "reason_type": decision.reason_type, "reason": decision.reason},
@@ -122,6 +130,7 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> st
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency_config.register_lambda_context(context)
+    get_runtime().deadline.start(context.get_remaining_time_in_millis())
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -154,9 +154,9 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
     import time
 
     from export_preflight.models import ClientCredentials, TokenSet
-    from export_preflight.oauth import OAuthTokens, TokenEndpoint
+    from export_preflight.oauth import TokenEndpoint
     from export_preflight.pleo import PleoAuthorization
-    from tests.unit.test_oauth import MemoryLease, MemoryStore
+    from tests.unit.test_oauth import MemoryStore, manager
 
     store = MemoryStore(
         TokenSet(accessToken=SecretStr("old"), refreshToken=SecretStr("r0"), expiresAt=time.time() + 900)
@@ -180,7 +180,7 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
             authorization = PleoAuthorization(
                 store.tokens,
                 secret_id="export-preflight/pleo/acme",
-                oauth=(OAuthTokens(store, MemoryLease()), endpoint),
+                oauth=(manager(store), endpoint),
             )
             assert PleoClient(http, authorization).get_job(JOB_ID) is not None
     assert token.call_count == 1

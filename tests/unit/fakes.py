@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from export_preflight.checks import Connection, PreflightContext
 from export_preflight.connectors import ConnectionProfile, LedgerEntry, Support
-from export_preflight.models import Capability, ClaimedJobMessage, CompanyConfiguration, ExportJob
+from export_preflight.models import Capability, CompanyConfiguration, ExportJob
 
 COMPANY = uuid.UUID("11111111-1111-4111-8111-111111111111")
 JOB = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -23,6 +23,7 @@ class FakeConnector:
     )
     auth_error: Exception | None = None
     unsupported: dict[Capability, str] = field(default_factory=dict)
+    ungranted: dict[Capability, str] = field(default_factory=dict)  # capability -> missing scope
     accounts_known: dict[str, LedgerEntry] = field(
         default_factory=lambda: {
             "5820": LedgerEntry("5820", "Office", True),
@@ -40,7 +41,8 @@ class FakeConnector:
         return self.profile
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
-        return [] if profile.permissions & {"SuperUser", "Bookkeeping"} else ["the Bookkeeping role"]
+        missing = [scope for capability, scope in self.ungranted.items() if capability in needs]
+        return missing + ([] if profile.permissions & {"SuperUser", "Bookkeeping"} else ["the Bookkeeping role"])
 
     def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
         if capability in self.unsupported:
@@ -96,11 +98,9 @@ def context(
     connector: FakeConnector | None = None,
     config: CompanyConfiguration | None = None,
     export_job: ExportJob | None = None,
-    message_company: uuid.UUID = COMPANY,
     connection: Connection | None = None,
 ) -> PreflightContext:
     return PreflightContext(
-        message=ClaimedJobMessage.model_validate({"jobId": str(JOB), "companyId": str(message_company)}),
         job=export_job or job(),
         config=config or configuration(),
         connection=connection or Connection(connector or FakeConnector()),

@@ -34,12 +34,52 @@ def test_all_checks_pass_for_a_complete_setup(executor):
     assert report.failures == [] and report.errors == ()
 
 
-def test_company_match_fails_when_the_job_belongs_to_another_company(executor):
-    report = run_checks(context(message_company=uuid.uuid4()), CHECKS, executor)
-    outcome = outcome_of(report, "company_match")
-    assert outcome.status == "failed"
-    assert outcome.reason_type is FailureReasonType.INVALID_CONFIGURATION
-    assert "belongs to Pleo company" in outcome.reason
+def test_a_vendor_job_without_vendor_bookkeeping_fails_on_the_mode_not_on_a_scope_it_would_never_use(executor):
+    connector = FakeConnector(ungranted={Capability.VENDOR_BOOKKEEPING: "the bills scope"})
+    config = configuration(vendorBookkeepingEnabled=False)
+    report = run_checks(
+        context(connector=connector, config=config, export_job=job(vendorBasedBookkeeping=True)), CHECKS, executor
+    )
+    assert [f.check for f in report.failures] == ["bookkeeping_mode"]
+    assert report.failures[0].reason_type is FailureReasonType.INVALID_CONFIGURATION
+
+
+def test_a_normal_job_passes_on_a_grant_without_the_bills_scope(executor):
+    connector = FakeConnector(ungranted={Capability.VENDOR_BOOKKEEPING: "the bills scope"})
+    report = run_checks(context(connector=connector), CHECKS, executor)
+    assert report.failures == []
+
+
+def test_attachments_are_asked_for_only_when_receipts_are_exported(executor):
+    connector = FakeConnector(ungranted={Capability.ATTACHMENT_UPLOAD: "the attachments scope"})
+    assert (
+        run_checks(context(connector=connector, config=configuration(exportReceipts=False)), CHECKS, executor).failures
+        == []
+    )
+    failed = run_checks(context(connector=connector), CHECKS, executor).failures
+    assert [f.check for f in failed] == ["permissions"] and "the attachments scope" in failed[0].reason
+
+
+@pytest.mark.parametrize(
+    ("mappings", "named"),
+    [
+        ({"expenseAccount": "58\n20"}, "mappings.expenseAccount"),
+        ({"contraAccount": "６８００"}, "mappings.contraAccount"),  # full-width digits
+        ({"vatCodes": ["I25", "I25\u0000"]}, "mappings.vatCodes[1]"),
+        ({"journal": "1 "}, "mappings.journal"),
+    ],
+)
+def test_a_mapping_that_cannot_be_sent_fails_as_invalid_configuration_naming_the_field(executor, mappings, named):
+    base = {"journal": 1, "expenseAccount": 5820, "contraAccount": 6800, "vatCodes": ["I25"]}
+    connector = FakeConnector()
+    report = run_checks(
+        context(connector=connector, config=configuration(mappings={**base, **mappings})), CHECKS, executor
+    )
+    outcome = outcome_of(report, "mappings_complete")
+    assert outcome.status == "failed" and outcome.reason_type is FailureReasonType.INVALID_CONFIGURATION
+    assert named in outcome.reason
+    assert outcome_of(report, "mapped_accounts").status == "skipped"
+    assert "accounts" not in connector.calls  # nothing malformed is sent anywhere
 
 
 def test_connection_settings_failure_skips_everything_that_needs_the_connection(executor):

@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from export_preflight.errors import UnprocessableMessage
-from export_preflight.runtime import parse_message
+from export_preflight.messages import parse_message
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -8,7 +8,7 @@ import pytest
 
 from export_preflight.errors import UnprocessableMessage
 from export_preflight.models import CompanyConfiguration
-from export_preflight.runtime import parse_message
+from export_preflight.messages import parse_message
 from export_preflight.sanitize import MAX_REASON_LENGTH, sanitize_reason
 
 JOB = "9a3c2f1e-5b7d-4c8a-9e6f-0123456789ab"

@@ -19,8 +19,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .errors import AwsUnavailable, CredentialsMissing, CredentialsUnreadable, UnprocessableMessage
-from .models import CompanyConfiguration, PleoCredentials, TokenSet
+from .errors import (
+    AwsUnavailable,
+    CredentialsMissing,
+    CredentialsUnreadable,
+    HandOffNotSent,
+    PreflightError,
+    UnprocessableMessage,
+)
+from .models import CompanyConfiguration, Decision, PleoCredentials, TokenSet
+from .oauth import JournalEntry
 from .observability import logger
 from .settings import Settings
 
@@ -29,6 +37,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # Standard retry mode backs off on throttling inside the SDK; what is left is ours to retry.
 BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=5)
 _NOT_FOUND_CODES = {"ResourceNotFoundException"}
+# Answers that will not change by retrying: the secret id is wrong or not ours to read.
+_REFUSED_CODES = {"AccessDeniedException", "ValidationException", "InvalidParameterException", "DecryptionFailure"}
 _PLEO_CREDENTIALS: TypeAdapter[PleoCredentials] = TypeAdapter(PleoCredentials)
 
 
@@ -40,6 +50,10 @@ def _is_not_found(error: BaseException | None) -> bool:
     return isinstance(error, KeyError) or (
         isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _NOT_FOUND_CODES
     )
+
+
+def _code(error: BaseException | None) -> str:
+    return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
 
 
 def _unavailable(service: str, error: BaseException | None) -> AwsUnavailable:
@@ -73,7 +87,7 @@ class CompanyConfigurations:
         try:
             document: Any = json.loads(raw) if isinstance(raw, str) else _plain(raw)
             return CompanyConfiguration.model_validate({**document, "companyId": str(company_id)})
-        except (ValueError, TypeError, ValidationError) as error:
+        except (ValueError, TypeError, RecursionError, ValidationError) as error:
             fields = (
                 ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
                 if isinstance(error, ValidationError)
@@ -140,6 +154,18 @@ class Credentials:
             self._provider._build_cache_key(name=secret_id), value, self._settings.secrets_cache_seconds
         )
 
+    def known_values(self, secret_ids: list[str]) -> list[str]:
+        """The string values held by these secrets, as cached (for redaction; never logged)."""
+        values: list[str] = []
+        for secret_id in secret_ids:
+            try:
+                document = json.loads(self._raw(secret_id, refresh=False))
+            except (PreflightError, ValueError, RecursionError):
+                continue
+            if isinstance(document, dict):
+                values += [v for v in document.values() if isinstance(v, str) and len(v) >= 8]
+        return values
+
     def _raw(self, secret_id: str, *, refresh: bool) -> str:
         try:
             value = self._provider.get(secret_id, max_age=self._settings.secrets_cache_seconds, force_fetch=refresh)
@@ -147,6 +173,11 @@ class Credentials:
             cause = _cause(error)
             if _is_not_found(cause):
                 raise CredentialsMissing(secret_id) from None
+            if _code(cause) in _REFUSED_CODES:
+                logger.error(
+                    "Secrets Manager refused to read a secret", extra={"secret_id": secret_id, "code": _code(cause)}
+                )
+                raise CredentialsUnreadable(secret_id) from None
             raise _unavailable("Secrets Manager GetSecretValue", cause) from None
         if not isinstance(value, str):
             raise CredentialsUnreadable(secret_id)
@@ -181,6 +212,25 @@ class DynamoDBLease:
             raise _unavailable("DynamoDB PutItem on the credential lock table", error) from None
         return True
 
+    def renew(self, name: str, owner: str, seconds: int) -> bool:
+        """Extend the lease while ``owner`` holds it, or take it again if it lapsed unclaimed."""
+        now = int(time.time())
+        try:
+            self._dynamodb.put_item(
+                TableName=self._settings.credential_lock_table,
+                Item={"lockId": {"S": name}, "owner": {"S": owner}, "expiresAt": {"N": str(now + seconds)}},
+                ConditionExpression="attribute_not_exists(lockId) OR #owner = :owner OR expiresAt < :now",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable("DynamoDB PutItem on the credential lock table", error) from None
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB PutItem on the credential lock table", error) from None
+        return True
+
     def release(self, name: str, owner: str) -> None:
         try:
             self._dynamodb.delete_item(
@@ -194,6 +244,156 @@ class DynamoDBLease:
             logger.warning("could not release a credential lease; it lapses by itself", extra={"error": str(error)})
 
 
+JOURNAL_TTL_SECONDS = 30 * 86_400
+
+
+class DynamoDBTokenJournal:
+    """``TokenJournal`` in the credential lock table (KMS-encrypted at rest): one item per
+    credential, ``lockId = journal#<secret id>``, holding the provider's raw answer until the
+    token store has the set. The function's role may read and write it; nothing logs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    def keep(self, secret_id: str, entry: JournalEntry) -> None:
+        item = {
+            "lockId": {"S": f"journal#{secret_id}"},
+            "answer": {"S": entry.answer},
+            "receivedAt": {"N": repr(entry.received_at)},
+            "replaces": {"S": entry.replaces},
+            "expiresAt": {"N": str(int(time.time()) + JOURNAL_TTL_SECONDS)},
+        }
+        self._call("PutItem", TableName=self._settings.credential_lock_table, Item=item)
+
+    def recall(self, secret_id: str) -> JournalEntry | None:
+        found = self._call(
+            "GetItem",
+            TableName=self._settings.credential_lock_table,
+            Key={"lockId": {"S": f"journal#{secret_id}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not found:
+            return None
+        return JournalEntry(found["answer"]["S"], float(found["receivedAt"]["N"]), found["replaces"]["S"])
+
+    def forget(self, secret_id: str, entry: JournalEntry) -> None:
+        try:
+            self._call(
+                "DeleteItem",
+                TableName=self._settings.credential_lock_table,
+                Key={"lockId": {"S": f"journal#{secret_id}"}},
+                ConditionExpression="replaces = :replaces",
+                ExpressionAttributeValues={":replaces": {"S": entry.replaces}},
+            )
+        except AwsUnavailable as error:
+            if "ConditionalCheckFailed" not in str(error):
+                raise
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        method = {"PutItem": "put_item", "GetItem": "get_item", "DeleteItem": "delete_item"}[operation]
+        try:
+            return getattr(self._dynamodb, method)(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"DynamoDB {operation} on the token journal", error) from None
+
+
+class DynamoDBDecisionLog:
+    """``DecisionLog`` (see service.py) in the job decisions table: one item per job, kept
+    for ``decision_retention_seconds`` (longer than a message can live, DLQ included)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None:
+        """Record ``decision`` as being acted on, unless the job has a record already: then
+        that record's (decision, state, claimed-at) is returned instead."""
+        now = time.time()
+        item = {
+            "jobId": {"S": str(decision.job_id)},
+            "decision": {"S": decision.model_dump_json()},
+            "state": {"S": "acting"},
+            "claimedAt": {"N": repr(now)},
+            "expiresAt": {"N": str(int(now) + self._settings.decision_retention_seconds)},
+        }
+        if rerun:
+            item["rerun"] = {"S": rerun}
+        try:
+            self._dynamodb.put_item(
+                TableName=self._settings.decisions_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(jobId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _unavailable("DynamoDB PutItem on the job decisions table", error) from None
+            old = error.response.get("Item") or self._get(str(decision.job_id))
+            if old is None:  # removed between our write and our read (a re-run): try again later
+                raise AwsUnavailable("the job's decision record changed while it was being claimed") from None
+            return (
+                Decision.model_validate_json(old["decision"]["S"]),
+                old["state"]["S"],
+                float(old["claimedAt"]["N"]),
+            )
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB PutItem on the job decisions table", error) from None
+        return None
+
+    def settle(self, job_id: str) -> None:
+        """The decision was acted on."""
+        self._update(job_id, "SET #state = :done", {":done": {"S": "done"}})
+
+    def release(self, job_id: str) -> None:
+        """The action certainly did not happen: the next delivery decides afresh."""
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._settings.decisions_table,
+                Key={"jobId": {"S": job_id}},
+                ConditionExpression="#state = :acting",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":acting": {"S": "acting"}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("could not release a job's decision record", extra={"error": str(error)})
+
+    def forget(self, job_id: str) -> None:
+        """Remove the job's record (the re-run path; operators only)."""
+        try:
+            self._dynamodb.delete_item(TableName=self._settings.decisions_table, Key={"jobId": {"S": job_id}})
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB DeleteItem on the job decisions table", error) from None
+
+    def _get(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            found = self._dynamodb.get_item(
+                TableName=self._settings.decisions_table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB GetItem on the job decisions table", error) from None
+        item: dict[str, Any] | None = found.get("Item")
+        return item
+
+    def _update(self, job_id: str, expression: str, values: dict[str, Any]) -> None:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.decisions_table,
+                Key={"jobId": {"S": job_id}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB UpdateItem on the job decisions table", error) from None
+
+
 class Queues:
     """Sends to the ready-jobs queue (hand-off) and the claimed-jobs DLQ (rejects)."""
 
@@ -204,19 +404,27 @@ class Queues:
     def _sqs(self) -> Any:
         return boto3.client("sqs", config=BOTO_CONFIG)
 
-    def hand_off(self, payload: dict[str, Any]) -> str:
+    def hand_off(self, payload: dict[str, Any], *, deduplication_id: str) -> str:
         """Put a passed job on the ready-jobs FIFO queue; returns the SQS message id.
 
-        Deduplicated by job id (a decision retried after an unclear send hands off once
-        within SQS's 5-minute window) and grouped by company (one company's jobs in order).
+        Deduplicated by ``deduplication_id`` (the job id; a decision retried after an unclear
+        send hands off once within SQS's 5-minute window) and grouped by company (one
+        company's jobs in order). Raises ``HandOffNotSent`` when SQS answered with an error
+        (nothing was enqueued), ``AwsUnavailable`` when the outcome is unknown.
         """
-        return self._send(
-            self._settings.ready_jobs_queue_url,
-            json.dumps(payload),
-            {"jobId": payload["jobId"]},
-            group_id=payload["companyId"],
-            deduplication_id=payload["jobId"],
-        )
+        try:
+            response = self._sqs.send_message(
+                QueueUrl=self._settings.ready_jobs_queue_url,
+                MessageBody=json.dumps(payload),
+                MessageAttributes={"jobId": {"DataType": "String", "StringValue": str(payload["jobId"])}},
+                MessageGroupId=str(payload["companyId"]),
+                MessageDeduplicationId=deduplication_id,
+            )
+        except ClientError as error:
+            raise HandOffNotSent(str(_unavailable("SQS SendMessage", error))) from None
+        except BotoCoreError as error:
+            raise _unavailable("SQS SendMessage", error) from None
+        return str(response["MessageId"])
 
     def dead_letter(self, body: str, *, kind: str, reason: str) -> str:
         """Move an unprocessable message to the DLQ, with why, without burning retries."""
@@ -232,22 +440,16 @@ class Queues:
             # The queue's own visibility timeout still brings the message back: log, go on.
             logger.warning("could not change the message visibility", extra={"error": str(_unavailable("SQS", error))})
 
-    def _send(
-        self,
-        queue_url: str,
-        body: str,
-        attributes: dict[str, str],
-        *,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
-        fifo = {"MessageGroupId": group_id, "MessageDeduplicationId": deduplication_id} if group_id else {}
+    def send_claimed(self, body: dict[str, Any]) -> str:
+        """Put a message on the claimed-jobs queue (the re-run path)."""
+        return self._send(self._settings.claimed_jobs_queue_url, json.dumps(body), {})
+
+    def _send(self, queue_url: str, body: str, attributes: dict[str, str]) -> str:
         try:
             response = self._sqs.send_message(
                 QueueUrl=queue_url,
                 MessageBody=body,
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-                **fifo,
             )
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("SQS SendMessage", error) from None

@@ -48,6 +48,17 @@ class AccountingSystemUnavailable(TransientError):
     reason_type = FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
 
 
+class IntegrationMisconfigured(TransientError):
+    """Our own side is not set up (e.g. the OAuth client secret is missing): an operator must
+    act. Retried; on the last attempt the job fails with ``integration_unusable``."""
+
+    reason_type = FailureReasonType.INTEGRATION_UNUSABLE
+
+
+class HandOffNotSent(AwsUnavailable):
+    """SQS answered the hand-off with an error: nothing was enqueued (unlike a timeout)."""
+
+
 class JobNotConfirmed(TransientError):
     """Pleo accepted our event but the job does not (yet) show the new status."""
 

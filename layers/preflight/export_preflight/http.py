@@ -75,6 +75,65 @@ class Trouble:
     rate_limit: FailureReasonType
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer read within a deadline (see ``fetch_within``)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+def fetch_within(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    deadline_seconds: float,
+    party: str,
+    what: str,
+    trouble: Trouble,
+    max_bytes: int = 65_536,
+    **kwargs: Any,
+) -> Answer:
+    """One request whose *total* time (connect, send, every read) stays within
+    ``deadline_seconds``; per-read timeouts alone let a trickling server run on for ever.
+    Transport trouble, a spent deadline, 429 and 5xx raise ``trouble.error``."""
+    end = time.monotonic() + deadline_seconds
+    timeout = httpx.Timeout(deadline_seconds, connect=min(deadline_seconds, 3.0))
+    try:
+        with http.stream(method, path, timeout=timeout, **kwargs) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if time.monotonic() > end or size > max_bytes:
+                    raise httpx.ReadTimeout("deadline spent") if size <= max_bytes else httpx.DecodingError("too big")
+                chunks.append(chunk)
+    except httpx.TransportError as error:
+        timed_out = isinstance(error, httpx.TimeoutException)
+        raise trouble.error(
+            f"{party} {describe_transport_error(error)} while {what}",
+            reason_type=trouble.timeout if timed_out else trouble.unreachable,
+        ) from None
+    except httpx.DecodingError:
+        raise trouble.error(
+            f"{party} sent an answer we could not read while {what}", reason_type=trouble.unreachable
+        ) from None
+    if is_transient_status(response.status_code):
+        raise _transient_status(response, party=party, what=what, trouble=trouble)
+    return Answer(response.status_code, response.headers, b"".join(chunks))
+
+
+def _transient_status(response: httpx.Response, *, party: str, what: str, trouble: Trouble) -> TransientError:
+    rate_limited = response.status_code == 429
+    return trouble.error(
+        f"{party} {'is rate limiting us (429)' if rate_limited else f'answered {response.status_code}'} while {what}",
+        reason_type=trouble.rate_limit if rate_limited else trouble.unreachable,
+        retry_after=retry_after_seconds(response),
+    )
+
+
 def send(
     http: httpx.Client,
     method: str,
@@ -101,11 +160,5 @@ def send(
     if inspect is not None:
         inspect(response)
     if is_transient_status(response.status_code):
-        rate_limited = response.status_code == 429
-        raise trouble.error(
-            f"{party} {'is rate limiting us (429)' if rate_limited else f'answered {response.status_code}'}"
-            f" while {what}",
-            reason_type=trouble.rate_limit if rate_limited else trouble.unreachable,
-            retry_after=retry_after_seconds(response),
-        )
+        raise _transient_status(response, party=party, what=what, trouble=trouble)
     return response

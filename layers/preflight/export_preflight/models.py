@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -51,6 +52,8 @@ class ClaimedJobMessage(BaseModel):
 
     job_id: UUID = Field(alias="jobId")
     company_id: UUID = Field(alias="companyId")
+    # Set only by the re-run tool: a deliberate second decision for an already decided job.
+    rerun: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 # ---------------------------------------------------------------- Pleo
@@ -65,6 +68,8 @@ class ExportJob(BaseModel):
     company_id: UUID = Field(alias="companyId")
     status: str
     created_at: datetime | None = Field(default=None, alias="createdAt")
+    started_at: datetime | None = Field(default=None, alias="startedAt")
+    last_updated_at: datetime | None = Field(default=None, alias="lastUpdatedAt")
     expires_in: int | None = Field(default=None, alias="expiresIn")
     vendor_based_bookkeeping: bool = Field(default=False, alias="vendorBasedBookkeeping")
     number_of_items: int | None = Field(default=None, alias="numberOfItems")
@@ -73,6 +78,20 @@ class ExportJob(BaseModel):
     @property
     def in_progress(self) -> bool:
         return self.status == JobStatus.IN_PROGRESS
+
+    def seconds_left(self, now: datetime) -> float | None:
+        """Seconds until the job expires: ``expiresIn`` counts from the last action
+        (``lastUpdatedAt``). Without it, from the latest moment known to be an action or
+        earlier (``startedAt``, else ``createdAt``), which can only underestimate; None
+        when the job says nothing about its expiry."""
+        if self.expires_in is None:
+            return None
+        since = self.last_updated_at or self.started_at or self.created_at
+        if since is None:
+            return float(self.expires_in)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=now.tzinfo)
+        return (since - now).total_seconds() + self.expires_in
 
 
 # ---------------------------------------------------------------- credentials
@@ -172,6 +191,20 @@ class Mappings(BaseModel):
         return value
 
 
+_PRINTABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_SECRET_ID = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+def value_problem(value: str, *, numeric: bool = False) -> str | None:
+    """Why a configured reference cannot be sent to an accounting system, or None."""
+    if numeric and not _DIGITS.fullmatch(value):
+        return "must be a number (digits 0-9 only)"
+    if not _PRINTABLE.fullmatch(value):
+        return "must be printable ASCII text of at most 128 characters, without leading or trailing spaces"
+    return None
+
+
 class CompanyConfiguration(BaseModel):
     """One company's integration configuration (one DynamoDB item per Pleo company).
 
@@ -189,6 +222,29 @@ class CompanyConfiguration(BaseModel):
     vendor_bookkeeping_enabled: bool = Field(default=False, alias="vendorBookkeepingEnabled")
     export_receipts: bool = Field(default=True, alias="exportReceipts")
     mappings: Mappings = Field(default_factory=Mappings)
+
+    def reference_problems(self, numeric: frozenset[str] = frozenset()) -> list[str]:
+        """Configured references that cannot be used as they are, by field name (e.g.
+        ``mappings.expenseAccount must be a number``). ``numeric`` names the fields the
+        accounting system wants as numbers. Checked before anything is sent anywhere."""
+        values: list[tuple[str, str | None]] = [
+            ("accountingCompanyRef", self.accounting_company_ref),
+            ("mappings.journal", self.mappings.journal),
+            ("mappings.expenseAccount", self.mappings.expense_account),
+            ("mappings.contraAccount", self.mappings.contra_account),
+            ("mappings.vendorJournal", self.mappings.vendor_journal),
+            ("mappings.vendorPayablesAccount", self.mappings.vendor_payables_account),
+            *((f"mappings.vatCodes[{i}]", code) for i, code in enumerate(self.mappings.vat_codes)),
+        ]
+        problems = []
+        for name, value in values:
+            problem = value_problem(value, numeric=name in numeric) if value is not None else None
+            if problem:
+                problems.append(f"{name} {problem}")
+        secret = self.accounting_credentials_secret_id
+        if secret and not _SECRET_ID.fullmatch(secret):
+            problems.append("accountingCredentialsSecretId is not a valid secret name")
+        return problems
 
     @model_validator(mode="before")
     @classmethod

@@ -1,31 +1,61 @@
 """OAuth credential lifecycle: access tokens refreshed before they expire (and on a
-401), refresh tokens rotated exactly once.
+401), refresh tokens rotated exactly once, and a rotated token set never lost.
 
-Xero and Pleo both rotate the refresh token on every refresh, and presenting a used
+Xero, Pleo and Fortnox rotate the refresh token on every refresh, and presenting a used
 one can revoke the whole grant. So, per credential:
 
-- only one refresh runs at a time across all containers (a lease, see ``Lease``);
+- only one refresh runs at a time across all containers (a lease, see ``Lease``), and
+  the lease outlives a bounded refresh: the token call, the reads and the writes each
+  have a total deadline, and a refresh starts only when the invocation has time for all
+  of it (``REFRESH_BUDGET_SECONDS`` < ``LEASE_SECONDS``);
 - whoever holds the lease re-reads the stored tokens first (another container may
   have refreshed meanwhile) and refreshes only if they are still the old ones;
-- the new pair is persisted before it is used, and the lease released after that;
+- the provider's answer goes to a write-ahead journal (``TokenJournal``, a second
+  durable, encrypted place) before anything else, then to the token store with retries
+  while the lease is held (ownership checked first); the journal entry is forgotten once
+  the store has the set. A set the store never took is recovered from the journal by the
+  next refresh, before it calls the provider;
+- an answer that does not fully parse (e.g. ``expires_in: null``) still yields the new
+  refresh token; a refresh answered ``invalid_grant`` re-reads the store once (someone
+  may have rotated meanwhile) before the grant is declared revoked;
 - everyone else waits for the stored tokens to change, then uses them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
 
-from .errors import AccountingSystemError, TransientError
-from .http import Trouble, send
+from .errors import (
+    AccountingSystemError,
+    CredentialsMissing,
+    CredentialsUnreadable,
+    IntegrationMisconfigured,
+    TransientError,
+)
+from .http import Answer, Trouble, fetch_within
 from .models import ClientCredentials, FailureReasonType, TokenSet
+from .observability import count, logger
 
-LEASE_SECONDS = 30
+TOKEN_CALL_SECONDS = 10.0  # the token call, all of it
+SAVE_SECONDS = 20.0  # journal + store writes, with retries
+READ_SECONDS = 5.0  # the store and journal reads under the lease
+REFRESH_BUDGET_SECONDS = TOKEN_CALL_SECONDS + SAVE_SECONDS + READ_SECONDS
+LEASE_SECONDS = 60
+assert LEASE_SECONDS > REFRESH_BUDGET_SECONDS, "the lease must outlive a bounded refresh"
+# Used when an answer's expires_in is missing or nonsense: short, so the token is renewed soon.
+FALLBACK_EXPIRES_IN = 300
+OAUTH_ERRORS = ("invalid_client", "unauthorized_client", "invalid_request", "invalid_scope", "unsupported_grant_type")
+
 TOKEN_ENDPOINT_TROUBLE = Trouble(
     error=TransientError,
     timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
@@ -47,15 +77,46 @@ class Lease(Protocol):
 
     def acquire(self, name: str, owner: str, seconds: int) -> bool: ...
 
+    def renew(self, name: str, owner: str, seconds: int) -> bool:
+        """Extend the lease if ``owner`` still holds it (or it lapsed and nobody took it)."""
+        ...
+
     def release(self, name: str, owner: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A provider's raw answer, kept until the token store has the set it yields."""
+
+    answer: str
+    received_at: float
+    replaces: str  # fingerprint of the refresh token this answer replaced
+
+
+class TokenJournal(Protocol):
+    """The second durable, encrypted place for a rotated token set (DynamoDB in production)."""
+
+    def keep(self, secret_id: str, entry: JournalEntry) -> None: ...
+
+    def recall(self, secret_id: str) -> JournalEntry | None: ...
+
+    def forget(self, secret_id: str, entry: JournalEntry) -> None: ...
 
 
 class GrantRevoked(AccountingSystemError):
     """The provider refused the refresh token (``invalid_grant``): the user must reconnect."""
 
 
+def fingerprint(tokens: TokenSet) -> str:
+    """Which refresh token a set holds, without holding it."""
+    return hashlib.sha256(tokens.refresh_token.get_secret_value().encode()).hexdigest()[:32]
+
+
 class TokenEndpoint:
-    """``POST {token_url}`` with ``grant_type=refresh_token`` and HTTP Basic client auth."""
+    """``POST {token_url}`` with ``grant_type=refresh_token`` and HTTP Basic client auth.
+
+    ``trouble`` says how this party's transient trouble is reported (Pleo's token endpoint
+    is not an accounting system)."""
 
     def __init__(
         self,
@@ -69,59 +130,114 @@ class TokenEndpoint:
         self._http = http
         self._path = path
         self._client = client
-        self._system = system
+        self.system = system
 
-    def refresh(self, tokens: TokenSet, now: float) -> TokenSet:
-        client = self._client()
-        response = send(
+    def refresh(self, tokens: TokenSet) -> Answer:
+        """The provider's answer to one refresh (a 200 may still be unusable: see ``parse_answer``)."""
+        client = self._client_credentials()
+        answer = fetch_within(
             self._http,
             "POST",
             self._path,
-            party=f"{self._system} token endpoint",
+            deadline_seconds=TOKEN_CALL_SECONDS,
+            party=f"{self.system} token endpoint",
             what="refreshing the access token",
             trouble=self._trouble,
             data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
             auth=(client.client_id, client.client_secret.get_secret_value()),
             headers={"Accept": "application/json"},
         )
-        body = _json(response)
-        if response.status_code in (400, 401) and body.get("error") in ("invalid_grant", "unauthorized_client"):
+        if 200 <= answer.status_code < 300:
+            return answer
+        error = str(_json(answer.content).get("error", ""))
+        if answer.status_code in (400, 401) and error == "invalid_grant":
             raise GrantRevoked(
-                f"{self._system} no longer accepts the integration's authorisation (the connection was "
-                f"revoked or expired). Reconnect {self._system} in the integration settings, then export again.",
+                f"{self.system} no longer accepts the integration's authorisation (the connection was "
+                f"revoked or expired). Reconnect {self.system} in the integration settings, then export again.",
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             )
-        if not response.is_success or "access_token" not in body or "refresh_token" not in body:
-            raise AccountingSystemError(
-                f"{self._system} token endpoint refused the refresh ({response.status_code} "
-                f"{str(body.get('error', ''))[:40]}). Check the integration's {self._system} app credentials.",
-                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
-            )
-        return TokenSet(
-            access_token=SecretStr(body["access_token"]),
-            refresh_token=SecretStr(body["refresh_token"]),
-            expires_at=now + float(body.get("expires_in", 1800)),
-            scope=body.get("scope"),
+        known = error if error in OAUTH_ERRORS else "an unexpected error"
+        raise AccountingSystemError(
+            f"{self.system} refused to renew the integration's access ({answer.status_code}, {known}). "
+            f"Reconnect {self.system} in the integration settings; if that does not help, contact support.",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
         )
+
+    def unusable_answer(self, what: str) -> TransientError:
+        """A 200 we cannot use: this party's trouble (retried)."""
+        return self._trouble.error(
+            f"{self.system} token endpoint answered {what}", reason_type=self._trouble.unreachable
+        )
+
+    def _client_credentials(self) -> ClientCredentials:
+        try:
+            return self._client()
+        except (CredentialsMissing, CredentialsUnreadable) as error:
+            state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
+            logger.error(
+                "the integration's OAuth client secret is unusable", extra={"system": self.system, "state": state}
+            )
+            raise IntegrationMisconfigured(
+                f"the integration's {self.system} OAuth client credentials are {state}"
+            ) from None
+
+
+def parse_answer(answer: str, previous: TokenSet, received_at: float) -> tuple[TokenSet, bool]:
+    """The token set an answer yields, and whether its access token is usable.
+
+    Lenient on purpose: the provider has already spent ``previous``'s refresh token, so
+    whatever the answer holds is kept. No ``refresh_token``: the old one stays (a provider
+    that does not rotate). No usable ``expires_in``: a short lifetime. No access token: the
+    set is kept with an expired one, so the next use refreshes with the new refresh token.
+    """
+    body = _json(answer.encode())
+    access, refresh = body.get("access_token"), body.get("refresh_token")
+    usable = isinstance(access, str) and bool(access)
+    access_token = SecretStr(access) if isinstance(access, str) and access else previous.access_token
+    expires_in = body.get("expires_in")
+    if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or not 0 < expires_in < 10**7:
+        if usable:
+            logger.warning("the token endpoint's answer has no usable expires_in; assuming a short lifetime")
+        expires_in = FALLBACK_EXPIRES_IN
+    scope = body.get("scope")
+    return (
+        TokenSet(
+            access_token=access_token,
+            refresh_token=SecretStr(refresh) if isinstance(refresh, str) and refresh else previous.refresh_token,
+            expires_at=received_at + float(expires_in) if usable else 0.0,
+            scope=scope if isinstance(scope, str) else previous.scope,
+        ),
+        usable,
+    )
 
 
 class OAuthTokens:
-    """Hands out valid access tokens for OAuth credentials stored under a secret id."""
+    """Hands out valid access tokens for OAuth credentials stored under a secret id.
+
+    ``time_left`` is the invocation's remaining time in seconds (a refresh is not started
+    without time for all of it); ``lease_seconds`` exists for tests only.
+    """
 
     def __init__(
         self,
         store: TokenStore,
         lease: Lease,
+        journal: TokenJournal,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         wait_seconds: float = 10.0,
+        time_left: Callable[[], float] = lambda: math.inf,
+        lease_seconds: int = LEASE_SECONDS,
     ) -> None:
         self._store = store
         self._lease = lease
+        self._journal = journal
         self._clock = clock
         self._sleep = sleep
         self._wait_seconds = wait_seconds
+        self._time_left = time_left
+        self._lease_seconds = lease_seconds
 
     def current(self, secret_id: str, endpoint: TokenEndpoint) -> TokenSet:
         """A token set whose access token is not about to expire."""
@@ -135,14 +251,9 @@ class OAuthTokens:
         owner = uuid.uuid4().hex
         deadline = self._clock() + self._wait_seconds
         while True:
-            if self._lease.acquire(secret_id, owner, LEASE_SECONDS):
+            if self._lease.acquire(secret_id, owner, self._lease_seconds):
                 try:
-                    stored = self._store.read(secret_id, fresh=True)
-                    if _replaced(stored, rejected):
-                        return stored  # someone else refreshed while we were getting here
-                    renewed = endpoint.refresh(stored, self._clock())
-                    self._store.write(secret_id, renewed)  # persisted before anyone uses it
-                    return renewed
+                    return self._refresh_holding_lease(secret_id, endpoint, rejected, owner)
                 finally:
                     self._lease.release(secret_id, owner)
             stored = self._store.read(secret_id, fresh=True)
@@ -152,14 +263,95 @@ class OAuthTokens:
                 raise TransientError("another refresh of the same credentials did not finish in time")
             self._sleep(0.1)
 
+    # ------------------------------------------------------------ under the lease
+
+    def _refresh_holding_lease(
+        self, secret_id: str, endpoint: TokenEndpoint, rejected: TokenSet, owner: str
+    ) -> TokenSet:
+        stored = self._recover(secret_id, owner)
+        if _replaced(stored, rejected) and stored.fresh(self._clock(), skew=0):
+            return stored  # someone else refreshed (or a journalled set was recovered)
+        if self._time_left() < REFRESH_BUDGET_SECONDS:
+            raise TransientError("too little time left in this invocation to refresh the access token safely")
+        try:
+            answer = endpoint.refresh(stored)
+        except GrantRevoked:
+            again = self._store.read(secret_id, fresh=True)
+            if fingerprint(again) != fingerprint(stored):
+                logger.info("the refresh token was rotated meanwhile; using the stored one")
+                return again
+            raise
+        entry = JournalEntry(answer.content.decode(errors="replace"), self._clock(), fingerprint(stored))
+        journalled = self._keep(secret_id, entry)
+        tokens, usable = parse_answer(entry.answer, stored, entry.received_at)
+        if tokens.refresh_token.get_secret_value() == stored.refresh_token.get_secret_value() and not usable:
+            # Nothing new came back (an empty or foreign 200): keep the journal entry out of the way.
+            if journalled:
+                self._journal.forget(secret_id, entry)
+            raise endpoint.unusable_answer("without tokens")
+        self._save(secret_id, tokens, entry, owner, journalled=journalled)
+        if not usable:
+            raise endpoint.unusable_answer("without an access token")
+        return tokens
+
+    def _recover(self, secret_id: str, owner: str) -> TokenSet:
+        """The stored set, after saving a journalled one the store never took."""
+        stored = self._store.read(secret_id, fresh=True)
+        entry = self._journal.recall(secret_id)
+        if entry is None:
+            return stored
+        if entry.replaces != fingerprint(stored):
+            self._journal.forget(secret_id, entry)  # the store moved on since: a stale entry
+            return stored
+        tokens, _ = parse_answer(entry.answer, stored, entry.received_at)
+        logger.warning("recovering a rotated token set from the journal", extra={"secret_id": secret_id})
+        self._save(secret_id, tokens, entry, owner, journalled=True)
+        return tokens
+
+    def _keep(self, secret_id: str, entry: JournalEntry) -> bool:
+        try:
+            self._journal.keep(secret_id, entry)
+        except TransientError as error:
+            logger.warning("could not journal a rotated token set", extra={"error": str(error)})
+            return False
+        return True
+
+    def _save(self, secret_id: str, tokens: TokenSet, entry: JournalEntry, owner: str, *, journalled: bool) -> None:
+        """Write the set while the lease is ours, retrying with backoff within ``SAVE_SECONDS``;
+        forget the journal entry once the store has it."""
+        if not self._lease.renew(secret_id, owner, self._lease_seconds):
+            logger.warning("the credential lease was taken over during a refresh; saving the new set anyway")
+        give_up_at = self._clock() + SAVE_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                self._store.write(secret_id, tokens)
+                break
+            except TransientError as error:
+                if self._clock() + delay >= give_up_at:
+                    journalled = journalled or self._keep(secret_id, entry)
+                    logger.error(
+                        "a rotated token set could not be saved to the token store",
+                        extra={"secret_id": secret_id, "error": str(error), "journalled": journalled},
+                    )
+                    count("TokenSetUnsaved")
+                    return
+                self._sleep(delay)
+                delay = min(delay * 2, 3.0)
+        if journalled:
+            try:
+                self._journal.forget(secret_id, entry)
+            except TransientError as error:  # harmless: a stale entry is recognised and dropped later
+                logger.warning("could not clear the token journal", extra={"error": str(error)})
+
 
 def _replaced(stored: TokenSet, rejected: TokenSet) -> bool:
     return stored.access_token.get_secret_value() != rejected.access_token.get_secret_value()
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(content: bytes) -> dict[str, Any]:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}

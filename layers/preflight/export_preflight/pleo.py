@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
+from pydantic import ValidationError
 
 from .errors import AccountingSystemError, JobNotConfirmed, PleoUnavailable, UnprocessableMessage
 from .http import Trouble, send
@@ -92,7 +94,14 @@ class PleoClient:
         if response.status_code == 404:
             return None
         _raise_for_answer(response, what="reading the export job")
-        return ExportJob.model_validate(response.json()["data"])
+        try:
+            return ExportJob.model_validate(response.json()["data"])
+        except (ValueError, RecursionError, KeyError, TypeError, ValidationError):
+            # An HTML page, a body of another shape: Pleo's trouble, retried like an outage.
+            raise PleoUnavailable(
+                f"Pleo answered {response.status_code} with something that is not an export job while reading it",
+                reason_type=FailureReasonType.SERVICE_UNREACHABLE,
+            ) from None
 
     def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob:
         """Post ``failed`` and return the job as re-read afterwards.
@@ -142,13 +151,18 @@ class PleoClient:
 def _raise_for_answer(response: httpx.Response, *, what: str) -> None:
     if response.is_success:
         return
-    if response.status_code in (401, 403):
+    if response.status_code == 401:
         # Without working Pleo credentials we cannot fail the job: nothing we can do
         # by retrying, so the message goes to the DLQ for an operator.
         raise UnprocessableMessage(
-            f"Pleo rejected our credentials ({response.status_code}) while {what}: "
-            "replace the company's Pleo credentials secret",
+            f"Pleo rejected our credentials (401) while {what}: replace the company's Pleo credentials secret",
             kind="pleo_credentials_rejected",
+        )
+    if response.status_code == 403:
+        raise UnprocessableMessage(
+            f"Pleo refused access (403) while {what}: the company's Pleo credentials do not cover this job "
+            "(is the message routed to the right company?); nothing was done to the job",
+            kind="pleo_job_not_covered",
         )
     error_type = _error_type(response)
     raise UnprocessableMessage(
@@ -157,8 +171,10 @@ def _raise_for_answer(response: httpx.Response, *, what: str) -> None:
 
 
 def _error_type(response: httpx.Response) -> str:
+    """Pleo's error ``type`` (an upper-case code) when the body has one; never free text."""
     try:
-        value = response.json().get("type", "")
-    except ValueError:
+        body = response.json()
+    except (ValueError, RecursionError):
         return ""
-    return str(value)[:64]
+    value = body.get("type") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", value) else ""

@@ -1,21 +1,26 @@
-"""Container-wide wiring: settings, pooled HTTP clients, AWS adapters, executors and
-the message parser. Built once per container, on first use (nothing at import time)."""
+"""Container-wide wiring: settings, pooled HTTP clients, AWS adapters and executors.
+The one place adapters are built; once per container, on first use (nothing at import time)."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
-from pydantic import ValidationError
-
-from .aws import CompanyConfigurations, Credentials, DynamoDBLease, Queues
+from .aws import (
+    CompanyConfigurations,
+    Credentials,
+    DynamoDBDecisionLog,
+    DynamoDBLease,
+    DynamoDBTokenJournal,
+    Queues,
+)
 from .connectors import CONNECTORS, ConnectorEnvironment
-from .errors import UnprocessableMessage
+from .deadline import InvocationDeadline
 from .http import new_client
-from .models import ClaimedJobMessage, ClientCredentials
+from .models import ClientCredentials
 from .oauth import OAuthTokens, TokenEndpoint
+from .pleo import PLEO_TROUBLE
 from .service import PreflightService
 from .settings import Settings, get_settings
 
@@ -29,6 +34,7 @@ class Runtime:
     service: PreflightService
     queues: Queues
     record_pool: ThreadPoolExecutor
+    deadline: InvocationDeadline
 
 
 @cache
@@ -37,12 +43,16 @@ def get_runtime() -> Runtime:
     settings = get_settings()
     timeout = settings.http_timeout_seconds
     credentials = Credentials(settings)
-    tokens = OAuthTokens(credentials, DynamoDBLease(settings))
+    deadline = InvocationDeadline()
+    tokens = OAuthTokens(
+        credentials, DynamoDBLease(settings), DynamoDBTokenJournal(settings), time_left=deadline.seconds_left
+    )
     pleo_token_endpoint = TokenEndpoint(
         new_client(settings.base_url(settings.pleo_auth_base_url), timeout_seconds=timeout),
         "/oauth/token",
         lambda: credentials.load(settings.pleo_oauth_client_secret_id, ClientCredentials),
         "Pleo",
+        trouble=PLEO_TROUBLE,
     )
     connectors = ConnectorEnvironment(
         settings=settings,
@@ -64,6 +74,7 @@ def get_runtime() -> Runtime:
         configurations=CompanyConfigurations(settings),
         credentials=credentials,
         hand_off=queues,
+        decisions=DynamoDBDecisionLog(settings),
         pleo_http=new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
         pleo_oauth=(tokens, pleo_token_endpoint),
         connectors=connectors,
@@ -75,24 +86,5 @@ def get_runtime() -> Runtime:
         service=service,
         queues=queues,
         record_pool=ThreadPoolExecutor(max_workers=record_workers, thread_name_prefix="record"),
+        deadline=deadline,
     )
-
-
-def parse_message(body: str | None, *, max_bytes: int) -> ClaimedJobMessage:
-    """Validate a claimed-jobs message; anything else raises ``UnprocessableMessage``."""
-    if body is None or not body.strip():
-        raise UnprocessableMessage("message body is empty", kind="malformed_message")
-    size = len(body.encode())
-    if size > max_bytes:
-        raise UnprocessableMessage(f"message body is {size} bytes, more than {max_bytes}", kind="malformed_message")
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise UnprocessableMessage(f"message body is not JSON ({error.msg})", kind="malformed_message") from None
-    if not isinstance(document, dict):
-        raise UnprocessableMessage("message body is not a JSON object", kind="malformed_message")
-    try:
-        return ClaimedJobMessage.model_validate(document)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise UnprocessableMessage(f"message is not a claimed job ({problems})", kind="malformed_message") from None

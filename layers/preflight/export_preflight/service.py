@@ -3,8 +3,11 @@ run the checks, then fail it early in Pleo or hand it on. Free of Lambda glue.""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -13,7 +16,7 @@ import httpx
 from .checks import CHECKS, CheckReport, Connection, PreflightContext, run_checks
 from .connectors import CONNECTORS, ConnectorEnvironment
 from .connectors.base import CredentialLoader
-from .errors import CredentialsMissing, CredentialsUnreadable, TransientError, UnprocessableMessage
+from .errors import CredentialsMissing, CredentialsUnreadable, HandOffNotSent, TransientError, UnprocessableMessage
 from .models import (
     CheckOutcome,
     ClaimedJobMessage,
@@ -25,7 +28,7 @@ from .models import (
 )
 from .models import FailureReasonType as Reason
 from .oauth import OAuthTokens, TokenEndpoint
-from .observability import logger
+from .observability import count, logger
 from .pleo import PleoAuthorization, PleoClient
 from .sanitize import sanitize_reason
 
@@ -37,9 +40,29 @@ class ConfigurationSource(Protocol):
 class CredentialSource(CredentialLoader, Protocol):
     def pleo(self, secret_id: str, *, refresh: bool = False) -> PleoCredentials: ...
 
+    def known_values(self, secret_ids: list[str]) -> list[str]: ...
+
 
 class HandOff(Protocol):
-    def hand_off(self, payload: dict[str, object]) -> str: ...
+    def hand_off(self, payload: dict[str, object], *, deduplication_id: str) -> str: ...
+
+
+class DecisionLog(Protocol):
+    """The durable record of each job's decision (kept longer than a message can live).
+
+    ``claim`` records a decision before it is acted on, or returns the job's existing
+    record as (decision, state, claimed-at epoch seconds); ``settle`` marks it acted on;
+    ``release`` removes a claim whose action certainly did not happen."""
+
+    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None: ...
+
+    def settle(self, job_id: str) -> None: ...
+
+    def release(self, job_id: str) -> None: ...
+
+
+# A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
+HAND_OFF_RESEND_SECONDS = 240
 
 
 @dataclass(frozen=True)
@@ -54,10 +77,10 @@ class Attempt:
     def is_last_delivery(self) -> bool:
         return self.receive_count >= self.max_receive_count
 
-    def is_last_for(self, job: ExportJob) -> bool:
+    def is_last_for(self, job: ExportJob, now: datetime) -> bool:
         """Last chance: no delivery left, or the job would expire before the next one."""
-        expires_first = job.expires_in is not None and job.expires_in <= self.next_retry_in_seconds
-        return self.is_last_delivery or expires_first
+        left = job.seconds_left(now)
+        return self.is_last_delivery or (left is not None and left <= self.next_retry_in_seconds)
 
 
 class PreflightService:
@@ -69,14 +92,18 @@ class PreflightService:
         configurations: ConfigurationSource,
         credentials: CredentialSource,
         hand_off: HandOff,
+        decisions: DecisionLog,
         pleo_http: httpx.Client,
         pleo_oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
         connectors: ConnectorEnvironment,
         executor: Executor | None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._configurations = configurations
         self._credentials = credentials
         self._hand_off = hand_off
+        self._decisions = decisions
+        self._clock = clock
         self._pleo_http = pleo_http
         self._pleo_oauth = pleo_oauth
         self._connectors = connectors
@@ -85,19 +112,21 @@ class PreflightService:
     def decide(self, message: ClaimedJobMessage, *, attempt: Attempt) -> Decision:
         """Run preflight for one message. On the last attempt (see ``Attempt.is_last_for``),
         transient accounting-system trouble fails the job with the most precise reason
-        instead of leaving it ``in_progress`` until it expires."""
-        config = self._configurations.get(message.company_id)
-        if config is None or not config.pleo_credentials_secret_id:
-            raise UnprocessableMessage(
-                f"no configuration with Pleo credentials for company {message.company_id}: the job "
-                "cannot be read or failed; add the company configuration item, then redrive",
-                kind="unknown_company",
+        instead of leaving it ``in_progress`` until it expires. The job read from Pleo is
+        the source of truth: it is decided in its own company's context, whatever the
+        message says."""
+        config = self._configuration(message.company_id, message)
+        connection = self._connect_early(config)
+        pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)
+        if job is not None and job.company_id != message.company_id:
+            logger.warning(
+                "the message's companyId is not the job's; deciding in the job's company",
+                extra={"message_company_id": str(message.company_id), "job_company_id": str(job.company_id)},
             )
-        connection = self._connect(config)
-        if connection.connector is not None and self._executor is not None:
-            # Read-only and needed by every in-progress job: start it while Pleo answers.
-            connection.prefetched = self._executor.submit(connection.connector.authenticate)
-        pleo, job = self._read_job(config.pleo_credentials_secret_id, message.job_id)
+            count("CompanyMismatch")
+            config = self._configuration(job.company_id, message)
+            connection = self._connect_early(config)
+            pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)
         if job is None:
             logger.warning("export job not found in Pleo", extra={"job_id": str(message.job_id)})
             return Decision(
@@ -108,58 +137,132 @@ class PreflightService:
             )
         if not job.in_progress:
             logger.info("job is no longer in progress; leaving it alone", extra={"job_status": job.status})
-            return Decision(
-                outcome="skipped",
-                job_id=str(job.id),
-                company_id=str(job.company_id),
-                job_status=job.status,
-                reason=f"job is {job.status}",
-            )
+            return self._skipped(job, job.status, f"job is {job.status}")
 
-        report = self._run_checks(message, job, config, connection)
+        report = self._run_checks(job, config, connection)
         failures = report.failures
         if not failures and report.errors:
-            if not attempt.is_last_for(job):
+            if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
                 raise report.errors[0]
             failures = [_give_up(report.errors[0])]
         if failures:
             reason_type, reason = summarize(failures)
-            confirmed = pleo.fail_job(job.id, reason_type, reason)
-            if confirmed.failure_reason_type not in (None, reason_type.value):
-                # Our event met a 422: the job had been failed meanwhile (e.g. expired).
-                return Decision(
-                    outcome="skipped",
-                    job_id=str(job.id),
-                    company_id=str(job.company_id),
-                    job_status=confirmed.status,
-                    reason=f"job was failed meanwhile ({confirmed.failure_reason_type})",
-                )
-            return Decision(
+            secrets = self._credentials.known_values(
+                [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
+            )
+            intended = Decision(
                 outcome="failed_early",
                 job_id=str(job.id),
                 company_id=str(job.company_id),
                 reason_type=reason_type,
-                reason=sanitize_reason(reason),
-                job_status=confirmed.status,
+                reason=sanitize_reason(reason, secrets),
                 checks=list(report.outcomes),
             )
-        self._hand_off.hand_off(
-            {
-                "jobId": str(job.id),
-                "companyId": str(job.company_id),
-                "accountingSystem": config.accounting_system,
-                "accountingCompanyRef": config.accounting_company_ref,
-                "vendorBasedBookkeeping": job.vendor_based_bookkeeping,
-                "checks": {o.check: o.facts for o in report.outcomes},
-            }
-        )
+        else:
+            intended = Decision(
+                outcome="handed_off",
+                job_id=str(job.id),
+                company_id=str(job.company_id),
+                job_status=job.status,
+                checks=list(report.outcomes),
+            )
+        decision, act = self._claim(intended, message.rerun)
+        if not act:
+            return decision
+        if decision.outcome == "failed_early":
+            return self._fail(pleo, job, decision)
+        return self._hand_on(job, config, decision, message.rerun)
+
+    def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool]:
+        """The decision to act on: ours, or the one a previous delivery recorded and may not
+        have finished acting on; with False when the job was decided and acted on before (a
+        duplicate or a redrive): then the recorded decision stands and nothing is done again."""
+        existing = self._decisions.claim(intended, rerun=rerun)
+        if existing is None:
+            return intended, True
+        decision, state, claimed_at = existing
+        if state == "done":
+            logger.info(
+                "the job was decided before; not acting again",
+                extra={"outcome": decision.outcome, "decided_at": claimed_at},
+            )
+            return decision, False
+        age = self._clock() - claimed_at
+        if decision.outcome == "handed_off" and age > HAND_OFF_RESEND_SECONDS:
+            raise UnprocessableMessage(
+                f"the job was decided {int(age)} s ago (handed on) but whether the hand-off reached the ready-jobs "
+                "queue is unknown, and re-sending it now could hand it on twice: check the next stage for this "
+                "job; if it never arrived, re-run preflight for it (README, 'Re-running one job')",
+                kind="hand_off_unknown",
+            )
+        logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})
+        return decision, True
+
+    def _fail(self, pleo: PleoClient, job: ExportJob, decision: Decision) -> Decision:
+        assert decision.reason_type is not None and decision.reason is not None
+        confirmed = pleo.fail_job(job.id, decision.reason_type, decision.reason)
+        self._settle(str(job.id))
+        if confirmed.failure_reason_type not in (None, decision.reason_type.value):
+            # Our event met a 422: the job had been failed meanwhile (e.g. expired).
+            return self._skipped(
+                confirmed, confirmed.status, f"job was failed meanwhile ({confirmed.failure_reason_type})"
+            )
+        return decision.model_copy(update={"job_status": confirmed.status})
+
+    def _hand_on(self, job: ExportJob, config: CompanyConfiguration, decision: Decision, rerun: str | None) -> Decision:
+        payload: dict[str, object] = {
+            "jobId": str(job.id),
+            "companyId": str(job.company_id),
+            "accountingSystem": config.accounting_system,
+            "accountingCompanyRef": config.accounting_company_ref,
+            "vendorBasedBookkeeping": job.vendor_based_bookkeeping,
+            "checks": {o.check: o.facts for o in decision.checks},
+        }
+        try:
+            self._hand_off.hand_off(payload, deduplication_id=f"{job.id}.{rerun}" if rerun else str(job.id))
+        except HandOffNotSent:
+            self._decisions.release(str(job.id))  # nothing was enqueued: the next delivery starts afresh
+            raise
+        self._settle(str(job.id))
+        return decision
+
+    def _settle(self, job_id: str) -> None:
+        try:
+            self._decisions.settle(job_id)
+        except TransientError as error:
+            # Acted on but not marked: a redelivery finishes it (failed: Pleo reads failed;
+            # handed on: re-sent only within SQS's deduplication window, else sent to the DLQ).
+            logger.warning("could not mark the decision as acted on", extra={"error": str(error)})
+
+    @staticmethod
+    def _skipped(job: ExportJob, status: str, reason: str) -> Decision:
         return Decision(
-            outcome="handed_off",
-            job_id=str(job.id),
-            company_id=str(job.company_id),
-            job_status=job.status,
-            checks=list(report.outcomes),
+            outcome="skipped", job_id=str(job.id), company_id=str(job.company_id), job_status=status, reason=reason
         )
+
+    def _configuration(self, company_id: UUID, message: ClaimedJobMessage) -> CompanyConfiguration:
+        config = self._configurations.get(company_id)
+        if config is not None and config.pleo_credentials_secret_id:
+            return config
+        if company_id == message.company_id:
+            raise UnprocessableMessage(
+                f"no configuration with Pleo credentials for company {company_id}: the job "
+                "cannot be read or failed; add the company configuration item, then redrive",
+                kind="unknown_company",
+            )
+        raise UnprocessableMessage(
+            f"the message names company {message.company_id}, but job {message.job_id} belongs to company "
+            f"{company_id}, which has no configuration with Pleo credentials: nothing was done to the job; fix "
+            "the claimer's routing or add that company's configuration item, then redrive",
+            kind="company_mismatch",
+        )
+
+    def _connect_early(self, config: CompanyConfiguration) -> Connection:
+        connection = self._connect(config)
+        if connection.connector is not None and self._executor is not None:
+            # Read-only and needed by every in-progress job: start it while Pleo answers.
+            connection.prefetched = self._executor.submit(connection.connector.authenticate)
+        return connection
 
     # ------------------------------------------------------------ steps
 
@@ -188,17 +291,13 @@ class PreflightService:
                 kind="pleo_credentials_unusable",
             ) from None
 
-    def _run_checks(
-        self, message: ClaimedJobMessage, job: ExportJob, config: CompanyConfiguration, connection: Connection
-    ) -> CheckReport:
-        ctx = PreflightContext(message=message, job=job, config=config, connection=connection)
+    def _run_checks(self, job: ExportJob, config: CompanyConfiguration, connection: Connection) -> CheckReport:
+        ctx = PreflightContext(job=job, config=config, connection=connection)
         report = run_checks(ctx, CHECKS, self._executor)
         spec = CONNECTORS.get(config.accounting_system or "")
         if spec is not None and spec.reread_on_rejection and _credentials_rejected(report):
             # The cached secret may be stale (rotated since): re-read it once and re-run.
-            ctx = PreflightContext(
-                message=message, job=job, config=config, connection=self._connect(config, refresh=True)
-            )
+            ctx = PreflightContext(job=job, config=config, connection=self._connect(config, refresh=True))
             report = run_checks(ctx, CHECKS, self._executor)
         return report
 
@@ -233,6 +332,17 @@ class PreflightService:
                     f"The integration does not support the accounting system {system!r} configured for this "
                     f"company (supported: {', '.join(sorted(CONNECTORS))}). Correct the accounting system in "
                     "the integration settings, then export again.",
+                ),
+            )
+        problems = [p for p in config.reference_problems(spec.numeric_fields) if not p.startswith("mappings.")]
+        if problems:
+            return Connection(
+                None,
+                CheckOutcome.failed(
+                    "connection_settings",
+                    Reason.INVALID_CONFIGURATION,
+                    f"The {spec.display_name} connection settings for this company are invalid: "
+                    f"{'; '.join(problems)}. Correct them in the integration settings, then export again.",
                 ),
             )
         try:

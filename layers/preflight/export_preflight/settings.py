@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     company_config_table: str = "export-preflight-company-config"
     idempotency_table: str = "export-preflight-idempotency"
     credential_lock_table: str = "export-preflight-credential-locks"
+    decisions_table: str = "export-preflight-job-decisions"
+    # Longer than the claimed queue's plus the DLQ's retention: a redrive always finds the decision.
+    decision_retention_seconds: int = Field(default=20 * 86_400, gt=0)
     ready_jobs_queue_url: str = ""
     claimed_jobs_dlq_url: str = ""
     claimed_jobs_queue_url: str = ""
@@ -59,11 +62,14 @@ class Settings(BaseSettings):
         return url
 
     def retry_delay(self, receive_count: int, retry_after: float | None = None) -> int:
-        """Seconds until the next delivery: the remote side's ``Retry-After`` when it gave one,
-        else exponential backoff on the receive count; capped (SQS allows at most 12 h)."""
+        """Seconds until the next delivery: exponential backoff on the receive count, or the
+        remote side's ``Retry-After`` when it asks for longer; capped (SQS allows at most 12 h).
+
+        A ``Retry-After`` of 0 or a date in the past never shortens the backoff: the whole
+        retry budget must not be spent in seconds."""
         exponential = self.retry_backoff_base_seconds * 2 ** max(0, receive_count - 1)
-        wanted = retry_after if retry_after is not None else exponential
-        return int(min(self.retry_backoff_max_seconds, max(0.0, wanted)))
+        wanted = max(float(exponential), retry_after or 0.0)
+        return int(min(self.retry_backoff_max_seconds, wanted))
 
     def base_url(self, url: HttpUrl) -> str:
         """A base URL without its trailing slash."""
