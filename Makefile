@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration lint format typecheck validate build deploy bench clean
+.PHONY: help install run test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,8 +41,11 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-validate: ## sam validate --lint, cfn-lint and sam build (SAM CLI in its own .venv-sam)
+validate: ## sam validate --lint, cfn-lint, checkov and sam build (own venvs: .venv-sam, .venv-checkov)
 	bash .ci/sam-checks.sh
+
+checkov: ## checkov security scan of template.yaml only (own venv: .venv-checkov)
+	bash .ci/checkov.sh
 
 build: validate ## same as validate: the build lands in .aws-sam/
 
@@ -53,4 +56,4 @@ bench: $(STAMP) ## the performance benchmark (writes docs/performance.md)
 	$(PY) -m bench.preflight_bench
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# SAM checks: validate + lint the template, then build it (no container).
+# SAM checks: validate + lint the template, scan it with checkov, then build it
+# (no container). Any finding fails the run.
 #
 #   bash .ci/sam-checks.sh          (from the repository root, or anywhere)
+#   PY313_DIR=/path/to/python-3.13/bin bash .ci/sam-checks.sh
 #
 # SAM CLI lives in its own virtualenv (.venv-sam, Python 3.11) because it pins
-# boto3/pydantic versions that clash with the application's own venv.
+# boto3/pydantic versions that clash with the application's own venv; checkov
+# has its own (.venv-checkov, see .ci/checkov.sh) for the same reason.
 # pip runs with -qq (errors only): this keeps unrelated index warnings out.
 # Nothing here talks to AWS: region and dummy credentials are set below.
 set -euo pipefail
@@ -16,8 +19,9 @@ SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
 VENV="$ROOT/.venv-sam"
 PINS="aws-sam-cli==${SAM_CLI_VERSION} cfn-lint==${CFN_LINT_VERSION}"
-# Python for the function/layer runtime (python3.13); used by `sam build`.
-PY313_FALLBACK_DIR="${PY313_DIR:-/root/.pyenv/versions/3.13.0/bin}"
+# Python for the function/layer runtime (python3.13), used by `sam build`: found
+# at build time (step 4), from PY313_DIR, PATH or pyenv; never a fixed path.
+PY313_DIR="${PY313_DIR:-}"
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
@@ -55,14 +59,30 @@ log "sam validate --lint"
 log "cfn-lint template.yaml"
 "$CFN_LINT" template.yaml
 
-# --- 3. Build (no container) --------------------------------------------------
+# --- 3. Security scan -----------------------------------------------------------
+bash "$ROOT/.ci/checkov.sh"
+
+# --- 4. Build (no container) --------------------------------------------------
 # `sam build` must find a working python3.13 on PATH. A pyenv shim may exist
-# without the version being active, so test that it actually runs.
-if ! python3.13 -c 'import sys' >/dev/null 2>&1; then
-  if [[ -x "$PY313_FALLBACK_DIR/python3.13" ]]; then
-    export PATH="$PY313_FALLBACK_DIR:$PATH"
+# without the version being active, so test that it actually runs. Order:
+# PY313_DIR (explicit), then python3.13 on PATH, then pyenv's newest 3.13.
+py313_works() { "${1:-python3.13}" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; }
+if [[ -n "$PY313_DIR" ]]; then
+  py313_works "$PY313_DIR/python3.13" || die "PY313_DIR=$PY313_DIR has no working python3.13"
+  export PATH="$PY313_DIR:$PATH"
+elif ! py313_works; then
+  pyenv_prefix=""
+  if command -v pyenv >/dev/null 2>&1; then
+    pyenv_prefix="$(pyenv prefix 3.13 2>/dev/null || true)"
+    if [[ -z "$pyenv_prefix" ]]; then
+      latest="$(pyenv latest 3.13 2>/dev/null || true)"
+      [[ -z "$latest" ]] || pyenv_prefix="$(pyenv prefix "$latest" 2>/dev/null || true)"
+    fi
+  fi
+  if [[ -n "$pyenv_prefix" ]] && py313_works "$pyenv_prefix/bin/python3.13"; then
+    export PATH="$pyenv_prefix/bin:$PATH"
   else
-    die "sam build needs python3.13 on PATH (none found, and $PY313_FALLBACK_DIR/python3.13 does not exist). Install Python 3.13 or set PY313_DIR to its bin directory."
+    die "sam build needs python3.13: none works on PATH and pyenv has no 3.13. Install Python 3.13, or set PY313_DIR to the directory that holds its python3.13."
   fi
 fi
 log "sam build (python3.13 = $(command -v python3.13), target arm64)"

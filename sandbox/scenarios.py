@@ -173,12 +173,24 @@ def economic_down(sandbox: Sandbox) -> list[Seeded]:
 
 
 def routed_to_wrong_company(sandbox: Sandbox) -> list[Seeded]:
+    """The message names another company than the job's: the job is decided in its own
+    company's context (configuration and credentials), never failed on the message's word."""
     company = sandbox.add_economic_company("misrouted", agreement_number=100013)
     other = sandbox.add_economic_company("misrouted-other", agreement_number=100014)
     sandbox.pleo.add_api_key(company.secrets["pleo"], [company.company_id, other.company_id])
     job = sandbox.add_job(other)
     sandbox.enqueue({"jobId": job["id"], "companyId": company.company_id})
-    return [Seeded("misrouted", job["id"], company.company_id, "failed_early", "invalid_configuration")]
+    return [Seeded("misrouted", job["id"], other.company_id, "handed_off", None)]
+
+
+def routed_from_unconfigured_company(sandbox: Sandbox) -> list[Seeded]:
+    """The job belongs to a company we have no configuration for: nothing is done to it."""
+    company = sandbox.add_economic_company("misrouted-foreign", agreement_number=100017)
+    foreign = str(uuid.uuid4())
+    sandbox.pleo.add_api_key(company.secrets["pleo"], [company.company_id, foreign])
+    job = sandbox.pleo.add_job(company_id=foreign)
+    sandbox.enqueue({"jobId": job["id"], "companyId": company.company_id})
+    return [Seeded("misrouted-foreign", None, None, "rejected", "company_mismatch")]
 
 
 def already_failed(sandbox: Sandbox) -> list[Seeded]:
@@ -330,6 +342,7 @@ DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     unknown_vat_code,
     economic_down,
     routed_to_wrong_company,
+    routed_from_unconfigured_company,
     already_failed,
     duplicate_delivery,
     malformed,

@@ -83,6 +83,7 @@ class SimResponse:
     status: int
     json: Any | None = None
     headers: dict[str, str] | None = None
+    raw: bytes | None = None  # sent as is instead of ``json`` (garbage a real server may send)
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Fault:
     disconnect: bool = False
     when: Callable[[SimRequest], bool] | None = None
     hits: int = 0
+    raw: bytes | None = None
 
     def matches(self, request: SimRequest) -> bool:
         """True while the fault has uses left and the request matches it."""
@@ -179,7 +181,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: SimResponse) -> None:
-        payload = b"" if response.json is None else jsonlib.dumps(response.json).encode()
+        if response.raw is not None:
+            payload = response.raw
+        else:
+            payload = b"" if response.json is None else jsonlib.dumps(response.json).encode()
         try:
             self.send_response(response.status)
             headers = {k.lower(): (k, v) for k, v in (response.headers or {}).items()}
@@ -312,11 +317,13 @@ class SimulatorServer:
         delay: float = 0.0,
         disconnect: bool = False,
         when: Callable[[SimRequest], bool] | None = None,
+        raw: bytes | None = None,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` (``"*"`` for any) and
         ``path_regex`` (full match) misbehave; ``times=None`` means forever.
 
-        - ``status`` (with optional ``json``/``headers``): answer that instead of the normal answer;
+        - ``status`` (with optional ``json``/``headers``, or ``raw`` bytes sent as they are):
+          answer that instead of the normal answer;
         - ``delay`` alone: sleep that long, then answer normally (to trigger client timeouts);
           combined with ``status`` or ``disconnect`` the sleep comes first;
         - ``disconnect=True``: close the socket without sending any response.
@@ -337,6 +344,7 @@ class SimulatorServer:
             delay=delay,
             disconnect=disconnect,
             when=when,
+            raw=raw,
         )
         with self.lock:
             self._faults.append(fault)
@@ -379,7 +387,7 @@ class SimulatorServer:
             if fault.disconnect:
                 return None
             if fault.status is not None:
-                injected = SimResponse(fault.status, fault.json)
+                injected = SimResponse(fault.status, fault.json, raw=fault.raw)
                 decorated = self.decorate(request, injected)
                 decorated.headers = {**(decorated.headers or {}), **(fault.headers or {})}
                 return decorated

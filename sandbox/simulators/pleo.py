@@ -1,6 +1,6 @@
 """Stateful simulator of the Pleo Export API v3 surface the preflight uses.
 
-Shapes follow /work/shared/pleo/export-api-v3.openapi.yaml (ExportJob, PageInfo,
+Shapes follow docs/pleo-export-api-v3.openapi.yaml (ExportJob, PageInfo,
 ApiError ``{type, message}``) and the job state machine of export-api.md section 4.
 Where Pleo does not document an answer (401/403/400 bodies, ordering), the
 simulator's choice is marked "SIMULATOR CHOICE".
@@ -117,6 +117,7 @@ class PleoSimulator(SimulatorServer):
         status: str = "in_progress",
         vendor_based_bookkeeping: bool = False,
         expires_in: int = 3600,
+        idle_seconds: float = 0,
         number_of_items: int = 3,
         is_interactive: bool = True,
         created_by: str | None = None,
@@ -124,10 +125,12 @@ class PleoSimulator(SimulatorServer):
         """Seed an export job and return a copy of it (an ``ExportJob`` object).
 
         Jobs seeded past ``pending`` get ``startedAt``; ``completed*`` ones also ``completedAt``.
+        ``idle_seconds`` dates the job's last action (and creation) that far back: its
+        ``expiresIn`` counts from ``lastUpdatedAt``.
         """
         if status not in JOB_STATUSES:
             raise ValueError(f"unknown job status {status!r}; use one of {JOB_STATUSES}")
-        now = self._timestamp()
+        now = self._timestamp(idle_seconds)
         job: dict[str, Any] = {
             "id": str(job_id or uuid.uuid4()),
             "companyId": str(company_id),
@@ -322,5 +325,5 @@ class PleoSimulator(SimulatorServer):
             return frozenset(), _error(401, "UNAUTHORIZED", "Authentication is required.")
         return frozenset(), _error(401, "UNAUTHORIZED", "The credential is not valid.")
 
-    def _timestamp(self) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+    def _timestamp(self, ago: float = 0) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock() - ago))

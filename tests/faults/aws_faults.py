@@ -73,6 +73,7 @@ class AwsFaults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[AwsFault] = []
+        self.calls: list[tuple[str, Params]] = []  # every call made while installed (operation, params)
 
     def inject(
         self, operation: str, kind: str, *, times: int | None = 1, when: Callable[[Params], bool] | None = None
@@ -87,6 +88,12 @@ class AwsFaults:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self.calls.clear()
+
+    def made(self, operation: str, when: Callable[[Params], bool] | None = None) -> int:
+        """How many ``operation`` calls (narrowed by ``when``) the code under test made."""
+        with self._lock:
+            return sum(1 for op, params in self.calls if op == operation and (when is None or when(params)))
 
     def _take(self, operation: str, params: Params) -> AwsFault | None:
         with self._lock:
@@ -102,6 +109,8 @@ class AwsFaults:
         faults = self
 
         def _make_api_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+            with faults._lock:
+                faults.calls.append((operation_name, dict(api_params)))
             fault = faults._take(operation_name, api_params)
             if fault is None:
                 return original(client, operation_name, api_params)

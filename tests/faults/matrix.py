@@ -109,6 +109,7 @@ def _deliveries(count: int | range) -> str:
 
 Setup = Callable[[Sandbox], Seeded]
 Drive = Callable[[Sandbox], PollReport]
+Verify = Callable[[Sandbox, Seeded], None]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class FaultScenario:
     expected: Expected
     drive: Drive | None = None  # None: one drain of the claimed-jobs queue (``drain``)
     xfail: str | None = None  # a promise the system breaks today: why (strict xfail)
+    verify: Verify | None = None  # what else the row promises (checked after the common assertions)
 
 
 # ---------------------------------------------------------------- expectations
@@ -719,9 +721,9 @@ JOB_STATES = [
     ),
     FaultScenario(
         "company-mismatch",
-        "The message's `companyId` is not the job's (routed to the wrong company)",
+        "The message's `companyId` is not the job's (routed to the wrong company); the job's company is configured",
         from_scenario(scenarios.routed_to_wrong_company),
-        failed_early("invalid_configuration"),
+        handed_on(),
     ),
 ]
 
@@ -820,6 +822,232 @@ MALFORMED = [
 ]
 
 
+# ---------------------------------------------------------------- hardening: the worst faults
+
+XERO_SLUG = "acme-xero"
+
+
+def xero_claimed(sandbox: Sandbox, *, copies: int = 1, **company: Any) -> Seeded:
+    """One Xero company whose access token has expired (the first call refreshes it), one job."""
+    seeded_company = sandbox.add_xero_company(XERO_SLUG, expired_token=True, **company)
+    seeded_job = sandbox.add_job(seeded_company)
+    body = {"jobId": seeded_job["id"], "companyId": seeded_company.company_id}
+    bodies = tuple(enqueue(sandbox, body) for _ in range(copies))
+    return Seeded(seeded_job["id"], seeded_company.company_id, bodies)
+
+
+def _xero_secret(sandbox: Sandbox) -> str:
+    return str(sandbox.companies[XERO_SLUG].configuration["accountingCredentialsSecretId"])
+
+
+def xero_token_save_throttled(times: int) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = xero_claimed(sandbox)
+        AWS_FAULTS.inject("PutSecretValue", "throttled", times=times, when=_param("SecretId", _xero_secret(sandbox)))
+        return seeded
+
+    return setup
+
+
+def _stored_refresh_token(sandbox: Sandbox) -> str:
+    value = sandbox.aws.client("secretsmanager").get_secret_value(SecretId=_xero_secret(sandbox))["SecretString"]
+    return str(json.loads(value)["refreshToken"])
+
+
+def _journal(sandbox: Sandbox) -> dict[str, Any] | None:
+    item = sandbox.aws.client("dynamodb").get_item(
+        TableName=_resources(sandbox).credential_lock_table,
+        Key={"lockId": {"S": f"journal#{_xero_secret(sandbox)}"}},
+    )
+    return item.get("Item")
+
+
+def token_saved_after_retries(sandbox: Sandbox, seeded: Seeded) -> None:
+    grant = sandbox.companies[XERO_SLUG].grant
+    assert grant is not None and not grant.revoked
+    assert sandbox.xero.token_calls == 1, "one token call per rotation"
+    assert _stored_refresh_token(sandbox) == grant.refresh_token, "the rotated token reached Secrets Manager"
+    assert _journal(sandbox) is None
+
+
+def token_kept_in_the_journal(sandbox: Sandbox, seeded: Seeded) -> None:
+    grant = sandbox.companies[XERO_SLUG].grant
+    assert grant is not None and not grant.revoked
+    assert sandbox.xero.token_calls == 1, "one token call per rotation"
+    journal = _journal(sandbox)
+    assert journal is not None and grant.refresh_token in journal["answer"]["S"], "the new set waits in the journal"
+    assert _stored_refresh_token(sandbox) != grant.refresh_token
+
+
+def one_hand_off_attempt(sandbox: Sandbox, seeded: Seeded) -> None:
+    sends = AWS_FAULTS.made("SendMessage", _param("QueueUrl", _resources(sandbox).ready_jobs_queue_url))
+    assert sends == 1, f"{sends} hand-off attempts for one decided job"
+
+
+def redriven_later(sandbox: Sandbox) -> PollReport:
+    """Decide (the idempotency save fails once: the next delivery comes after the in-progress
+    window), then, once the idempotency record is gone (its 24 h expiry), the same message
+    comes back: a DLQ redrive days later, after SQS's 5-minute deduplication window."""
+    first = redelivered_after_the_in_progress_window(sandbox)
+    assert sandbox.resources is not None
+    dynamodb = sandbox.aws.client("dynamodb")
+    for item in dynamodb.scan(TableName=sandbox.resources.idempotency_table)["Items"]:
+        dynamodb.delete_item(TableName=sandbox.resources.idempotency_table, Key={"id": item["id"]})
+    for body in _REDRIVE_BODIES:
+        enqueue(sandbox, body)
+    return merged(first, drain(sandbox))
+
+
+_REDRIVE_BODIES: list[str] = []
+
+
+def decided_then_redriven(base: Setup) -> Setup:
+    """``base``, with the idempotency save failing after the decision; the same body comes
+    back later (see ``redriven_later``)."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = base(sandbox)
+        AWS_FAULTS.inject(
+            "UpdateItem", "throttled", times=1, when=_param("TableName", _resources(sandbox).idempotency_table)
+        )
+        _REDRIVE_BODIES[:] = list(seeded.bodies)
+        return Seeded(seeded.job_id, seeded.company_id, seeded.bodies * 2)
+
+    return setup
+
+
+def routed_from_unconfigured_company(sandbox: Sandbox) -> Seeded:
+    scenarios.routed_from_unconfigured_company(sandbox)
+    company = sandbox.companies["misrouted-foreign"]
+    (job,) = [j for j in sandbox.pleo.jobs() if j["companyId"] != company.company_id]
+    return Seeded(job["id"], job["companyId"], (json.dumps({"jobId": job["id"], "companyId": company.company_id}),))
+
+
+def idle_job_economic_down(sandbox: Sandbox) -> Seeded:
+    """e-conomic is down and the job's last action was ``expiresIn`` seconds ago: it expires
+    before any next delivery, although ``expiresIn`` alone still reads 3600."""
+    seeded = claimed(sandbox, job={"expires_in": 3600, "idle_seconds": 3600})
+    sandbox.economic.inject("GET", "/self", status=503, times=None)
+    return seeded
+
+
+def bad_reference(configuration: dict[str, Any]) -> Setup:
+    return lambda sandbox: claimed(sandbox, configuration=configuration)
+
+
+HTML = b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>"
+NESTED = "[" * 5000 + "]" * 5000
+HUGE_INTEGER = '{"jobId": ' + "9" * 5000 + ', "companyId": "' + str(uuid.UUID(int=2)) + '"}'
+
+HARDENING = [
+    FaultScenario(
+        "xero-token-save-throttled-x2",
+        "Secrets Manager `PutSecretValue` of a rotated Xero token set: `ThrottlingException` twice in a row",
+        xero_token_save_throttled(2),
+        handed_on(),
+        verify=token_saved_after_retries,
+    ),
+    FaultScenario(
+        "xero-token-save-throttled-x10",
+        "Secrets Manager `PutSecretValue` of a rotated Xero token set: `ThrottlingException` ten times in a row "
+        "(the set waits in the token journal; the next refresh recovers it)",
+        xero_token_save_throttled(10),
+        handed_on(),
+        verify=token_kept_in_the_journal,
+    ),
+    FaultScenario(
+        "xero-client-secret-missing",
+        "Our Xero OAuth client secret is missing when a token must be refreshed (every delivery)",
+        lambda sandbox: _without_xero_client_secret(xero_claimed(sandbox), sandbox),
+        failed_early("integration_unusable", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "idempotency-save-throttled-redriven-later",
+        "The idempotency save fails after the hand-off; the same message comes back after the idempotency "
+        "record expired (a DLQ redrive days later)",
+        decided_then_redriven(passing),
+        Expected("in_progress", hand_offs=1, messages=2, fate=RETRIED, retries=1),
+        drive=redriven_later,
+        verify=one_hand_off_attempt,
+    ),
+    FaultScenario(
+        "failed-then-redriven-later",
+        "A job failed early; the same message comes back after the idempotency record expired",
+        decided_then_redriven(failing),
+        Expected("failed", "invalid_configuration", events=1, messages=2, fate=RETRIED, retries=1),
+        drive=redriven_later,
+    ),
+    FaultScenario(
+        "pleo-read-html-200",
+        "Pleo answers `GET /v3/export-jobs/{id}` with an HTML page and status 200, once",
+        pleo_fault(passing, "GET", JOB_PATH, times=1, status=200, raw=HTML, headers={"Content-Type": "text/html"}),
+        handed_on(retries=1),
+    ),
+    FaultScenario(
+        "pleo-read-403",
+        "Pleo answers 403 when the job is read (the credentials do not cover this job)",
+        pleo_fault(passing, "GET", JOB_PATH, times=None, status=403, json={"type": "FORBIDDEN", "message": "no"}),
+        rejected("pleo_job_not_covered", job="in_progress"),
+    ),
+    FaultScenario(
+        "economic-accounts-html-200-persistent",
+        "e-conomic answers `GET /accounts` with an HTML page and status 200 on every delivery",
+        economic_fault("/accounts", times=None, status=200, raw=HTML, headers={"Content-Type": "text/html"}),
+        failed_early("accounting_system_unreachable", retries=MAX_RECEIVE_COUNT - 1),
+    ),
+    FaultScenario(
+        "economic-self-wrong-shape",
+        "e-conomic answers `GET /self` with a JSON array instead of an object, once",
+        economic_fault("/self", times=1, status=200, json=[{"agreementNumber": AGREEMENT}]),
+        handed_on(retries=1),
+    ),
+    FaultScenario(
+        "company-mismatch-unconfigured",
+        "The message's `companyId` is not the job's, and the job's company has no configuration",
+        routed_from_unconfigured_company,
+        rejected("company_mismatch", job="in_progress"),
+    ),
+    FaultScenario(
+        "economic-down-idle-job",
+        "e-conomic `GET /self`: 503, and the job's last action was `expiresIn` seconds ago "
+        "(`lastUpdatedAt` + `expiresIn` is now)",
+        idle_job_economic_down,
+        failed_early("accounting_system_unreachable"),
+    ),
+    FaultScenario(
+        "configuration-company-ref-not-printable",
+        "The configured e-conomic agreement number holds a line break (`100\\n001`)",
+        bad_reference({"accountingCompanyRef": "100\n001"}),
+        failed_early("invalid_configuration"),
+    ),
+    FaultScenario(
+        "configuration-account-not-ascii-digits",
+        "A mapped e-conomic account number has full-width digits (`５８２０`)",
+        bad_reference({"mappings": {"journal": 1, "expenseAccount": "５８２０", "contraAccount": 6800}}),
+        failed_early("invalid_configuration"),
+    ),
+    FaultScenario(
+        "malformed-deep-nesting",
+        "Message body is JSON nested 5,000 levels deep",
+        malformed(NESTED),
+        rejected("malformed_message"),
+    ),
+    FaultScenario(
+        "malformed-huge-integer",
+        "Message body holds a 5,000-digit integer",
+        malformed(HUGE_INTEGER),
+        rejected("malformed_message"),
+    ),
+]
+
+
+def _without_xero_client_secret(seeded: Seeded, sandbox: Sandbox) -> Seeded:
+    sandbox.aws.client("secretsmanager").delete_secret(
+        SecretId="export-preflight/xero/client", ForceDeleteWithoutRecovery=True
+    )
+    return seeded
+
+
 SCENARIOS: tuple[FaultScenario, ...] = (
     *_pleo_rows(),
     *PLEO_ANSWERS,
@@ -831,6 +1059,7 @@ SCENARIOS: tuple[FaultScenario, ...] = (
     *CONFIGURATION,
     *DELIVERY,
     *MALFORMED,
+    *HARDENING,
 )
 
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS), "scenario names must be unique"

@@ -50,7 +50,7 @@ duplicate deliveries could both win the idempotency record.)
 Run it (one and a half to two minutes on two cores):
 
 ```bash
-/work/venv/bin/python -m pytest tests/faults -q     # or: make test (everything)
+.venv/bin/python -m pytest tests/faults -q          # or: make test (everything)
 ```
 
 It runs with {", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())} (timeouts are injected as 1 s delays),

@@ -68,6 +68,8 @@ def test_fault(world: Sandbox, scenario: FaultScenario, capsys: pytest.CaptureFi
     for request in world.pleo.requests:
         validate_simulated_pleo_request(request)
     assert {r.method for r in world.economic.requests} <= {"GET"}, "nothing is ever written to e-conomic"
+    if scenario.verify is not None:
+        scenario.verify(world, seeded)
 
 
 def test_reliability_doc_is_current() -> None:

@@ -23,7 +23,6 @@ FAILURE_SCENARIOS = [
     scenarios.restricted_journal,
     scenarios.barred_account,
     scenarios.unknown_vat_code,
-    scenarios.routed_to_wrong_company,
 ]
 
 

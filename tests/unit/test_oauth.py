@@ -291,7 +291,7 @@ def test_a_kill_between_the_answer_and_the_write_loses_nothing(identity, endpoin
 
 
 def test_a_lease_that_lapses_during_a_slow_token_endpoint_is_checked_before_the_write(identity, endpoint):
-    route, seen = rotating_token_endpoint(identity, delay=1.2)
+    route, _seen = rotating_token_endpoint(identity, delay=1.2)
     store, lease = MemoryStore(stale()), MemoryLease()
     renewed = manager(store, lease, lease_seconds=1).current(SECRET, endpoint)
     assert lease.renewals == [True]  # ownership checked (and the lapsed lease taken back) before the write
@@ -300,7 +300,7 @@ def test_a_lease_that_lapses_during_a_slow_token_endpoint_is_checked_before_the_
 
 
 def test_a_lease_taken_over_meanwhile_still_saves_the_answer(identity, endpoint):
-    route, _ = rotating_token_endpoint(identity)
+    _route, _ = rotating_token_endpoint(identity)
     store = MemoryStore(stale())
 
     class TakenOver(MemoryLease):
@@ -375,7 +375,7 @@ def test_invalid_grant_rereads_the_store_once_before_declaring_the_grant_revoked
 
 
 def test_a_stale_journal_entry_is_dropped_not_replayed(identity, endpoint):
-    route, seen = rotating_token_endpoint(identity)
+    _route, seen = rotating_token_endpoint(identity)
     store, journal = MemoryStore(stale("refresh-5")), MemoryJournal()
     journal.keep(SECRET, JournalEntry('{"access_token": "a-old", "refresh_token": "r-old"}', time.time(), "other"))
     manager(store, journal=journal).current(SECRET, endpoint)

@@ -329,7 +329,9 @@ class DynamoDBDecisionLog:
             self._dynamodb.put_item(
                 TableName=self._settings.decisions_table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(jobId)",
+                ConditionExpression="attribute_not_exists(jobId) OR #state = :released",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":released": {"S": "released"}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
@@ -352,14 +354,16 @@ class DynamoDBDecisionLog:
         self._update(job_id, "SET #state = :done", {":done": {"S": "done"}})
 
     def release(self, job_id: str) -> None:
-        """The action certainly did not happen: the next delivery decides afresh."""
+        """The action certainly did not happen: the next delivery decides afresh. (An update,
+        not a delete: the function may not delete decision records.)"""
         try:
-            self._dynamodb.delete_item(
+            self._dynamodb.update_item(
                 TableName=self._settings.decisions_table,
                 Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET #state = :released",
                 ConditionExpression="#state = :acting",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":acting": {"S": "acting"}},
+                ExpressionAttributeValues={":acting": {"S": "acting"}, ":released": {"S": "released"}},
             )
         except (ClientError, BotoCoreError) as error:
             logger.warning("could not release a job's decision record", extra={"error": str(error)})

@@ -46,11 +46,12 @@ from .http import Answer, Trouble, fetch_within
 from .models import ClientCredentials, FailureReasonType, TokenSet
 from .observability import count, logger
 
-TOKEN_CALL_SECONDS = 10.0  # the token call, all of it
-SAVE_SECONDS = 20.0  # journal + store writes, with retries
-READ_SECONDS = 5.0  # the store and journal reads under the lease
+# A refresh must fit in one invocation (the function's timeout is 30 s) and in its lease.
+TOKEN_CALL_SECONDS = 8.0  # the token call, all of it
+SAVE_SECONDS = 8.0  # journal + store writes, with retries
+READ_SECONDS = 3.0  # the store and journal reads under the lease
 REFRESH_BUDGET_SECONDS = TOKEN_CALL_SECONDS + SAVE_SECONDS + READ_SECONDS
-LEASE_SECONDS = 60
+LEASE_SECONDS = 45
 assert LEASE_SECONDS > REFRESH_BUDGET_SECONDS, "the lease must outlive a bounded refresh"
 # Used when an answer's expires_in is missing or nonsense: short, so the token is renewed soon.
 FALLBACK_EXPIRES_IN = 300

@@ -124,6 +124,7 @@ class PreflightService:
                 extra={"message_company_id": str(message.company_id), "job_company_id": str(job.company_id)},
             )
             count("CompanyMismatch")
+            logger.thread_safe_append_keys(company_id=str(job.company_id))
             config = self._configuration(job.company_id, message)
             connection = self._connect_early(config)
             pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)

@@ -1,0 +1,116 @@
+"""The faults whose consequences are worst, end to end: a rotated refresh token is never
+lost, nothing fails silently, one decision per job even after a redrive or a re-run, and
+no secret reaches a failure reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from export_preflight.aws import DynamoDBDecisionLog, Queues
+from export_preflight.rerun import rerun
+from export_preflight.settings import get_settings
+from sandbox import scenarios
+from tests.faults.aws_faults import AWS_FAULTS
+from tests.integration.conftest import dead_letters, emf_metrics, ready_jobs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def aws_faults(monkeypatch):
+    AWS_FAULTS.clear()
+    AWS_FAULTS.install(monkeypatch)
+    yield AWS_FAULTS
+    AWS_FAULTS.clear()
+
+
+def _stored(sandbox, company) -> dict:
+    secret = company.configuration["accountingCredentialsSecretId"]
+    return json.loads(sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"])
+
+
+def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_working(sandbox, aws_faults):
+    company = sandbox.add_xero_company("xero-journal", expired_token=True)
+    secret = company.configuration["accountingCredentialsSecretId"]
+    aws_faults.inject("PutSecretValue", "throttled", times=10, when=lambda p: p.get("SecretId") == secret)
+    first = sandbox.add_job(company)
+    sandbox.enqueue_job(first)
+    sandbox.poller().drain()
+    assert sandbox.xero.token_calls == 1
+    assert _stored(sandbox, company)["refreshToken"] != company.grant.refresh_token  # Secrets Manager refused it
+
+    # The next job, after the access token lapsed: the journalled set is saved first, then
+    # the refresh presents the *new* refresh token (a replay would revoke the grant).
+    sandbox.xero.expire_access_token(company.grant)
+    second = sandbox.add_job(company)
+    sandbox.enqueue_job(second)
+    sandbox.poller().drain()
+    assert [h["jobId"] for h in ready_jobs(sandbox)] == [first["id"], second["id"]]
+    assert not company.grant.revoked and sandbox.xero.token_calls == 2
+    assert _stored(sandbox, company)["refreshToken"] == company.grant.refresh_token
+
+
+def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_backed_off(sandbox, monkeypatch, capsys):
+    from export_preflight.service import PreflightService
+
+    (seeded,) = scenarios.passes(sandbox)
+    original = PreflightService._run_checks
+    calls = []
+
+    def broken_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a bug nobody planned for")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreflightService, "_run_checks", broken_once)
+    report = sandbox.poller().drain()
+    assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
+    out, _ = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"level"')]
+    (error,) = [line for line in lines if line["level"] == "ERROR"]
+    assert error["correlation_id"] == seeded.job_id and "ZeroDivisionError" in error["exception"]
+    assert any(m.get("UnexpectedError") for m in emf_metrics(out))
+
+
+def test_a_redrive_of_a_decided_job_is_a_no_op_and_a_rerun_decides_again(sandbox):
+    (seeded,) = scenarios.passes(sandbox)
+    body = json.dumps({"jobId": seeded.job_id, "companyId": seeded.company_id})
+    sandbox.poller().drain()
+    assert len(ready_jobs(sandbox)) == 1
+
+    # A redrive after the idempotency record expired: the decision log still answers.
+    dynamodb = sandbox.aws.client("dynamodb")
+    table = sandbox.resources.idempotency_table
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+    sandbox.enqueue(body)
+    sandbox.poller().drain()
+    assert ready_jobs(sandbox) == [] and dead_letters(sandbox) == []
+
+    # The documented re-run path: a new decision, handed on again (a new deduplication id).
+    settings = get_settings()
+    done = rerun(
+        __import__("uuid").UUID(seeded.job_id),
+        __import__("uuid").UUID(seeded.company_id),
+        decisions=DynamoDBDecisionLog(settings),
+        queue=Queues(settings),
+    )
+    sandbox.poller().drain()
+    (handed,) = ready_jobs(sandbox)
+    assert handed["jobId"] == seeded.job_id and done.token
+
+
+def test_a_secret_pasted_into_a_configuration_field_never_reaches_the_failure_reason(sandbox):
+    company = sandbox.add_xero_company("xero-pasted")
+    refresh = company.secrets["refresh"]
+    configuration = {**company.configuration, "accountingCompanyRef": refresh}
+    sandbox.aws.put_company_configuration(sandbox.resources, configuration)
+    job = sandbox.add_job(company)
+    sandbox.enqueue_job(job)
+    sandbox.poller().drain()
+    failed = sandbox.pleo.job(job["id"])
+    assert failed["status"] == "failed" and failed["failureReasonType"] == "invalid_configuration"
+    assert refresh not in failed["failureReason"] and "[redacted]" in failed["failureReason"]
