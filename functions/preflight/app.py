@@ -12,14 +12,11 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from export_preflight.errors import TransientError, UnprocessableMessage
+from export_preflight.errors import TransientError
+from export_preflight.fate import fate_of
 from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count, count_outcome, logger, metrics, tracer
@@ -72,52 +69,38 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         message = parse_message(record.body, max_bytes=settings.max_message_bytes)
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
         decision = decide(message=message, attempt=attempt)
-    except UnprocessableMessage as error:
-        try:
-            runtime.queues.dead_letter(record.body or "", kind=error.kind, reason=error.reason)
-        except TransientError:
-            runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
-            raise
-        logger.error(
-            "message moved to the dead-letter queue", extra={"reject_kind": error.kind, "reason": error.reason}
-        )
-        if error.kind == "malformed_message":
-            count("MalformedMessage")
-        count_outcome("rejected", error.kind)
-        return "rejected"
-    except TransientError as error:
-        delay = settings.retry_delay(receive_count, error.retry_after)
-        logger.warning(
-            "transient trouble; the message will be retried",
-            extra={"error": str(error), "receive_count": receive_count, "retry_in_seconds": delay},
-        )
-        runtime.queues.delay_redelivery(record.receipt_handle, delay)
-        count("TransientRetry")
-        raise
-    except IdempotencyPersistenceLayerError:
-        # The decision may have been acted on but not recorded: retry after a backoff; a
-        # repeated hand-off is deduplicated by job id on the ready-jobs FIFO queue, and a
-        # repeated failed event meets a job that already reads failed.
-        logger.warning("the idempotency store failed; the message will be retried", exc_info=True)
-        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
-        count("TransientRetry")
-        raise
-    except IdempotencyAlreadyInProgressError:
-        logger.info("the same job is being decided by another delivery; retrying later")
-        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(1))
-        raise
-    except Exception:
-        # Nobody planned for this: say so loudly, count it (alarm), back off like transient trouble.
-        logger.exception("unexpected error; the message will be retried", extra={"receive_count": receive_count})
-        count("UnexpectedError")
-        runtime.queues.delay_redelivery(record.receipt_handle, settings.retry_delay(receive_count))
-        raise
+    except Exception as error:  # every exception gets its fate; see export_preflight.fate
+        return meet_fate(error, record, receive_count)
     logger.info(
         "preflight decided",
         extra={"outcome": decision.outcome, "reason_type": decision.reason_type, "reason": decision.reason},
     )
     count_outcome(decision.outcome, decision.reason_type)
     return decision.outcome
+
+
+def meet_fate(error: Exception, record: SQSRecord, receive_count: int) -> str:
+    """Carry out the error's fate: log it, count it, dead-letter (the record succeeds) or
+    back off (it fails). A dead letter SQS refused is retried like transient trouble."""
+    runtime = get_runtime()
+    fate = fate_of(error, receive_count=receive_count, retry_delay=runtime.settings.retry_delay)
+    extra: dict[str, object] = {"receive_count": receive_count}
+    if fate.action == "dead_letter":
+        try:
+            runtime.queues.dead_letter(record.body or "", kind=fate.kind, reason=fate.reason)
+        except TransientError as unsent:
+            return meet_fate(unsent, record, receive_count)
+        extra.update(reject_kind=fate.kind, reason=fate.reason)
+    else:
+        extra.update(error=str(error), retry_in_seconds=fate.delay_seconds)
+    getattr(logger, fate.log_level)(fate.log_message, extra=extra, exc_info=error if fate.traceback else None)
+    if fate.metric:
+        count(fate.metric)
+    if fate.action == "dead_letter":
+        count_outcome("rejected", fate.kind)
+        return "rejected"
+    runtime.queues.delay_redelivery(record.receipt_handle, fate.delay_seconds)
+    raise error
 
 
 async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:

@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 
 from export_preflight.checks import Connection, PreflightContext
 from export_preflight.connectors import ConnectionProfile, LedgerEntry, Support
+from export_preflight.connectors.economic import SPEC as ECONOMIC
 from export_preflight.models import Capability, CompanyConfiguration, ExportJob
+from export_preflight.ports import Requirements
 
+# What the e-conomic connector declares: the configuration shape these fakes use.
+ECONOMIC_REQUIREMENTS = Requirements(ECONOMIC.required_mappings, ECONOMIC.vendor_mappings, ECONOMIC.numeric_fields)
 COMPANY = uuid.UUID("11111111-1111-4111-8111-111111111111")
 JOB = uuid.UUID("22222222-2222-4222-8222-222222222222")
 
@@ -103,5 +107,5 @@ def context(
     return PreflightContext(
         job=export_job or job(),
         config=config or configuration(),
-        connection=connection or Connection(connector or FakeConnector()),
+        connection=connection or Connection(connector or FakeConnector(), requirements=ECONOMIC_REQUIREMENTS),
     )

@@ -14,31 +14,12 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 
-from .connectors import CONNECTORS, AccountingConnector, ConnectionProfile
-from .connectors.base import JOURNAL_MAPPINGS
+from .connectors.base import AccountingConnector, ConnectionProfile
 from .errors import AccountingSystemError, TransientError
 from .models import Capability, CheckOutcome, CompanyConfiguration, ExportJob
 from .models import FailureReasonType as Reason
 from .observability import count, logger
-
-
-@dataclass
-class Connection:
-    """The accounting-system connection set up for this job, or why there is none.
-
-    ``prefetched`` is an authentication already under way (started while the job was
-    being read from Pleo, to take one round trip off the critical path).
-    """
-
-    connector: AccountingConnector | None
-    problem: CheckOutcome | None = None
-    prefetched: Future[ConnectionProfile] | None = None
-
-    def authenticate(self) -> ConnectionProfile:
-        assert self.connector is not None
-        if self.prefetched is not None:
-            return self.prefetched.result()
-        return self.connector.authenticate()
+from .ports import Connection
 
 
 @dataclass
@@ -108,13 +89,10 @@ def bookkeeping_mode(ctx: PreflightContext) -> CheckOutcome:
 
 def mappings_complete(ctx: PreflightContext) -> CheckOutcome:
     mappings = ctx.config.mappings
-    spec = CONNECTORS.get(ctx.config.accounting_system or "")
-    required = spec.required_mappings if spec else JOURNAL_MAPPINGS
-    if ctx.vendor_job:
-        required += spec.vendor_mappings if spec else ()
+    requirements = ctx.connection.requirements
+    required = requirements.mappings + (requirements.vendor_mappings if ctx.vendor_job else ())
     missing = [label for attr, label in required if not getattr(mappings, attr)]
-    numeric = spec.numeric_fields if spec else frozenset()
-    invalid = [p for p in ctx.config.reference_problems(numeric) if p.startswith("mappings.")]
+    invalid = [p for p in ctx.config.reference_problems(requirements.numeric_fields) if p.startswith("mappings.")]
     if invalid:
         return CheckOutcome.failed(
             "mappings_complete",

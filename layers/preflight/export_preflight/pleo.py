@@ -11,7 +11,14 @@ from uuid import UUID
 import httpx
 from pydantic import ValidationError
 
-from .errors import AccountingSystemError, JobNotConfirmed, PleoUnavailable, UnprocessableMessage
+from .errors import (
+    AccountingSystemError,
+    CredentialsMissing,
+    CredentialsUnreadable,
+    JobNotConfirmed,
+    PleoUnavailable,
+    UnprocessableMessage,
+)
 from .http import Trouble, send
 from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
 from .oauth import OAuthTokens, TokenEndpoint
@@ -24,14 +31,6 @@ PLEO_TROUBLE = Trouble(
     unreachable=FailureReasonType.SERVICE_UNREACHABLE,
     rate_limit=FailureReasonType.PLEO_RATE_LIMIT,
 )
-
-
-class PleoJobs(Protocol):
-    """What preflight needs from Pleo (the port; ``PleoClient`` is the adapter)."""
-
-    def get_job(self, job_id: UUID) -> ExportJob | None: ...
-
-    def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob: ...
 
 
 class PleoAuthorization:
@@ -146,6 +145,36 @@ class PleoClient:
         return send(
             self._http, method, path, party="Pleo", what=what, trouble=PLEO_TROUBLE, headers=headers, **arguments
         )
+
+
+class PleoCredentialSource(Protocol):
+    def pleo(self, secret_id: str, *, refresh: bool = False) -> PleoCredentials: ...
+
+
+class PleoCompanies:
+    """``PleoAccess``: a ``PleoClient`` per company, from its credentials secret."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        credentials: PleoCredentialSource,
+        oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
+    ) -> None:
+        self._http = http
+        self._credentials = credentials
+        self._oauth = oauth
+
+    def for_company(self, secret_id: str, *, refresh: bool = False) -> PleoClient:
+        try:
+            credentials = self._credentials.pleo(secret_id, refresh=refresh)
+        except (CredentialsMissing, CredentialsUnreadable) as error:
+            state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
+            raise UnprocessableMessage(
+                f"the company's Pleo credentials secret is {state}: the job cannot be read or failed; "
+                "fix the secret, then redrive",
+                kind="pleo_credentials_unusable",
+            ) from None
+        return PleoClient(self._http, PleoAuthorization(credentials, secret_id=secret_id, oauth=self._oauth))
 
 
 def _raise_for_answer(response: httpx.Response, *, what: str) -> None:

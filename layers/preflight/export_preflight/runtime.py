@@ -16,11 +16,12 @@ from .aws import (
     Queues,
 )
 from .connectors import CONNECTORS, ConnectorEnvironment
+from .connectors.registry import ConnectorRegistry
 from .deadline import InvocationDeadline
 from .http import new_client
 from .models import ClientCredentials
 from .oauth import OAuthTokens, TokenEndpoint
-from .pleo import PLEO_TROUBLE
+from .pleo import PLEO_TROUBLE, PleoCompanies
 from .service import PreflightService
 from .settings import Settings, get_settings
 
@@ -72,12 +73,15 @@ def get_runtime() -> Runtime:
     )
     service = PreflightService(
         configurations=CompanyConfigurations(settings),
-        credentials=credentials,
+        pleo=PleoCompanies(
+            new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
+            credentials,
+            (tokens, pleo_token_endpoint),
+        ),
+        connectors=ConnectorRegistry(connectors, CONNECTORS),
+        secrets=credentials,
         hand_off=queues,
         decisions=DynamoDBDecisionLog(settings),
-        pleo_http=new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
-        pleo_oauth=(tokens, pleo_token_endpoint),
-        connectors=connectors,
         executor=check_pool,
     )
     record_workers = settings.max_parallel_records if settings.check_concurrency else 1

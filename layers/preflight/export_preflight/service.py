@@ -8,58 +8,24 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 from uuid import UUID
 
-import httpx
-
-from .checks import CHECKS, CheckReport, Connection, PreflightContext, run_checks
-from .connectors import CONNECTORS, ConnectorEnvironment
-from .connectors.base import CredentialLoader
-from .errors import CredentialsMissing, CredentialsUnreadable, HandOffNotSent, TransientError, UnprocessableMessage
-from .models import (
-    CheckOutcome,
-    ClaimedJobMessage,
-    CompanyConfiguration,
-    Decision,
-    ExportJob,
-    FailureReasonType,
-    PleoCredentials,
-)
+from .checks import CHECKS, CheckReport, PreflightContext, run_checks
+from .errors import HandOffNotSent, TransientError, UnprocessableMessage
+from .models import CheckOutcome, ClaimedJobMessage, CompanyConfiguration, Decision, ExportJob, FailureReasonType
 from .models import FailureReasonType as Reason
-from .oauth import OAuthTokens, TokenEndpoint
 from .observability import count, logger
-from .pleo import PleoAuthorization, PleoClient
+from .ports import (
+    ConfigurationSource,
+    Connection,
+    ConnectorFactory,
+    DecisionLog,
+    HandOff,
+    PleoAccess,
+    PleoJobs,
+    SecretValues,
+)
 from .sanitize import sanitize_reason
-
-
-class ConfigurationSource(Protocol):
-    def get(self, company_id: UUID) -> CompanyConfiguration | None: ...
-
-
-class CredentialSource(CredentialLoader, Protocol):
-    def pleo(self, secret_id: str, *, refresh: bool = False) -> PleoCredentials: ...
-
-    def known_values(self, secret_ids: list[str]) -> list[str]: ...
-
-
-class HandOff(Protocol):
-    def hand_off(self, payload: dict[str, object], *, deduplication_id: str) -> str: ...
-
-
-class DecisionLog(Protocol):
-    """The durable record of each job's decision (kept longer than a message can live).
-
-    ``claim`` records a decision before it is acted on, or returns the job's existing
-    record as (decision, state, claimed-at epoch seconds); ``settle`` marks it acted on;
-    ``release`` removes a claim whose action certainly did not happen."""
-
-    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None: ...
-
-    def settle(self, job_id: str) -> None: ...
-
-    def release(self, job_id: str) -> None: ...
-
 
 # A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
 HAND_OFF_RESEND_SECONDS = 240
@@ -90,24 +56,22 @@ class PreflightService:
         self,
         *,
         configurations: ConfigurationSource,
-        credentials: CredentialSource,
+        pleo: PleoAccess,
+        connectors: ConnectorFactory,
+        secrets: SecretValues,
         hand_off: HandOff,
         decisions: DecisionLog,
-        pleo_http: httpx.Client,
-        pleo_oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
-        connectors: ConnectorEnvironment,
         executor: Executor | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._configurations = configurations
-        self._credentials = credentials
+        self._pleo = pleo
+        self._connectors = connectors
+        self._secrets = secrets
         self._hand_off = hand_off
         self._decisions = decisions
-        self._clock = clock
-        self._pleo_http = pleo_http
-        self._pleo_oauth = pleo_oauth
-        self._connectors = connectors
         self._executor = executor
+        self._clock = clock
 
     def decide(self, message: ClaimedJobMessage, *, attempt: Attempt) -> Decision:
         """Run preflight for one message. On the last attempt (see ``Attempt.is_last_for``),
@@ -148,7 +112,7 @@ class PreflightService:
             failures = [_give_up(report.errors[0])]
         if failures:
             reason_type, reason = summarize(failures)
-            secrets = self._credentials.known_values(
+            secrets = self._secrets.known_values(
                 [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
             )
             intended = Decision(
@@ -199,7 +163,7 @@ class PreflightService:
         logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})
         return decision, True
 
-    def _fail(self, pleo: PleoClient, job: ExportJob, decision: Decision) -> Decision:
+    def _fail(self, pleo: PleoJobs, job: ExportJob, decision: Decision) -> Decision:
         assert decision.reason_type is not None and decision.reason is not None
         confirmed = pleo.fail_job(job.id, decision.reason_type, decision.reason)
         self._settle(str(job.id))
@@ -259,7 +223,7 @@ class PreflightService:
         )
 
     def _connect_early(self, config: CompanyConfiguration) -> Connection:
-        connection = self._connect(config)
+        connection = self._connectors.connect(config)
         if connection.connector is not None and self._executor is not None:
             # Read-only and needed by every in-progress job: start it while Pleo answers.
             connection.prefetched = self._executor.submit(connection.connector.authenticate)
@@ -267,112 +231,25 @@ class PreflightService:
 
     # ------------------------------------------------------------ steps
 
-    def _read_job(self, secret_id: str, job_id: UUID) -> tuple[PleoClient, ExportJob | None]:
+    def _read_job(self, secret_id: str, job_id: UUID) -> tuple[PleoJobs, ExportJob | None]:
         """Read the job; on rejected credentials, re-read the secret once (it may have been rotated)."""
-        pleo = self._pleo(secret_id)
+        pleo = self._pleo.for_company(secret_id)
         try:
             return pleo, pleo.get_job(job_id)
         except UnprocessableMessage as error:
             if error.kind != "pleo_credentials_rejected":
                 raise
-        pleo = self._pleo(secret_id, refresh=True)
+        pleo = self._pleo.for_company(secret_id, refresh=True)
         return pleo, pleo.get_job(job_id)
-
-    def _pleo(self, secret_id: str, *, refresh: bool = False) -> PleoClient:
-        try:
-            credentials = self._credentials.pleo(secret_id, refresh=refresh)
-            return PleoClient(
-                self._pleo_http, PleoAuthorization(credentials, secret_id=secret_id, oauth=self._pleo_oauth)
-            )
-        except (CredentialsMissing, CredentialsUnreadable) as error:
-            state = "missing" if isinstance(error, CredentialsMissing) else "unreadable"
-            raise UnprocessableMessage(
-                f"the company's Pleo credentials secret is {state}: the job cannot be read or failed; "
-                "fix the secret, then redrive",
-                kind="pleo_credentials_unusable",
-            ) from None
 
     def _run_checks(self, job: ExportJob, config: CompanyConfiguration, connection: Connection) -> CheckReport:
         ctx = PreflightContext(job=job, config=config, connection=connection)
         report = run_checks(ctx, CHECKS, self._executor)
-        spec = CONNECTORS.get(config.accounting_system or "")
-        if spec is not None and spec.reread_on_rejection and _credentials_rejected(report):
+        if connection.reread_on_rejection and _credentials_rejected(report):
             # The cached secret may be stale (rotated since): re-read it once and re-run.
-            ctx = PreflightContext(job=job, config=config, connection=self._connect(config, refresh=True))
+            ctx = PreflightContext(job=job, config=config, connection=self._connectors.connect(config, refresh=True))
             report = run_checks(ctx, CHECKS, self._executor)
         return report
-
-    def _connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
-        system = config.accounting_system
-        spec = CONNECTORS.get(system or "")
-        if not system or not config.accounting_company_ref or not config.accounting_credentials_secret_id:
-            missing = [
-                label
-                for label, value in (
-                    ("accounting system (accountingSystem)", system),
-                    ("accounting company (accountingCompanyRef)", config.accounting_company_ref),
-                    ("accounting credentials (accountingCredentialsSecretId)", config.accounting_credentials_secret_id),
-                )
-                if not value
-            ]
-            return Connection(
-                None,
-                CheckOutcome.failed(
-                    "connection_settings",
-                    Reason.MISSING_CONFIGURATION,
-                    f"No accounting system is connected for this company: {', '.join(missing)} not set. "
-                    "Connect the accounting system in the integration settings, then export again.",
-                ),
-            )
-        if spec is None:
-            return Connection(
-                None,
-                CheckOutcome.failed(
-                    "connection_settings",
-                    Reason.INVALID_CONFIGURATION,
-                    f"The integration does not support the accounting system {system!r} configured for this "
-                    f"company (supported: {', '.join(sorted(CONNECTORS))}). Correct the accounting system in "
-                    "the integration settings, then export again.",
-                ),
-            )
-        problems = [p for p in config.reference_problems(spec.numeric_fields) if not p.startswith("mappings.")]
-        if problems:
-            return Connection(
-                None,
-                CheckOutcome.failed(
-                    "connection_settings",
-                    Reason.INVALID_CONFIGURATION,
-                    f"The {spec.display_name} connection settings for this company are invalid: "
-                    f"{'; '.join(problems)}. Correct them in the integration settings, then export again.",
-                ),
-            )
-        try:
-            connector = spec.create(self._connectors, config, refresh)
-        except CredentialsMissing:
-            return Connection(
-                None,
-                CheckOutcome.failed(
-                    "connection_settings",
-                    Reason.MISSING_CONFIGURATION,
-                    f"The {spec.display_name} credentials for this company are not set up. Connect "
-                    f"{spec.display_name} in the integration settings, then export again.",
-                ),
-            )
-        except CredentialsUnreadable:
-            logger.error(
-                "accounting credentials secret is unreadable",
-                extra={"secret_id": config.accounting_credentials_secret_id},
-            )
-            return Connection(
-                None,
-                CheckOutcome.failed(
-                    "connection_settings",
-                    Reason.INVALID_CONFIGURATION,
-                    f"The stored {spec.display_name} credentials for this company are unreadable. Reconnect "
-                    f"{spec.display_name} in the integration settings, then export again.",
-                ),
-            )
-        return Connection(connector)
 
 
 def _credentials_rejected(report: CheckReport) -> bool:

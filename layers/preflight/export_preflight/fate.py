@@ -1,0 +1,81 @@
+"""What becomes of a claimed-jobs message when deciding it raised: the handler's one
+policy, as a pure function (no AWS, no logging): dead-letter it at once, or retry it
+after a delay, and how loudly to say so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+
+from .errors import TransientError, UnprocessableMessage
+
+RetryDelay = Callable[[int, float | None], int]
+
+
+@dataclass(frozen=True)
+class Fate:
+    """``dead_letter``: move the body to the DLQ with ``kind``/``reason`` and succeed the record;
+    ``retry``: make it visible again in ``delay_seconds`` and report it failed."""
+
+    action: Literal["dead_letter", "retry"]
+    log_level: Literal["info", "warning", "error"]
+    log_message: str
+    delay_seconds: int = 0
+    kind: str = ""
+    reason: str = ""
+    metric: str | None = None
+    traceback: bool = False
+
+
+def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) -> Fate:
+    """The fate of a record whose decision raised ``error`` on delivery ``receive_count``."""
+    if isinstance(error, UnprocessableMessage):
+        return Fate(
+            "dead_letter",
+            "error",
+            "message moved to the dead-letter queue",
+            kind=error.kind,
+            reason=error.reason,
+            metric="MalformedMessage" if error.kind == "malformed_message" else None,
+        )
+    if isinstance(error, TransientError):
+        return Fate(
+            "retry",
+            "warning",
+            "transient trouble; the message will be retried",
+            delay_seconds=retry_delay(receive_count, error.retry_after),
+            metric="TransientRetry",
+        )
+    if isinstance(error, IdempotencyPersistenceLayerError):
+        # The decision may have been acted on but not recorded: the decision log makes a
+        # later delivery finish it rather than decide again.
+        return Fate(
+            "retry",
+            "warning",
+            "the idempotency store failed; the message will be retried",
+            delay_seconds=retry_delay(receive_count, None),
+            metric="TransientRetry",
+            traceback=True,
+        )
+    if isinstance(error, IdempotencyAlreadyInProgressError):
+        return Fate(
+            "retry",
+            "info",
+            "the same job is being decided by another delivery; retrying later",
+            delay_seconds=retry_delay(1, None),
+        )
+    # Nobody planned for this: say so loudly, count it (alarm), back off like transient trouble.
+    return Fate(
+        "retry",
+        "error",
+        "unexpected error; the message will be retried",
+        delay_seconds=retry_delay(receive_count, None),
+        metric="UnexpectedError",
+        traceback=True,
+    )

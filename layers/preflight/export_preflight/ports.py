@@ -1,0 +1,99 @@
+"""The ports the service depends on: small interfaces, implemented by adapters (``pleo``,
+``connectors``, ``aws``) that only ``runtime`` wires together, and by in-memory fakes in
+the unit tests."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+from .connectors.base import JOURNAL_MAPPINGS, AccountingConnector, ConnectionProfile
+from .models import CheckOutcome, CompanyConfiguration, Decision, ExportJob, FailureReasonType
+
+
+class ConfigurationSource(Protocol):
+    def get(self, company_id: UUID) -> CompanyConfiguration | None: ...
+
+
+class PleoJobs(Protocol):
+    """One company's view of Pleo: read a job, fail it and confirm."""
+
+    def get_job(self, job_id: UUID) -> ExportJob | None:
+        """The job, or None when Pleo does not know it."""
+        ...
+
+    def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob:
+        """Post ``failed`` and return the job as re-read afterwards."""
+        ...
+
+
+class PleoAccess(Protocol):
+    def for_company(self, secret_id: str, *, refresh: bool = False) -> PleoJobs:
+        """Pleo with the credentials under ``secret_id`` (``refresh``: re-read the secret).
+        Raises ``UnprocessableMessage`` when they are missing or unreadable."""
+        ...
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What the connected system needs configured: (attribute, label) pairs of mappings,
+    and the configuration fields it wants as numbers."""
+
+    mappings: tuple[tuple[str, str], ...] = JOURNAL_MAPPINGS
+    vendor_mappings: tuple[tuple[str, str], ...] = ()
+    numeric_fields: frozenset[str] = frozenset()
+
+
+@dataclass
+class Connection:
+    """The accounting-system connection set up for one job, or why there is none.
+
+    ``prefetched`` is an authentication already under way (started while the job was
+    being read from Pleo, to take one round trip off the critical path).
+    """
+
+    connector: AccountingConnector | None
+    problem: CheckOutcome | None = None
+    prefetched: Future[ConnectionProfile] | None = None
+    requirements: Requirements = field(default_factory=Requirements)
+    # Re-read the secret and re-run once when the credentials are rejected (static
+    # credentials may have been rotated meanwhile; OAuth connectors re-read under their lease).
+    reread_on_rejection: bool = False
+
+    def authenticate(self) -> ConnectionProfile:
+        assert self.connector is not None
+        if self.prefetched is not None:
+            return self.prefetched.result()
+        return self.connector.authenticate()
+
+
+class ConnectorFactory(Protocol):
+    def connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
+        """The connection for this configuration (``refresh``: re-read its secret)."""
+        ...
+
+
+class SecretValues(Protocol):
+    def known_values(self, secret_ids: list[str]) -> list[str]:
+        """The values held by these secrets, to redact them from anything we send."""
+        ...
+
+
+class HandOff(Protocol):
+    def hand_off(self, payload: dict[str, object], *, deduplication_id: str) -> str: ...
+
+
+class DecisionLog(Protocol):
+    """The durable record of each job's decision (kept longer than a message can live).
+
+    ``claim`` records a decision before it is acted on, or returns the job's existing
+    record as (decision, state, claimed-at epoch seconds); ``settle`` marks it acted on;
+    ``release`` gives up a claim whose action certainly did not happen."""
+
+    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None: ...
+
+    def settle(self, job_id: str) -> None: ...
+
+    def release(self, job_id: str) -> None: ...

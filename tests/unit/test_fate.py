@@ -1,0 +1,64 @@
+"""The handler's exception -> message-fate policy, as a pure function."""
+
+from __future__ import annotations
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+
+from export_preflight.errors import AccountingSystemUnavailable, AwsUnavailable, UnprocessableMessage
+from export_preflight.fate import fate_of
+from export_preflight.settings import Settings
+
+DELAY = Settings(retry_backoff_base_seconds=15, retry_backoff_max_seconds=240).retry_delay
+
+
+def test_an_unprocessable_message_goes_to_the_dlq_with_its_kind_and_reason():
+    fate = fate_of(UnprocessableMessage("no configuration", kind="unknown_company"), receive_count=3, retry_delay=DELAY)
+    assert (fate.action, fate.kind, fate.reason, fate.log_level) == (
+        "dead_letter",
+        "unknown_company",
+        "no configuration",
+        "error",
+    )
+    assert fate.metric is None
+
+
+def test_a_malformed_message_is_counted_as_such():
+    fate = fate_of(UnprocessableMessage("not JSON", kind="malformed_message"), receive_count=1, retry_delay=DELAY)
+    assert fate.metric == "MalformedMessage"
+
+
+@pytest.mark.parametrize(("receive_count", "delay"), [(1, 15), (2, 30), (4, 120), (9, 240)])
+def test_transient_trouble_backs_off_exponentially(receive_count, delay):
+    fate = fate_of(AwsUnavailable("throttled"), receive_count=receive_count, retry_delay=DELAY)
+    assert (fate.action, fate.delay_seconds, fate.metric, fate.log_level) == (
+        "retry",
+        delay,
+        "TransientRetry",
+        "warning",
+    )
+
+
+def test_a_remote_retry_after_that_asks_for_longer_is_honoured():
+    error = AccountingSystemUnavailable("429", retry_after=100)
+    assert fate_of(error, receive_count=1, retry_delay=DELAY).delay_seconds == 100
+
+
+def test_an_idempotency_store_failure_is_retried_with_backoff():
+    fate = fate_of(IdempotencyPersistenceLayerError("save failed"), receive_count=2, retry_delay=DELAY)
+    assert (fate.action, fate.delay_seconds, fate.metric) == ("retry", 30, "TransientRetry")
+
+
+def test_a_delivery_racing_another_of_the_same_job_comes_back_soon_and_quietly():
+    fate = fate_of(IdempotencyAlreadyInProgressError("busy"), receive_count=4, retry_delay=DELAY)
+    assert (fate.action, fate.delay_seconds, fate.metric, fate.log_level) == ("retry", 15, None, "info")
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("bug"), RecursionError("deep"), KeyError("x")])
+def test_anything_unexpected_is_loud_counted_and_backed_off(error):
+    fate = fate_of(error, receive_count=2, retry_delay=DELAY)
+    assert (fate.action, fate.log_level, fate.metric, fate.traceback) == ("retry", "error", "UnexpectedError", True)
+    assert fate.delay_seconds == 30

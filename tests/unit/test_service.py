@@ -1,0 +1,293 @@
+"""Every decision branch of ``PreflightService``, with in-memory fakes of its ports
+(no HTTP, no AWS): skipped, failed early, handed off, the last-attempt rule, credential
+re-read, a 422 met meanwhile, the message's word against the job's, and the decision log."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from export_preflight.errors import (
+    AccountingSystemError,
+    AccountingSystemUnavailable,
+    HandOffNotSent,
+    UnprocessableMessage,
+)
+from export_preflight.models import ClaimedJobMessage, CompanyConfiguration, Decision, ExportJob, FailureReasonType
+from export_preflight.ports import Connection
+from export_preflight.service import HAND_OFF_RESEND_SECONDS, Attempt, PreflightService
+from tests.unit.fakes import COMPANY, ECONOMIC_REQUIREMENTS, JOB, FakeConnector, configuration, job
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+OTHER_COMPANY = uuid.UUID("33333333-3333-4333-8333-333333333333")
+
+
+@dataclass
+class FakePleo:
+    """PleoAccess and PleoJobs at once: one job store, credentials by secret id."""
+
+    jobs: dict[UUID, ExportJob] = field(default_factory=dict)
+    rejected_secrets: set[str] = field(default_factory=set)  # answer 401 until re-read
+    events: list[tuple[UUID, str, str]] = field(default_factory=list)
+    answer_422_with: str | None = None  # the job was failed meanwhile with this type
+    secrets_used: list[tuple[str, bool]] = field(default_factory=list)
+
+    def for_company(self, secret_id: str, *, refresh: bool = False) -> FakePleo:
+        self.secrets_used.append((secret_id, refresh))
+        if secret_id in self.rejected_secrets and not refresh:
+            return _Rejecting()  # type: ignore[return-value]
+        return self
+
+    def get_job(self, job_id: UUID) -> ExportJob | None:
+        return self.jobs.get(job_id)
+
+    def fail_job(self, job_id: UUID, reason_type: FailureReasonType, reason: str) -> ExportJob:
+        current = self.jobs[job_id]
+        if self.answer_422_with:
+            failed = current.model_copy(update={"status": "failed", "failure_reason_type": self.answer_422_with})
+        else:
+            self.events.append((job_id, reason_type.value, reason))
+            failed = current.model_copy(update={"status": "failed", "failure_reason_type": reason_type.value})
+        self.jobs[job_id] = failed
+        return failed
+
+
+class _Rejecting:
+    def get_job(self, job_id: UUID) -> ExportJob | None:
+        raise UnprocessableMessage("Pleo rejected our credentials (401)", kind="pleo_credentials_rejected")
+
+
+@dataclass
+class FakeConnectors:
+    connector: FakeConnector = field(default_factory=FakeConnector)
+    fresh_connector: FakeConnector | None = None  # what a re-read of the secret yields
+    reread_on_rejection: bool = True
+    connects: list[tuple[str, bool]] = field(default_factory=list)
+
+    def connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
+        self.connects.append((str(config.company_id), refresh))
+        connector = self.fresh_connector if refresh and self.fresh_connector else self.connector
+        return Connection(connector, requirements=ECONOMIC_REQUIREMENTS, reread_on_rejection=self.reread_on_rejection)
+
+
+@dataclass
+class FakeHandOff:
+    sent: list[tuple[dict[str, object], str]] = field(default_factory=list)
+    refuse: bool = False
+
+    def hand_off(self, payload: dict[str, object], *, deduplication_id: str) -> str:
+        if self.refuse:
+            raise HandOffNotSent("SQS SendMessage failed (ThrottlingException)")
+        self.sent.append((payload, deduplication_id))
+        return "message-1"
+
+
+@dataclass
+class MemoryDecisionLog:
+    records: dict[str, tuple[Decision, str, float]] = field(default_factory=dict)
+    clock: float = NOW.timestamp()
+
+    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None:
+        existing = self.records.get(str(decision.job_id))
+        if existing and existing[1] != "released":
+            return existing
+        self.records[str(decision.job_id)] = (decision, "acting", self.clock)
+        return None
+
+    def settle(self, job_id: str) -> None:
+        decision, _, at = self.records[job_id]
+        self.records[job_id] = (decision, "done", at)
+
+    def release(self, job_id: str) -> None:
+        decision, _, at = self.records[job_id]
+        self.records[job_id] = (decision, "released", at)
+
+
+class FakeSecrets:
+    def known_values(self, secret_ids: list[str]) -> list[str]:
+        return ["pasted-secret-value"]
+
+
+@dataclass
+class World:
+    configurations: dict[UUID, CompanyConfiguration] = field(default_factory=lambda: {COMPANY: configuration()})
+    pleo: FakePleo = field(default_factory=lambda: FakePleo(jobs={JOB: job(lastUpdatedAt=NOW.isoformat())}))
+    connectors: FakeConnectors = field(default_factory=FakeConnectors)
+    hand_off: FakeHandOff = field(default_factory=FakeHandOff)
+    decisions: MemoryDecisionLog = field(default_factory=MemoryDecisionLog)
+
+    def get(self, company_id: UUID) -> CompanyConfiguration | None:
+        return self.configurations.get(company_id)
+
+    def service(self) -> PreflightService:
+        return PreflightService(
+            configurations=self,
+            pleo=self.pleo,
+            connectors=self.connectors,
+            secrets=FakeSecrets(),
+            hand_off=self.hand_off,
+            decisions=self.decisions,
+            executor=None,
+            clock=lambda: self.decisions.clock,
+        )
+
+    def decide(self, *, company: UUID = COMPANY, attempt: Attempt | None = None, rerun: str | None = None) -> Decision:
+        message = ClaimedJobMessage.model_validate({"jobId": str(JOB), "companyId": str(company), "rerun": rerun})
+        return self.service().decide(message, attempt=attempt or Attempt())
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_healthy_job_is_handed_on_once_and_recorded(world):
+    decision = world.decide()
+    assert decision.outcome == "handed_off"
+    ((payload, dedup),) = world.hand_off.sent
+    assert payload["jobId"] == str(JOB) and dedup == str(JOB) and world.pleo.events == []
+    assert world.decisions.records[str(JOB)][1] == "done"
+
+
+def test_a_failed_check_fails_the_job_early_with_a_sanitised_reason(world):
+    world.configurations[COMPANY] = configuration(mappings={"journal": 1, "expenseAccount": 5820})
+    decision = world.decide()
+    assert (decision.outcome, decision.reason_type) == ("failed_early", FailureReasonType.MISSING_CONFIGURATION)
+    ((job_id, reason_type, _),) = world.pleo.events
+    assert (job_id, reason_type) == (JOB, "missing_configuration") and world.hand_off.sent == []
+    assert decision.job_status == "failed"
+
+
+def test_known_secret_values_never_reach_the_reason(world):
+    world.connectors.connector.auth_error = AccountingSystemError(
+        "the token pasted-secret-value was refused",
+        reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+    )
+    world.connectors.reread_on_rejection = False
+    world.decide()
+    ((_, _, reason),) = world.pleo.events
+    assert "pasted-secret-value" not in reason and "[redacted]" in reason
+
+
+@pytest.mark.parametrize(
+    ("jobs", "why"), [({}, "job not found in Pleo"), ({JOB: job(status="completed")}, "completed")]
+)
+def test_a_job_that_is_gone_or_finished_is_skipped(world, jobs, why):
+    world.pleo.jobs = jobs
+    decision = world.decide()
+    assert decision.outcome == "skipped" and why in (decision.reason or "")
+    assert world.pleo.events == [] and world.hand_off.sent == [] and world.decisions.records == {}
+
+
+def test_an_unknown_company_goes_to_the_dlq(world):
+    world.configurations.clear()
+    with pytest.raises(UnprocessableMessage) as raised:
+        world.decide()
+    assert raised.value.kind == "unknown_company"
+
+
+def test_transient_trouble_is_retried_while_deliveries_and_time_are_left(world):
+    world.connectors.connector.auth_error = AccountingSystemUnavailable("e-conomic answered 503")
+    with pytest.raises(AccountingSystemUnavailable):
+        world.decide(attempt=Attempt(receive_count=2, max_receive_count=5, next_retry_in_seconds=30))
+    assert world.pleo.events == []
+
+
+def test_the_last_delivery_fails_the_job_with_the_precise_reason(world):
+    world.connectors.connector.auth_error = AccountingSystemUnavailable(
+        "e-conomic timed out", reason_type=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT
+    )
+    decision = world.decide(attempt=Attempt(receive_count=5, max_receive_count=5))
+    assert decision.reason_type is FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT
+
+
+def test_a_job_expiring_before_the_next_delivery_is_its_last_attempt(world):
+    idle = (NOW - timedelta(seconds=3600 - 20)).isoformat()  # 20 s left by lastUpdatedAt
+    world.pleo.jobs[JOB] = job(lastUpdatedAt=idle, expiresIn=3600)
+    world.connectors.connector.auth_error = AccountingSystemUnavailable("e-conomic answered 503")
+    decision = world.decide(attempt=Attempt(receive_count=1, max_receive_count=5, next_retry_in_seconds=30))
+    assert decision.reason_type is FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
+
+
+def test_rejected_accounting_credentials_are_reread_once(world):
+    world.connectors.connector.auth_error = AccountingSystemError(
+        "rejected", reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
+    )
+    world.connectors.fresh_connector = FakeConnector()  # the rotated secret works
+    assert world.decide().outcome == "handed_off"
+    assert [refresh for _, refresh in world.connectors.connects] == [False, True]
+
+
+def test_rejected_pleo_credentials_are_reread_once(world):
+    world.pleo.rejected_secrets.add("export-preflight/pleo/acme")
+    assert world.decide().outcome == "handed_off"
+    assert [refresh for _, refresh in world.pleo.secrets_used] == [False, True]
+
+
+def test_a_422_on_a_job_failed_meanwhile_is_recorded_as_skipped(world):
+    world.configurations[COMPANY] = configuration(mappings={"journal": 1})
+    world.pleo.answer_422_with = "job_expired"
+    decision = world.decide()
+    assert decision.outcome == "skipped" and "job_expired" in (decision.reason or "")
+
+
+def test_a_message_naming_another_company_is_decided_in_the_jobs_own_company(world):
+    world.configurations[OTHER_COMPANY] = configuration(companyId=str(OTHER_COMPANY))
+    decision = world.decide(company=OTHER_COMPANY)  # the job belongs to COMPANY
+    assert decision.outcome == "handed_off" and decision.company_id == str(COMPANY)
+    assert [company for company, _ in world.connectors.connects][-1] == str(COMPANY)
+
+
+def test_a_message_whose_job_belongs_to_an_unconfigured_company_touches_nothing(world):
+    world.configurations[OTHER_COMPANY] = configuration(companyId=str(OTHER_COMPANY))
+    del world.configurations[COMPANY]
+    with pytest.raises(UnprocessableMessage) as raised:
+        world.decide(company=OTHER_COMPANY)
+    assert raised.value.kind == "company_mismatch"
+    assert world.pleo.events == [] and world.hand_off.sent == []
+
+
+def test_a_job_decided_before_is_not_acted_on_again(world):
+    world.decide()
+    again = world.decide()
+    assert again.outcome == "handed_off" and len(world.hand_off.sent) == 1
+
+
+def test_a_recorded_hand_off_not_yet_settled_is_resent_within_the_deduplication_window(world):
+    world.decisions.records[str(JOB)] = (Decision(outcome="handed_off", job_id=str(JOB)), "acting", NOW.timestamp())
+    world.decisions.clock += HAND_OFF_RESEND_SECONDS - 1
+    assert world.decide().outcome == "handed_off"
+    assert len(world.hand_off.sent) == 1 and world.decisions.records[str(JOB)][1] == "done"
+
+
+def test_an_unsettled_hand_off_older_than_the_window_goes_to_the_dlq_not_out_again(world):
+    world.decisions.records[str(JOB)] = (Decision(outcome="handed_off", job_id=str(JOB)), "acting", NOW.timestamp())
+    world.decisions.clock += HAND_OFF_RESEND_SECONDS + 1
+    with pytest.raises(UnprocessableMessage) as raised:
+        world.decide()
+    assert raised.value.kind == "hand_off_unknown" and world.hand_off.sent == []
+
+
+def test_the_recorded_decision_wins_over_a_new_one(world):
+    recorded = Decision(outcome="handed_off", job_id=str(JOB))
+    world.decisions.records[str(JOB)] = (recorded, "done", NOW.timestamp())
+    world.configurations[COMPANY] = configuration(mappings={"journal": 1})  # would fail today
+    assert world.decide().outcome == "handed_off" and world.pleo.events == []
+
+
+def test_a_hand_off_sqs_refused_releases_the_claim(world):
+    world.hand_off.refuse = True
+    with pytest.raises(HandOffNotSent):
+        world.decide()
+    assert world.decisions.records[str(JOB)][1] == "released"
+    world.hand_off.refuse = False
+    assert world.decide().outcome == "handed_off" and len(world.hand_off.sent) == 1
+
+
+def test_a_rerun_hands_off_under_its_own_deduplication_id(world):
+    world.decide(rerun="r1")
+    assert world.hand_off.sent[0][1] == f"{JOB}.r1"
