@@ -165,9 +165,7 @@ class LocalAws:
         """Create a secret; OAuth token sets carry the tag that lets the function rotate them."""
         secrets = self.client("secretsmanager")
         tags = [{"Key": TOKEN_SET_TAG, "Value": "oauth-token-set"}] if token_set else []
-        secrets.create_secret(
-            Name=name, SecretString=value if isinstance(value, str) else json.dumps(value), Tags=tags
-        )
+        secrets.create_secret(Name=name, SecretString=value if isinstance(value, str) else json.dumps(value), Tags=tags)
 
 
 def apply_environment(variables: dict[str, str]) -> None:

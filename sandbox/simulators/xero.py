@@ -35,8 +35,8 @@ cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues):
 Assumed (marked SIMULATOR CHOICE where it matters): the status of ``invalid_client`` (401 here,
 as RFC 6749 requires for HTTP Basic; IdentityServer, which Xero runs, may answer 400 — see
 ``invalid_client_status``); the check order tenant-then-scope; unknown/revoked access tokens
-getting 401 ``AuthenticationUnsuccessful``; the ``where`` grammar's edges and its 400 body;
-``pagination`` only when ``page`` is sent; the 429 body; UK ``ReportTaxType`` values.
+getting 401 ``AuthenticationUnsuccessful``; ``pagination`` only when ``page`` is sent; the 429
+body; UK ``ReportTaxType`` values.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ __all__ = [
     "App",
     "Grant",
     "Organisation",
-    "WhereError",
     "XeroSimulator",
     "account",
     "contact",
@@ -73,7 +72,6 @@ __all__ = [
     "default_actions",
     "default_contacts",
     "default_tax_rates",
-    "parse_where",
     "tax_rate",
 ]
 
@@ -141,7 +139,8 @@ _ACCOUNT_CLASS = {
     "SALES": "REVENUE",
 }
 
-# Property names per resource (spec schemas); a ``where`` naming anything else is refused.
+# Property names per resource (spec schemas): what ``order`` may sort by. There is no ``where``
+# filter: the connectors read whole collections.
 _FIELDS: dict[str, list[str]] = {
     "Accounts": [
         "Code",
@@ -494,224 +493,11 @@ class _RefreshToken:
     used_at: float | None = None
 
 
-# ------------------------------------------------------------------ where filters
-
-
-class WhereError(ValueError):
-    """A ``where`` expression the simulator cannot parse or Xero would refuse."""
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
-      | (?P<number>-?\d+(?:\.\d+)?)
-      | (?P<op>==|!=|>=|<=|&&|\|\||[><!().,])
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    )""",
-    re.VERBOSE,
-)
-_METHODS = frozenset({"tolower", "toupper", "contains", "startswith", "endswith", "trim"})
-_MISSING = object()
-
-
-class _WhereParser:
-    """``or := and (OR and)*``, ``and := unary (AND unary)*``, ``unary := NOT unary | '(' or ')'
-    | operand (cmp operand)?``, ``operand := literal | Field(.Field | .Method(args))*``.
-    Literals: ``"text"``, numbers, ``true``/``false``/``null``, ``Guid("...")``."""
-
-    def __init__(self, text: str, fields: Iterable[str]) -> None:
-        self.tokens = self._tokenise(text)
-        self.pos = 0
-        self.fields = {name.lower(): name for name in fields}
-
-    @staticmethod
-    def _tokenise(text: str) -> list[tuple[str, str]]:
-        tokens: list[tuple[str, str]] = []
-        pos = 0
-        while pos < len(text):
-            if text[pos:].strip() == "":
-                break
-            match = _TOKEN.match(text, pos)
-            if match is None:
-                raise WhereError(f"Unexpected character at position {pos}: {text[pos : pos + 10]!r}")
-            kind = match.lastgroup or ""
-            tokens.append((kind, match.group(kind)))
-            pos = match.end()
-        return tokens
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _take(self, value: str | None = None) -> tuple[str, str]:
-        token = self._peek()
-        if token is None or (value is not None and token[1].upper() != value.upper()):
-            raise WhereError(f"Expected {value or 'more input'} at token {self.pos}")
-        self.pos += 1
-        return token
-
-    def _at_word(self, *words: str) -> bool:
-        token = self._peek()
-        return token is not None and token[1].upper() in words
-
-    def parse(self) -> Callable[[dict[str, Any]], bool]:
-        node = self._or()
-        if self._peek() is not None:
-            raise WhereError(f"Unexpected input at token {self.pos}")
-        return lambda item: bool(node(item))
-
-    def _or(self) -> Callable[[dict[str, Any]], Any]:
-        parts = [self._and()]
-        while self._at_word("OR", "||"):
-            self.pos += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else lambda item: any(p(item) for p in parts)
-
-    def _and(self) -> Callable[[dict[str, Any]], Any]:
-        parts = [self._unary()]
-        while self._at_word("AND", "&&"):
-            self.pos += 1
-            parts.append(self._unary())
-        return parts[0] if len(parts) == 1 else lambda item: all(p(item) for p in parts)
-
-    def _unary(self) -> Callable[[dict[str, Any]], Any]:
-        if self._at_word("NOT", "!"):
-            self.pos += 1
-            inner = self._unary()
-            return lambda item: not inner(item)
-        if self._at_word("("):
-            self.pos += 1
-            inner = self._or()
-            self._take(")")
-            return inner
-        left = self._operand()
-        token = self._peek()
-        if token is None or token[1] not in ("==", "!=", ">", ">=", "<", "<="):
-            return lambda item: left(item) is True
-        op = self._take()[1]
-        right = self._operand()
-        return lambda item: _compare(left(item), op, right(item))
-
-    def _operand(self) -> Callable[[dict[str, Any]], Any]:
-        kind, value = self._take()
-        if kind == "string":
-            text = _unquote(value)
-            return lambda item: text
-        if kind == "number":
-            number = float(value)
-            return lambda item: number
-        if kind != "ident":
-            raise WhereError(f"Unexpected {value!r} at token {self.pos - 1}")
-        word = value.lower()
-        if word in ("true", "false"):
-            flag = word == "true"
-            return lambda item: flag
-        if word == "null":
-            return lambda item: None
-        if word == "guid" and self._at_word("("):
-            self._take("(")
-            kind, literal = self._take()
-            self._take(")")
-            if kind != "string":
-                raise WhereError("Guid() takes a quoted value")
-            guid = _unquote(literal).lower()
-            return lambda item: guid
-        field_name = self.fields.get(word)
-        if field_name is None:
-            raise WhereError(f"No property or field '{value}' exists")
-        steps: list[tuple[str, list[Callable[[dict[str, Any]], Any]]]] = []
-        while self._at_word("."):
-            self.pos += 1
-            _, name = self._take()
-            if self._at_word("("):
-                self._take("(")
-                args: list[Callable[[dict[str, Any]], Any]] = []
-                while not self._at_word(")"):
-                    args.append(self._operand())
-                    if self._at_word(","):
-                        self.pos += 1
-                self._take(")")
-                if name.lower() not in _METHODS:
-                    raise WhereError(f"Unsupported method '{name}'")
-                steps.append((name.lower(), args))
-            else:
-                steps.append(("." + name, []))
-
-        def evaluate(item: dict[str, Any]) -> Any:
-            current: Any = item.get(field_name)
-            for step, args in steps:
-                if step.startswith("."):
-                    current = current.get(step[1:]) if isinstance(current, dict) else None
-                    continue
-                if not isinstance(current, str):
-                    return _MISSING if step in ("tolower", "toupper", "trim") else False
-                values = [a(item) for a in args]
-                if step == "tolower":
-                    current = current.lower()
-                elif step == "toupper":
-                    current = current.upper()
-                elif step == "trim":
-                    current = current.strip()
-                elif step == "contains":
-                    current = str(values[0]) in current
-                elif step == "startswith":
-                    current = current.startswith(str(values[0]))
-                elif step == "endswith":
-                    current = current.endswith(str(values[0]))
-            return current
-
-        return evaluate
-
-
-def _unquote(literal: str) -> str:
-    try:
-        return str(json.loads(literal))
-    except ValueError:
-        raise WhereError(f"Bad string literal {literal}") from None
-
-
-def _compare(left: Any, op: str, right: Any) -> bool:
-    if left is _MISSING or right is _MISSING:
-        return False
-    if isinstance(left, str) and _looks_like_guid(left) and isinstance(right, str):
-        left, right = left.lower(), right.lower()
-    if left is None or right is None:
-        if op == "==":
-            return left is right
-        if op == "!=":
-            return left is not right
-        return False
-    if isinstance(left, bool) or isinstance(right, bool):
-        compatible = isinstance(left, bool) and isinstance(right, bool)
-    elif isinstance(left, int | float) or isinstance(right, int | float):
-        compatible = isinstance(left, int | float) and isinstance(right, int | float)
-    else:
-        compatible = type(left) is type(right)
-    if not compatible:
-        raise WhereError(
-            f"Operator '{op}' incompatible with operand types {type(left).__name__} and {type(right).__name__}"
-        )
-    if op == "==":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    ordered = {">": left > right, ">=": left >= right, "<": left < right, "<=": left <= right}
-    return bool(ordered[op])
+# ------------------------------------------------------------------ helpers
 
 
 def _looks_like_guid(value: str) -> bool:
     return len(value) == 36 and value.count("-") == 4
-
-
-def parse_where(text: str, fields: Iterable[str]) -> Callable[[dict[str, Any]], bool]:
-    """Compile a Xero ``where`` expression (e.g. ``Status=="ACTIVE" AND Type=="EXPENSE"``,
-    ``Name.Contains("Amazon")``, ``IsSupplier==true``) into a predicate over items with the
-    given property names. Strings compare case-sensitively (SIMULATOR CHOICE; Xero's exact
-    collation is not documented) and a string compared with a number is an error, as in
-    Xero's LINQ-style parser. Raises ``WhereError``."""
-    return _WhereParser(text, fields).parse()
-
-
-# ------------------------------------------------------------------ helpers
 
 
 def _b64url(data: bytes) -> str:
@@ -1292,13 +1078,6 @@ class XeroSimulator(SimulatorServer):
                 items = copy.deepcopy(self._data(organisation, resource))
             if resource == "Contacts" and query.get("includearchived", "").lower() != "true":
                 items = [c for c in items if c.get("ContactStatus") != "ARCHIVED"]
-            try:
-                if query.get("where"):
-                    predicate = parse_where(query["where"], _FIELDS[resource])
-                    items = [item for item in items if predicate(item)]
-            except WhereError as error:
-                # SIMULATOR CHOICE: body modelled on Xero's API exception shape [verify].
-                return SimResponse(400, {"ErrorNumber": 12, "Type": "QueryParseException", "Message": str(error)})
             if resource == "Contacts" and query.get("searchterm"):
                 term = query["searchterm"].lower()
                 keys = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")

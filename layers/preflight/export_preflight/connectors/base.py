@@ -3,9 +3,10 @@ accounting system, read-only. One module per system implements it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel
@@ -121,6 +122,8 @@ class ConnectorSpec:
     vendor_mappings: tuple[tuple[str, str], ...] = (
         ("vendor_payables_account", "vendor payables account (vendorPayablesAccount)"),
     )
+    # Configuration fields the system wants as numbers (see CompanyConfiguration.reference_problems).
+    numeric_fields: frozenset[str] = frozenset()
 
 
 ACCOUNTING_TROUBLE = Trouble(
@@ -151,3 +154,99 @@ def unexpected_answer(system: str, response: httpx.Response, what: str) -> Accou
         f"{system} answered {response.status_code} while {what}; contact support if this persists",
         reason_type=FailureReasonType.VALIDATION_FAILURE,
     )
+
+
+# ---------------------------------------------------------------- reading answers
+
+JsonObject = dict[str, Any]
+"""A JSON object as ``json`` decodes it."""
+
+
+def not_the_data_expected(system: str, what: str) -> AccountingSystemUnavailable:
+    """The remote party answered something we cannot read: their trouble, retried like an outage.
+
+    The message names neither the body (it may carry anything) nor a Python exception.
+    """
+    return AccountingSystemUnavailable(
+        f"{system} answered with something that is not the data we expected while {what}",
+        reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+    )
+
+
+def json_body(response: httpx.Response, *, system: str, what: str) -> object:
+    """The decoded JSON of ``response``: the one place connectors decode a body.
+
+    Not JSON, not UTF-8, an integer too long to convert or nesting too deep to decode all
+    raise ``not_the_data_expected``.
+    """
+    try:
+        return cast(object, json.loads(response.content))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise not_the_data_expected(system, what) from None
+
+
+@dataclass(frozen=True)
+class BodyReader:
+    """Reads the bodies of one kind of answer (``what``) from one system, checking each shape
+    it relies on: whatever is not of the expected shape raises ``not_the_data_expected``.
+
+    Absent and ``null`` members mean "not given" (``None``, ``{}``, ``[]`` or the default);
+    present members of the wrong type are garbage.
+    """
+
+    system: str
+    what: str
+
+    def garbage(self) -> AccountingSystemUnavailable:
+        return not_the_data_expected(self.system, self.what)
+
+    def parse_object(self, response: httpx.Response) -> JsonObject:
+        """The body, which must be a JSON object."""
+        body = json_body(response, system=self.system, what=self.what)
+        if not isinstance(body, dict):
+            raise self.garbage()
+        return body
+
+    def parse_array(self, response: httpx.Response) -> list[JsonObject]:
+        """The body, which must be a JSON array of objects."""
+        return self._objects(json_body(response, system=self.system, what=self.what))
+
+    def objects(self, parent: Mapping[str, Any], key: str, *, required: bool = True) -> list[JsonObject]:
+        """``parent[key]``, an array of objects; when not ``required``, absent or null is ``[]``."""
+        value = parent.get(key)
+        if value is None and not required:
+            return []
+        return self._objects(value)
+
+    def member(self, parent: Mapping[str, Any], key: str) -> JsonObject:
+        """``parent[key]``, an object (absent or null: ``{}``)."""
+        value = parent.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.garbage()
+        return value
+
+    def text(self, parent: Mapping[str, Any], key: str, *, numbers: bool = False) -> str | None:
+        """``parent[key]``, a string (absent or null: ``None``); with ``numbers``, an integer
+        is taken as its decimal text (identifiers such as e-conomic's account numbers)."""
+        value = parent.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        if numbers and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise self.garbage()
+
+    def flag(self, parent: Mapping[str, Any], key: str, *, default: bool) -> bool:
+        """``parent[key]``, a boolean (absent or null: ``default``)."""
+        value = parent.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.garbage()
+        return value
+
+    def _objects(self, value: object) -> list[JsonObject]:
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self.garbage()
+        return cast(list[JsonObject], value)

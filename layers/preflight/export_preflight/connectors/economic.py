@@ -9,6 +9,7 @@ app's role (immutable, chosen when the app was created) is the permission.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,9 +17,11 @@ import httpx
 from ..errors import AccountingSystemError
 from ..models import Capability, CompanyConfiguration, EconomicCredentials, FailureReasonType
 from .base import (
+    BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
     ConnectorSpec,
+    JsonObject,
     LedgerEntry,
     Support,
     request_or_raise,
@@ -26,9 +29,13 @@ from .base import (
 )
 
 NAME = "e-conomic"
+ROLES = ("SuperUser", "Bookkeeping", "Sales", "ProjectEmployee")
+"""App role names as e-conomic spells them; ``requiredRoles[].name`` is matched case-insensitively."""
 POSTING_ROLES = frozenset({"SuperUser", "Bookkeeping"})
 POSTABLE_ACCOUNT_TYPES = frozenset({"profitAndLoss", "status"})
 PAGE_SIZE = 1000
+MAX_PAGES = 100
+"""A collection that keeps announcing a next page beyond this many is not the data we expect."""
 
 
 class EconomicConnector:
@@ -43,19 +50,26 @@ class EconomicConnector:
             "X-AppSecretToken": credentials.app_secret_token.get_secret_value(),
             "X-AgreementGrantToken": credentials.agreement_grant_token.get_secret_value(),
         }
-        self._journal_refs: dict[str, dict[str, Any]] | None = None
+        self._journal_refs: dict[str, _Journal] | None = None
+        self._agreement = config.accounting_company_ref or ""
+        self._company_name: str | None = None
         self._journal = config.mappings.journal
         self._vendor_journal = config.mappings.vendor_journal or config.mappings.journal
 
     # ------------------------------------------------------------ C1 + C4
 
     def authenticate(self) -> ConnectionProfile:
-        response = self._get("/self", what="checking the agreement (GET /self)")
+        what = "checking the agreement (GET /self)"
+        response = self._get("/self", what=what)
         if response.status_code == 403:
             # Apps with the Bookkeeping role may not read /self: prove the tokens
             # with the cheapest call that role allows.
-            probe = self._get("/accounts", what="checking the tokens", params={"pagesize": 1})
+            probe_what = "checking the tokens"
+            probe = self._get("/accounts", what=probe_what, params={"pagesize": 1})
             self._raise_for_auth(probe)
+            if not probe.is_success:
+                raise unexpected_answer(NAME, probe, probe_what)
+            _page(BodyReader(NAME, probe_what), probe)
             return ConnectionProfile(
                 company_ref=None,
                 company_name=None,
@@ -63,29 +77,44 @@ class EconomicConnector:
                 facts={"selfReadable": False},
             )
         self._raise_for_auth(response)
-        body = response.json()
-        roles = {str(role.get("name")) for role in body.get("application", {}).get("requiredRoles", [])}
-        settings = body.get("settings", {})
+        if not response.is_success:
+            raise unexpected_answer(NAME, response, what)
+        read = BodyReader(NAME, what)
+        body = read.parse_object(response)
+        application = read.member(body, "application")
+        roles = {
+            _role(name) for role in read.objects(application, "requiredRoles") if (name := read.text(role, "name"))
+        }
+        settings = read.member(body, "settings")
+        modules = (read.text(module, "name") for module in read.objects(body, "modules", required=False))
+        agreement = read.text(body, "agreementNumber", numbers=True)
+        if agreement is None:  # /self always names the agreement: without it, this is not /self
+            raise read.garbage()
+        company_name = read.text(read.member(body, "company"), "name")
+        if agreement == self._agreement:  # name the configured agreement only with its own name
+            self._company_name = company_name
         return ConnectionProfile(
-            company_ref=str(body.get("agreementNumber")),
-            company_name=(body.get("company") or {}).get("name"),
+            company_ref=agreement,
+            company_name=company_name,
             permissions=frozenset(roles),
             facts={
                 "selfReadable": True,
-                "internationalLedger": bool(settings.get("internationalLedger", False)),
-                "baseCurrency": settings.get("baseCurrency"),
-                "modules": sorted(str(m.get("name")) for m in body.get("modules", [])),
+                "internationalLedger": read.flag(settings, "internationalLedger", default=False),
+                "baseCurrency": read.text(settings, "baseCurrency"),
+                "modules": sorted(name for name in modules if name),
             },
         )
 
     # ------------------------------------------------------------ C2 + C3
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
-        if profile.permissions & POSTING_ROLES:
+        roles = {_role(name) for name in profile.permissions}
+        if roles & POSTING_ROLES:
             return []
-        granted = ", ".join(sorted(profile.permissions)) or "none"
+        granted = ", ".join(sorted(roles)) or "none"
         return [
-            f"the e-conomic app role must be Bookkeeping or SuperUser (granted: {granted}); "
+            f"the e-conomic app role for {self._agreement_label()} must be Bookkeeping or SuperUser "
+            f"(granted: {granted}); "
             "an app's role cannot be changed, so the agreement must be connected with the "
             "integration's Bookkeeping app"
         ]
@@ -101,102 +130,138 @@ class EconomicConnector:
             return Support(False, "no journal is configured")
         journal = self._journals().get(journal_ref)
         if journal is None:
-            return Support(False, f"journal {journal_ref} does not exist in e-conomic")
-        restricted_to = (journal.get("settings") or {}).get("entryTypeRestrictedTo")
-        if restricted_to and restricted_to != entry_type:
+            return Support(False, f"journal {journal_ref} does not exist in e-conomic for {self._agreement_label()}")
+        label = f"journal {journal_ref} ({journal.name})" if journal.name else f"journal {journal_ref}"
+        if journal.restricted_to and journal.restricted_to != entry_type:
             return Support(
                 False,
-                f"journal {journal_ref} ({journal.get('name')}) only accepts {restricted_to} entries, "
-                f"the export needs {entry_type} entries",
+                f"{label} only accepts {journal.restricted_to} entries, the export needs {entry_type} entries",
             )
-        return Support(True, f"journal {journal_ref} accepts {entry_type} entries")
+        return Support(True, f"{label} accepts {entry_type} entries")
 
     # ------------------------------------------------------------ C5
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({ref for ref in refs if ref})
         numbers = [ref for ref in wanted if ref.isdigit()]
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, LedgerEntry] = {}
         if numbers:
+            what = "looking up the mapped accounts"
+            read = BodyReader(NAME, what)
             flt = f"accountNumber$in:[{','.join(numbers)}]"
-            for item in self._collection("/accounts", what="looking up the mapped accounts", filter=flt):
-                found[str(item.get("accountNumber"))] = item
-        return {ref: _account_entry(found[ref]) if ref in found else None for ref in wanted}
+            for item in self._collection("/accounts", what=what, filter=flt):
+                entry = _account_entry(read, item)
+                if entry is not None:
+                    found[entry.ref] = entry
+        return {ref: found.get(ref) for ref in wanted}
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({code for code in codes if code})
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, LedgerEntry] = {}
         if wanted:
             # e-conomic only filters numeric properties with $in, and vatCode is text;
             # an agreement has a handful of VAT codes, so one unfiltered call it is.
-            for item in self._collection("/vat-accounts", what="looking up the mapped VAT codes"):
-                found[str(item.get("vatCode"))] = item
-        return {
-            code: LedgerEntry(
-                ref=code,
-                name=found[code].get("name"),
-                usable=not found[code].get("barred", False),
-                problem="is barred" if found[code].get("barred", False) else "",
-            )
-            if code in found
-            else None
-            for code in wanted
-        }
+            what = "looking up the mapped VAT codes"
+            read = BodyReader(NAME, what)
+            for item in self._collection("/vat-accounts", what=what):
+                code = read.text(item, "vatCode")
+                if code is None:
+                    continue
+                barred = read.flag(item, "barred", default=False)
+                found[code] = LedgerEntry(
+                    ref=code, name=read.text(item, "name"), usable=not barred, problem="is barred" if barred else ""
+                )
+        return {code: found.get(code) for code in wanted}
 
     # ------------------------------------------------------------ plumbing
 
-    def _journals(self) -> dict[str, dict[str, Any]]:
+    def _journals(self) -> dict[str, _Journal]:
         if self._journal_refs is None:
-            self._journal_refs = {
-                str(item.get("journalNumber")): item
-                for item in self._collection("/journals", what="looking up the journals")
-            }
+            what = "looking up the journals"
+            read = BodyReader(NAME, what)
+            journals: dict[str, _Journal] = {}
+            for item in self._collection("/journals", what=what):
+                number = read.text(item, "journalNumber", numbers=True)
+                if number is not None:
+                    restricted_to = read.text(read.member(item, "settings"), "entryTypeRestrictedTo")
+                    journals[number] = _Journal(read.text(item, "name"), restricted_to)
+            self._journal_refs = journals
         return self._journal_refs
 
-    def _collection(self, path: str, *, what: str, **params: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        page = 0
-        while True:
+    def _collection(self, path: str, *, what: str, **params: Any) -> list[JsonObject]:
+        read = BodyReader(NAME, what)
+        items: list[JsonObject] = []
+        for page in range(MAX_PAGES):
             response = self._get(path, what=what, params={**params, "pagesize": PAGE_SIZE, "skippages": page})
             self._raise_for_auth(response)
             if not response.is_success:
                 raise unexpected_answer(NAME, response, what)
-            body = response.json()
-            items.extend(body.get("collection", []))
-            if not (body.get("pagination") or {}).get("nextPage"):
+            found, more = _page(read, response)
+            items.extend(found)
+            if not more:
                 return items
-            page += 1
+        raise read.garbage()
 
     def _get(self, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         return request_or_raise(self._http, "GET", path, system=NAME, what=what, headers=self._headers, **kwargs)
 
-    @staticmethod
-    def _raise_for_auth(response: httpx.Response) -> None:
+    def _agreement_label(self) -> str:
+        """The agreement as the bookkeeper knows it: company name (once known) and agreement number."""
+        if self._company_name and self._agreement:
+            return f"{self._company_name} (agreement {self._agreement})"
+        if self._agreement:
+            return f"agreement {self._agreement}"
+        return "this agreement"
+
+    def _raise_for_auth(self, response: httpx.Response) -> None:
         if response.status_code == 401:
             raise AccountingSystemError(
-                "e-conomic rejected the integration's access to this agreement (the grant was "
+                f"e-conomic rejected the integration's access to {self._agreement_label()} (the grant was "
                 "revoked or the tokens are wrong). Reconnect e-conomic in the integration settings "
                 "to grant access again.",
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             )
         if response.status_code == 403:
             raise AccountingSystemError(
-                "e-conomic refused access: the user who granted the integration access lacks the "
-                "rights the app's role needs. An e-conomic administrator must grant access again.",
+                f"e-conomic refused access to {self._agreement_label()}: the user who granted the integration "
+                "access lacks the rights the app's role needs. An e-conomic administrator must grant access again.",
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
 
 
-def _account_entry(item: dict[str, Any]) -> LedgerEntry:
-    number = str(item.get("accountNumber"))
+@dataclass(frozen=True)
+class _Journal:
+    name: str | None
+    restricted_to: str | None
+    """``settings.entryTypeRestrictedTo``: the only entry type the journal accepts, if any."""
+
+
+def _page(read: BodyReader, response: httpx.Response) -> tuple[list[JsonObject], bool]:
+    """One page of a collection: its items, and whether another page follows."""
+    body = read.parse_object(response)
+    items = read.objects(body, "collection")
+    return items, bool(read.text(read.member(body, "pagination"), "nextPage"))
+
+
+def _role(name: str) -> str:
+    """A role name as e-conomic spells it (``Superuser`` and ``superUser`` are ``SuperUser``)."""
+    return next((role for role in ROLES if role.casefold() == name.casefold()), name)
+
+
+def _account_entry(read: BodyReader, item: JsonObject) -> LedgerEntry | None:
+    number = read.text(item, "accountNumber", numbers=True)
+    if number is None:
+        return None
+    account_type = read.text(item, "accountType")
     problem = ""
-    if item.get("barred"):
+    if read.flag(item, "barred", default=False):
         problem = "is barred"
-    elif item.get("blockDirectEntries"):
+    elif read.flag(item, "blockDirectEntries", default=False):
         problem = "is blocked for direct entries"
-    elif item.get("accountType") not in POSTABLE_ACCOUNT_TYPES:
-        problem = f"is a {item.get('accountType')} account, which cannot be posted to"
-    return LedgerEntry(ref=number, name=item.get("name"), usable=not problem, problem=problem)
+    elif account_type not in POSTABLE_ACCOUNT_TYPES:
+        kind = f"a {account_type} account" if account_type else "an account of unknown type"
+        problem = f"is {kind}, which cannot be posted to"
+    return LedgerEntry(ref=number, name=read.text(item, "name"), usable=not problem, problem=problem)
 
 
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> EconomicConnector:
@@ -210,4 +275,14 @@ SPEC = ConnectorSpec(
     display_name=NAME,
     base_urls=lambda settings: {"economic": settings.base_url(settings.economic_api_base_url)},
     create=_create,
+    numeric_fields=frozenset(
+        {
+            "accountingCompanyRef",  # the agreement number
+            "mappings.journal",
+            "mappings.expenseAccount",
+            "mappings.contraAccount",
+            "mappings.vendorJournal",
+            "mappings.vendorPayablesAccount",
+        }
+    ),
 )

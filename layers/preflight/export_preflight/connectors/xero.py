@@ -10,19 +10,21 @@ token's ``scope`` claim. Xero quirk: a call outside the granted scopes answers 4
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import httpx
 
-from ..errors import AccountingSystemError
+from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
 from ..oauth import OAuthTokens, TokenEndpoint
 from .base import (
+    BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
     ConnectorSpec,
+    JsonObject,
     LedgerEntry,
     Support,
+    json_body,
     request_or_raise,
     unexpected_answer,
 )
@@ -60,48 +62,69 @@ class XeroConnector:
         self._endpoint = endpoint
         self._secret_id = secret_id
         self._tenant = config.accounting_company_ref or ""
+        self._organisation_name: str | None = None
         self._current: TokenSet | None = None
-        self._cache: dict[str, Any] = {}
+        self._actions_found: dict[str, str] | None = None
+        self._lists: dict[str, list[JsonObject]] = {}
 
     # ------------------------------------------------------------ C1 + C4
 
     def authenticate(self) -> ConnectionProfile:
+        what = "reading the organisation"
         self._current = self._tokens.current(self._secret_id, self._endpoint)
-        response = self._get(f"{API}/Organisation", what="reading the organisation")
+        response = self._get(f"{API}/Organisation", what=what)
         if response.status_code == 403:
             return self._profile_without_tenant()
-        self._raise_for_auth(response, what="reading the organisation")
-        organisation = (response.json().get("Organisations") or [{}])[0]
+        self._raise_for_auth(response, what=what)
+        if not response.is_success:
+            raise unexpected_answer(NAME, response, what)
+        read = BodyReader(NAME, what)
+        organisations = read.objects(read.parse_object(response), "Organisations")
+        if not organisations:
+            raise read.garbage()
+        organisation = organisations[0]
+        self._organisation_name = read.text(organisation, "Name")
         return ConnectionProfile(
             company_ref=self._tenant,
-            company_name=organisation.get("Name"),
+            company_name=self._organisation_name,
             permissions=self._current.scopes(),
             facts={
-                "countryCode": organisation.get("CountryCode"),
-                "baseCurrency": organisation.get("BaseCurrency"),
-                "isDemoCompany": organisation.get("IsDemoCompany"),
-                "periodLockDate": organisation.get("PeriodLockDate"),
+                "countryCode": read.text(organisation, "CountryCode"),
+                "baseCurrency": read.text(organisation, "BaseCurrency"),
+                "isDemoCompany": read.flag(organisation, "IsDemoCompany", default=False),
+                "periodLockDate": read.text(organisation, "PeriodLockDate"),
             },
         )
 
     def _profile_without_tenant(self) -> ConnectionProfile:
         """The tenant refused us: find out which organisations the grant does reach."""
-        response = self._get("/connections", what="listing the connected organisations", tenant=False)
-        self._raise_for_auth(response, what="listing the connected organisations")
-        reachable = {str(c.get("tenantId")): str(c.get("tenantName")) for c in response.json() or []}
-        if self._tenant in reachable:  # connected, but the user lost access to the organisation
+        what = "listing the connected organisations"
+        response = self._get("/connections", what=what, tenant=False)
+        self._raise_for_auth(response, what=what)
+        if not response.is_success:
+            raise unexpected_answer(NAME, response, what)
+        read = BodyReader(NAME, what)
+        reachable: dict[str, str] = {}
+        for connection in read.parse_array(response):
+            tenant_id = read.text(connection, "tenantId")
+            if tenant_id:
+                reachable[tenant_id] = read.text(connection, "tenantName") or tenant_id
+        configured = next((ref for ref in reachable if ref.lower() == self._tenant.lower()), None)
+        if configured is not None:  # connected, but the user lost access to the organisation
             raise AccountingSystemError(
-                f"Xero refused access to the organisation {reachable[self._tenant]} ({self._tenant}): the user "
-                "who connected Xero lost access to it. Reconnect Xero in the integration settings.",
+                f"Xero refused access to the organisation {_organisation(reachable[configured], self._tenant)}: "
+                "the user who connected Xero lost access to it. Reconnect Xero in the integration settings with "
+                "a user who has access to that organisation, then export again.",
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
         if not reachable:
             raise AccountingSystemError(
-                "The Xero connection no longer includes any organisation. Reconnect Xero in the integration "
-                "settings and select the organisation, then export again.",
-                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+                f"The Xero connection no longer includes any organisation: the organisation configured for this "
+                f"company (tenant id {self._tenant}) was disconnected from the integration. Reconnect Xero in the "
+                "integration settings and select that organisation, then export again.",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             )
-        first = next(iter(sorted(reachable)))
+        first = min(reachable)
         return ConnectionProfile(
             company_ref=first,
             company_name=reachable[first],
@@ -130,7 +153,7 @@ class XeroConnector:
             return Support(True, f"organisation allows {', '.join(allowed)}")
         return Support(
             False,
-            "the organisation does not allow creating bills (Organisation/Actions: "
+            f"{self._organisation_label()} does not allow creating bills (Organisation/Actions: "
             + ", ".join(f"{name} {actions.get(name, 'missing')}" for name in BILL_ACTIONS)
             + "); check the organisation's Xero plan and the connecting user's role",
         )
@@ -138,41 +161,52 @@ class XeroConnector:
     # ------------------------------------------------------------ C5
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
-        by_code = {str(a.get("Code")): a for a in self._list("Accounts", what="looking up the mapped accounts")}
-        return {ref: _account_entry(by_code[ref]) if ref in by_code else None for ref in refs if ref}
+        what = "looking up the mapped accounts"
+        read = BodyReader(NAME, what)
+        by_code: dict[str, LedgerEntry] = {}
+        for item in self._list("Accounts", what=what):
+            entry = _account_entry(read, item)
+            if entry is not None:
+                by_code[entry.ref] = entry
+        return {ref: by_code.get(ref) for ref in refs if ref}
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
-        by_type = {str(t.get("TaxType")): t for t in self._list("TaxRates", what="looking up the mapped tax rates")}
-        found: dict[str, LedgerEntry | None] = {}
-        for code in codes:
-            rate = by_type.get(code)
-            if rate is None:
-                found[code] = None
-            else:
-                status = rate.get("Status", "ACTIVE")
-                found[code] = LedgerEntry(
-                    code, rate.get("Name"), status == "ACTIVE", "" if status == "ACTIVE" else f"is {status}"
-                )
-        return found
+        what = "looking up the mapped tax rates"
+        read = BodyReader(NAME, what)
+        by_type: dict[str, LedgerEntry] = {}
+        for item in self._list("TaxRates", what=what):
+            entry = _tax_rate_entry(read, item)
+            if entry is not None:
+                by_type[entry.ref] = entry
+        return {code: by_type.get(code) for code in codes}
 
     # ------------------------------------------------------------ plumbing
 
     def _actions(self) -> dict[str, str]:
-        if "actions" not in self._cache:
-            response = self._get(f"{API}/Organisation/Actions", what="reading what the organisation allows")
-            self._raise_for_auth(response, what="reading what the organisation allows")
-            actions = response.json().get("Actions") or []
-            self._cache["actions"] = {str(a.get("Name")): str(a.get("Status")) for a in actions}
-        return dict(self._cache["actions"])
+        if self._actions_found is None:
+            what = "reading what the organisation allows"
+            response = self._get(f"{API}/Organisation/Actions", what=what)
+            self._raise_for_auth(response, what=what)
+            if not response.is_success:
+                raise unexpected_answer(NAME, response, what)
+            read = BodyReader(NAME, what)
+            found: dict[str, str] = {}
+            for action in read.objects(read.parse_object(response), "Actions"):
+                name, status = read.text(action, "Name"), read.text(action, "Status")
+                if name and status:
+                    found[name] = status
+            self._actions_found = found
+        return dict(self._actions_found)
 
-    def _list(self, resource: str, *, what: str) -> list[dict[str, Any]]:
-        if resource not in self._cache:
+    def _list(self, resource: str, *, what: str) -> list[JsonObject]:
+        if resource not in self._lists:
             response = self._get(f"{API}/{resource}", what=what)
             self._raise_for_auth(response, what=what)
             if not response.is_success:
                 raise unexpected_answer(NAME, response, what)
-            self._cache[resource] = response.json().get(resource, [])
-        return list(self._cache[resource])
+            read = BodyReader(NAME, what)
+            self._lists[resource] = read.objects(read.parse_object(response), resource)
+        return list(self._lists[resource])
 
     def _get(self, path: str, *, what: str, tenant: bool = True) -> httpx.Response:
         response = self._send(path, what=what, tenant=tenant)
@@ -184,7 +218,8 @@ class XeroConnector:
         return response
 
     def _send(self, path: str, *, what: str, tenant: bool) -> httpx.Response:
-        assert self._current is not None
+        if self._current is None:  # a look-up before authenticate(): take the stored tokens
+            self._current = self._tokens.current(self._secret_id, self._endpoint)
         headers = {"Authorization": f"Bearer {self._current.access_token.get_secret_value()}"}
         if tenant:
             headers["xero-tenant-id"] = self._tenant
@@ -192,23 +227,28 @@ class XeroConnector:
             self._api, "GET", path, system=NAME, what=what, headers=headers, inspect=_daily_limit_reached
         )
 
-    @staticmethod
-    def _raise_for_auth(response: httpx.Response, *, what: str) -> None:
+    def _organisation_label(self) -> str:
+        """The organisation as the bookkeeper knows it: its name (once known) and tenant id."""
+        return f"the organisation {_organisation(self._organisation_name, self._tenant)}"
+
+    def _raise_for_auth(self, response: httpx.Response, *, what: str) -> None:
         if response.status_code == 401 and _detail(response) == "AuthorizationUnsuccessful":
             raise AccountingSystemError(
-                f"Xero refused {what}: the connection was not granted the scope this needs. Reconnect Xero in "
-                "the integration settings and approve all requested permissions, then export again.",
+                f"Xero refused {what} for {self._organisation_label()}: the connection was not granted the scope "
+                "this needs. Reconnect Xero in the integration settings and approve all requested permissions, "
+                "then export again.",
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
         if response.status_code == 401:
             raise AccountingSystemError(
-                "Xero rejected the integration's access token even after a refresh. Reconnect Xero in the "
-                "integration settings, then export again.",
+                f"Xero rejected the integration's access token for {self._organisation_label()} even after a "
+                "refresh. Reconnect Xero in the integration settings, then export again.",
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             )
         if response.status_code == 403:
             raise AccountingSystemError(
-                f"Xero refused {what} (403). Reconnect Xero in the integration settings.",
+                f"Xero refused {what} for {self._organisation_label()} (403). Reconnect Xero in the integration "
+                "settings, then export again.",
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
 
@@ -224,24 +264,48 @@ def _daily_limit_reached(response: httpx.Response) -> None:
 
 
 def _detail(response: httpx.Response) -> str:
+    """``Detail`` of a Xero problem-details body; "" when the body is anything else."""
     try:
-        body = response.json()
-    except ValueError:
+        body = json_body(response, system=NAME, what="reading an error answer")
+    except AccountingSystemUnavailable:
         return ""
-    return str(body.get("Detail") or body.get("detail") or "") if isinstance(body, dict) else ""
+    if not isinstance(body, dict):
+        return ""
+    detail = body.get("Detail") or body.get("detail")
+    return detail if isinstance(detail, str) else ""
 
 
-def _account_entry(account: dict[str, Any]) -> LedgerEntry:
-    code = str(account.get("Code"))
-    status = account.get("Status", "ACTIVE")
+def _organisation(name: str | None, tenant_id: str) -> str:
+    return f"{name} (tenant id {tenant_id})" if name and name != tenant_id else f"with tenant id {tenant_id}"
+
+
+def _account_entry(read: BodyReader, account: JsonObject) -> LedgerEntry | None:
+    code = read.text(account, "Code")
+    if code is None:  # bank accounts may have no code; nothing can be mapped to them by code
+        return None
+    status = read.text(account, "Status") or "ACTIVE"
+    system_account = read.text(account, "SystemAccount")
     problem = ""
     if status != "ACTIVE":
         problem = f"is {status}"
-    elif account.get("SystemAccount"):
-        problem = f"is a system account ({account['SystemAccount']}), which manual journals cannot post to"
-    elif account.get("Type") == "BANK":
+    elif system_account:
+        problem = f"is a system account ({system_account}), which manual journals cannot post to"
+    elif read.text(account, "Type") == "BANK":
         problem = "is a bank account, which manual journals cannot post to"
-    return LedgerEntry(ref=code, name=account.get("Name"), usable=not problem, problem=problem)
+    return LedgerEntry(ref=code, name=read.text(account, "Name"), usable=not problem, problem=problem)
+
+
+def _tax_rate_entry(read: BodyReader, rate: JsonObject) -> LedgerEntry | None:
+    tax_type = read.text(rate, "TaxType")
+    if tax_type is None:
+        return None
+    status = read.text(rate, "Status") or "ACTIVE"
+    problem = ""
+    if status != "ACTIVE":
+        problem = f"is {status}"
+    elif not read.flag(rate, "CanApplyToExpenses", default=True):
+        problem = "cannot be applied to expenses (CanApplyToExpenses is false in Xero)"
+    return LedgerEntry(ref=tax_type, name=read.text(rate, "Name"), usable=not problem, problem=problem)
 
 
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> XeroConnector:
