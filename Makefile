@@ -3,19 +3,68 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The locks: hash-pinned, compiled by `make lock` from the .in files next to them.
+LAYER_LOCK := layers/preflight/requirements.txt
+DEV_LOCK   := requirements-dev.txt
 
-.PHONY: help install run test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
+.PHONY: help check-python install lock lock-check run test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/preflight/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+# Python 3.11, 3.12 or 3.13 (pyproject: >= 3.11; the Lambda runs 3.13, named in
+# .python-version). Any other PYTHON stops here with what to do.
+check-python: ## check that PYTHON (default python3) is 3.11, 3.12 or 3.13, or say what to do
+	@if ! $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1; then \
+	  echo "ERROR: PYTHON=$(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo 'not a working Python here')." >&2; \
+	  echo "  export-preflight needs Python 3.11, 3.12 or 3.13 (the Lambda runtime is 3.13, see .python-version)." >&2; \
+	  echo "  Install one and point make at it, e.g.: make install PYTHON=python3.13" >&2; \
+	  exit 1; \
+	fi
+	@echo "Python: $(PYTHON) is $$($(PYTHON) --version 2>&1) (supported: 3.11-3.13; the Lambda runs 3.13)"
+
+# The venv is made afresh (--clear) whenever a lock changes: it then holds exactly
+# the lock, nothing left over. pip is first brought to the lock's version (the
+# venv's bundled pip is older and much slower), then checks every file against
+# the lock's hashes (-qq: errors only, which keeps this machine's index warnings out).
+$(STAMP): $(DEV_LOCK) $(LAYER_LOCK)
+	@$(MAKE) --no-print-directory check-python PYTHON=$(PYTHON)
+	$(PYTHON) -m venv --clear $(VENV)
+	sed -n '/^pip==/,/[^\\]$$/p' $(DEV_LOCK) > $(VENV)/pip-lock.txt
+	$(PY) -m pip install -qq --require-hashes -r $(VENV)/pip-lock.txt
+	$(PY) -m pip install -qq --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with the runtime and development dependencies
+install: $(STAMP) ## create .venv (Python 3.11-3.13) with exactly the locked runtime and development dependencies
+
+# uv (pinned in the dev lock) resolves once for every platform and Python >= 3.11
+# (--universal), so one lock serves the 3.11/3.13 venvs and the arm64 Lambda, and
+# records the hash of every file of each pinned version. Existing pins are kept
+# unless the .in files need otherwise; LOCK_FLAGS=--upgrade (or
+# "--upgrade-package NAME") moves them.
+LOCK_FLAGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(LOCK_FLAGS)
+
+lock: $(STAMP) ## recompile both hash-pinned locks from the .in files (LOCK_FLAGS=--upgrade to move pins)
+	@set -e; for pair in "layers/preflight/requirements.in $(LAYER_LOCK)" "requirements-dev.in $(DEV_LOCK)"; do \
+	  set -- $$pair; cp "$$2" "$$2.new"; \
+	  $(UV_COMPILE) "$$1" -o "$$2.new" || { rm -f "$$2.new"; exit 1; }; \
+	  if cmp -s "$$2.new" "$$2"; then rm "$$2.new"; echo "$$2: unchanged"; \
+	  else mv "$$2.new" "$$2"; echo "$$2: updated (commit it with its .in)"; fi; \
+	done
+
+# No network: every pin of the .in files must be in its lock (catches an .in edited
+# without `make lock`). CI runs it.
+lock-check: ## check that the locks pin what the .in files ask for (no network)
+	@set -e; for pair in "layers/preflight/requirements.in $(LAYER_LOCK)" "requirements-dev.in $(DEV_LOCK)"; do \
+	  set -- $$pair; \
+	  for pin in $$(awk -F'==' '/^[A-Za-z0-9]/ && NF == 2 { n = tolower($$1); sub(/\[.*/, "", n); \
+	      gsub(/[._]+/, "-", n); split($$2, v, /[ ;#]/); print n "==" v[1] }' "$$1"); do \
+	    grep -q "^$$pin " "$$2" || { echo "ERROR: $$2 lacks $$pin from $$1: run make lock" >&2; exit 1; }; \
+	  done; \
+	  echo "$$2: pins every requirement of $$1"; \
+	done
 
 run: $(STAMP) ## run the main job locally on the embedded default (moto + simulators, no network)
 	$(PY) -m sandbox.run
@@ -38,7 +87,7 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy (strict) on the layer package
 	$(PY) -m mypy
 
 validate: ## sam validate --lint, cfn-lint, checkov and sam build (own venvs: .venv-sam, .venv-checkov)
@@ -55,5 +104,5 @@ deploy: validate ## deploy with SAM (needs AWS credentials; asks before changing
 bench: $(STAMP) ## the performance benchmark (writes docs/performance.md)
 	$(PY) -m bench.preflight_bench
 
-clean:
+clean: ## remove the venvs, the sam build and the tool caches
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache

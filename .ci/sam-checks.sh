@@ -5,7 +5,7 @@
 #   bash .ci/sam-checks.sh          (from the repository root, or anywhere)
 #   PY313_DIR=/path/to/python-3.13/bin bash .ci/sam-checks.sh
 #
-# SAM CLI lives in its own virtualenv (.venv-sam, Python 3.11) because it pins
+# SAM CLI lives in its own virtualenv (.venv-sam, made with python3: 3.11-3.13) because it pins
 # boto3/pydantic versions that clash with the application's own venv; checkov
 # has its own (.venv-checkov, see .ci/checkov.sh) for the same reason.
 # pip runs with -qq (errors only): this keeps unrelated index warnings out.
@@ -31,7 +31,7 @@ start=$SECONDS
 # --- 1. SAM CLI virtualenv --------------------------------------------------
 if [[ ! -x "$VENV/bin/sam" || ! -x "$VENV/bin/cfn-lint" || "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS" ]]; then
   log "Creating $VENV with $PINS"
-  command -v python3 >/dev/null || die "python3 (3.11) not found"
+  command -v python3 >/dev/null || die "python3 (3.11-3.13) not found"
   [[ -d "$VENV" ]] || python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -qq --disable-pip-version-check --upgrade pip
   # shellcheck disable=SC2086
@@ -85,9 +85,28 @@ elif ! py313_works; then
     die "sam build needs python3.13: none works on PATH and pyenv has no 3.13. Install Python 3.13, or set PY313_DIR to the directory that holds its python3.13."
   fi
 fi
-log "sam build (python3.13 = $(command -v python3.13), target arm64)"
+# The layer's requirements.txt is a hash-pinned lock (`make lock`) with the hashes
+# of every file of each pinned version, arm64 wheels included. `sam build` alone
+# would check only its first, host-platform pip download against them: it fetches
+# the arm64 wheels of native packages in a second pip call, by name, unchecked.
+# So the wheels are fetched here first, both kinds, each checked against the lock,
+# and `sam build` may install from nothing else (no index, only this wheelhouse).
+WHEELS="$ROOT/.aws-sam/wheelhouse"
+LAYER_LOCK=layers/preflight/requirements.txt
+log "Fetching the layer's wheels, hash-checked against $LAYER_LOCK"
+rm -rf "$WHEELS"
+python3.13 -m pip download -qq --disable-pip-version-check --require-hashes \
+  -r "$LAYER_LOCK" --dest "$WHEELS"
+python3.13 -m pip download -qq --disable-pip-version-check --require-hashes \
+  -r "$LAYER_LOCK" --dest "$WHEELS" --only-binary=:all: \
+  --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
+  --implementation cp --python-version 3.13 --abi cp313 --abi abi3 --abi none
+printf '  %s files in %s\n' "$(find "$WHEELS" -type f | wc -l)" "${WHEELS#"$ROOT"/}"
+
+log "sam build (python3.13 = $(command -v python3.13), target arm64, from the wheelhouse only)"
 # cached/parallel come from samconfig.toml; output goes to .aws-sam/ (gitignored).
-"$SAM" build --template-file template.yaml --build-dir .aws-sam/build
+PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS" \
+  "$SAM" build --template-file template.yaml --build-dir .aws-sam/build
 
 # --- Summary --------------------------------------------------------------------
 BUILD=.aws-sam/build
@@ -96,6 +115,28 @@ BUILD=.aws-sam/build
 # Native extensions must target the Lambda architecture (arm64 / aarch64).
 wrong_arch="$(find "$BUILD/PreflightLayer" -name '*.so' | grep -E 'x86_64|amd64' || true)"
 [[ -z "$wrong_arch" ]] || die "x86_64 native extensions in the arm64 layer: $wrong_arch"
+
+# The layer holds exactly the lock's packages at the lock's versions.
+"$VENV/bin/python" - "$BUILD/PreflightLayer/python" layers/preflight/requirements.txt <<'PYEOF' || die "the layer build does not match layers/preflight/requirements.txt"
+import re, sys
+from importlib.metadata import distributions
+from packaging.markers import Marker
+# The Lambda's environment: markers in the (universal) lock are judged for it.
+LAMBDA = {"python_version": "3.13", "python_full_version": "3.13.0", "platform_machine": "aarch64",
+          "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+          "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+built = {norm(d.metadata["Name"]): d.version for d in distributions(path=[sys.argv[1]])}
+locked = {}
+for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^ ;\\]+) *(?:; *([^\\]+?))? *\\?$", open(sys.argv[2]).read(), re.M):
+    if not m[3] or Marker(m[3]).evaluate(LAMBDA):
+        locked[norm(m[1])] = m[2]
+wrong = {k: (locked.get(k), built.get(k)) for k in locked.keys() | built.keys() if locked.get(k) != built.get(k)}
+for name, (want, got) in sorted(wrong.items()):
+    print(f"  {name}: lock {want}, layer {got}", file=sys.stderr)
+print(f"  layer = lock: {len(built)} packages")
+sys.exit(1 if wrong else 0)
+PYEOF
 
 log "Build summary"
 du -sh "$BUILD/PreflightLayer" "$BUILD/PreflightFunction"

@@ -129,8 +129,8 @@ class World:
 
     def company(self, slug: str, **configuration: Any) -> Company:
         number = next(self._agreements)
-        return self.sandbox.add_economic_company(
-            f"{slug}-{number}", agreement_number=number, configuration=configuration
+        return self.sandbox.add_company(
+            "economic", f"{slug}-{number}", agreement_number=number, configuration=configuration
         )
 
     def job(self, company: Company) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from .world import XERO_CLIENT_ID, Sandbox
+from .simulators.xero import CLIENT_ID as XERO_CLIENT_ID
+from .world import Sandbox
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def _one(
     message: dict | None = None,
     **company: object,
 ) -> list[Seeded]:
-    seeded_company = sandbox.add_economic_company(label, agreement_number=number, **company)  # type: ignore[arg-type]
+    seeded_company = sandbox.add_company("economic", label, agreement_number=number, **company)  # type: ignore[arg-type]
     seeded_job = sandbox.add_job(seeded_company, **(job or {}))
     sandbox.enqueue_job(seeded_job, **(message or {}))
     return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
@@ -175,8 +176,8 @@ def economic_down(sandbox: Sandbox) -> list[Seeded]:
 def routed_to_wrong_company(sandbox: Sandbox) -> list[Seeded]:
     """The message names another company than the job's: the job is decided in its own
     company's context (configuration and credentials), never failed on the message's word."""
-    company = sandbox.add_economic_company("misrouted", agreement_number=100013)
-    other = sandbox.add_economic_company("misrouted-other", agreement_number=100014)
+    company = sandbox.add_company("economic", "misrouted", agreement_number=100013)
+    other = sandbox.add_company("economic", "misrouted-other", agreement_number=100014)
     sandbox.pleo.add_api_key(company.secrets["pleo"], [company.company_id, other.company_id])
     job = sandbox.add_job(other)
     sandbox.enqueue({"jobId": job["id"], "companyId": company.company_id})
@@ -185,7 +186,7 @@ def routed_to_wrong_company(sandbox: Sandbox) -> list[Seeded]:
 
 def routed_from_unconfigured_company(sandbox: Sandbox) -> list[Seeded]:
     """The job belongs to a company we have no configuration for: nothing is done to it."""
-    company = sandbox.add_economic_company("misrouted-foreign", agreement_number=100017)
+    company = sandbox.add_company("economic", "misrouted-foreign", agreement_number=100017)
     foreign = str(uuid.uuid4())
     sandbox.pleo.add_api_key(company.secrets["pleo"], [company.company_id, foreign])
     job = sandbox.pleo.add_job(company_id=foreign)
@@ -198,7 +199,7 @@ def already_failed(sandbox: Sandbox) -> list[Seeded]:
 
 
 def duplicate_delivery(sandbox: Sandbox) -> list[Seeded]:
-    company = sandbox.add_economic_company("duplicate", agreement_number=100016)
+    company = sandbox.add_company("economic", "duplicate", agreement_number=100016)
     job = sandbox.add_job(company)
     sandbox.enqueue_job(job)
     sandbox.enqueue_job(job)
@@ -219,7 +220,7 @@ def unknown_company(sandbox: Sandbox) -> list[Seeded]:
 def _xero(
     sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, job: dict | None = None, **company: object
 ) -> list[Seeded]:
-    seeded_company = sandbox.add_xero_company(label, **company)  # type: ignore[arg-type]
+    seeded_company = sandbox.add_company("xero", label, **company)  # type: ignore[arg-type]
     seeded_job = sandbox.add_job(seeded_company, **(job or {}))
     sandbox.enqueue_job(seeded_job)
     return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
@@ -257,6 +258,15 @@ def xero_tenant_missing(sandbox: Sandbox) -> list[Seeded]:
     return _xero(sandbox, "xero-tenant-missing", "failed_early", "invalid_configuration", connect_tenant=False)
 
 
+def xero_disconnected(sandbox: Sandbox) -> list[Seeded]:
+    """The organisation was disconnected from the app: the grant reaches no organisation."""
+    seeded = _xero(sandbox, "xero-disconnected", "failed_early", "accounting_system_authentication_failure")
+    company = sandbox.companies["xero-disconnected"]
+    assert company.grant is not None
+    sandbox.xero.disconnect(company.grant, company.configuration["accountingCompanyRef"])
+    return seeded
+
+
 def xero_scope_missing(sandbox: Sandbox) -> list[Seeded]:
     return _xero(
         sandbox,
@@ -288,7 +298,7 @@ def xero_refresh_replayed(sandbox: Sandbox) -> list[Seeded]:
     httpx.post(
         f"{sandbox.xero.base_url}/connect/token",
         data={"grant_type": "refresh_token", "refresh_token": grant.refresh_token},
-        auth=(XERO_CLIENT_ID, sandbox.xero_client_secret),
+        auth=(XERO_CLIENT_ID, sandbox.app_secrets["xero client secret"]),
     ).raise_for_status()
     return seeded
 
@@ -320,6 +330,7 @@ XERO_SCENARIOS: tuple[Seeder, ...] = (
     xero_vendor_passes,
     xero_expired_token,
     xero_tenant_missing,
+    xero_disconnected,
     xero_scope_missing,
     xero_vendor_scope_missing,
     xero_refresh_replayed,

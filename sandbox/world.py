@@ -1,6 +1,6 @@
-"""The local world: embedded AWS (moto), the Pleo and e-conomic simulators, and the
-real handler wired to them. Used by ``make run``, the integration tests and the
-benchmark. Everything listens on 127.0.0.1 only."""
+"""The local world: embedded AWS (moto), the Pleo simulator and every accounting-system
+simulator of ``ACCOUNTING_SIMULATORS``, and the real handler wired to them. Used by
+``make run``, the integration tests and the benchmark. Everything listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -18,14 +18,11 @@ from typing import Any
 
 from .aws import LocalAws, Resources
 from .poller import LocalPoller
-from .simulators.economic import EconomicSimulator
+from .simulators.base import SimulatorServer
 from .simulators.pleo import PleoSimulator
-from .simulators.xero import Grant, XeroSimulator
-from .simulators.xero import account as xero_account
+from .simulators.registry import AccountingSimulator, accounting_simulators
 
 ROOT = Path(__file__).resolve().parents[1]
-XERO_CLIENT_ID = "pleo-preflight-local"
-XERO_SCOPES = "openid offline_access accounting.settings accounting.manualjournals accounting.attachments"
 CODE_PATHS = (ROOT / "layers" / "preflight", ROOT / "functions" / "preflight")
 
 
@@ -37,7 +34,7 @@ class Company:
     company_id: str
     configuration: dict[str, Any]
     secrets: dict[str, str] = field(default_factory=dict)
-    grant: Grant | None = None
+    grant: Any = None  # the accounting simulator's own handle (e.g. a Xero grant)
 
 
 class Sandbox:
@@ -46,9 +43,9 @@ class Sandbox:
     def __init__(self, *, visibility_timeout: int = 1, latency: float = 0.0, settings: dict[str, str] | None = None):
         self.aws = LocalAws()
         self.pleo = PleoSimulator(latency=latency)
-        self.economic = EconomicSimulator(latency=latency)
-        self.xero = XeroSimulator(latency=latency)
-        self.xero_client_secret = f"xero-client-secret-{uuid.uuid4().hex}"
+        self.kinds: dict[str, AccountingSimulator] = {kind.system: kind for kind in accounting_simulators()}
+        self.accounting: dict[str, SimulatorServer] = {name: kind.create(latency) for name, kind in self.kinds.items()}
+        self.app_secrets: dict[str, str] = {}  # what ``prepare`` seeded (our OAuth apps), by label
         self._visibility_timeout = visibility_timeout
         self._settings = settings or {}
         self.resources: Resources | None = None
@@ -57,24 +54,34 @@ class Sandbox:
 
     # ------------------------------------------------------------ lifecycle
 
+    def __getattr__(self, name: str) -> SimulatorServer:
+        """``sandbox.economic``, ``sandbox.xero``, ...: the accounting simulators by system id."""
+        accounting = self.__dict__.get("accounting", {})
+        if name in accounting:
+            return accounting[name]
+        raise AttributeError(name)
+
+    @property
+    def servers(self) -> list[SimulatorServer]:
+        """Every simulator: Pleo's and each accounting system's."""
+        return [self.pleo, *self.accounting.values()]
+
     def start(self) -> Sandbox:
         self.aws.start()
-        self.pleo.start()
-        self.economic.start()
-        self.xero.start()
+        for server in self.servers:
+            server.start()
         self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
-        self._seed_xero_app()
+        self._prepare()
         os.environ.update(self.environment())
         return self
 
-    def _seed_xero_app(self) -> None:
-        self.xero.add_app(XERO_CLIENT_ID, self.xero_client_secret)
-        self.aws.put_secret(
-            "export-preflight/xero/client", {"clientId": XERO_CLIENT_ID, "clientSecret": self.xero_client_secret}
-        )
+    def _prepare(self) -> None:
+        self.app_secrets = {}
+        for name, kind in self.kinds.items():
+            self.app_secrets.update(kind.prepare(self, self.accounting[name]))
 
     def stop(self) -> None:
-        for server in (self.pleo, self.economic, self.xero):
+        for server in self.servers:
             server.stop()
         self.aws.stop()
 
@@ -90,10 +97,7 @@ class Sandbox:
             **self.aws.environment(),
             **self.resources.environment(),
             "PLEO_API_BASE_URL": self.pleo.base_url,
-            "ECONOMIC_API_BASE_URL": self.economic.base_url,
-            "XERO_API_BASE_URL": self.xero.base_url,
-            "XERO_IDENTITY_BASE_URL": self.xero.base_url,
-            "XERO_CLIENT_CREDENTIALS_SECRET_ID": "export-preflight/xero/client",
+            **{k: v for name, kind in self.kinds.items() for k, v in kind.environment(self.accounting[name]).items()},
             "POWERTOOLS_SERVICE_NAME": "export-preflight",
             "POWERTOOLS_METRICS_NAMESPACE": "ExportPreflight",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -114,9 +118,9 @@ class Sandbox:
             self._settings = settings
         self.aws.reset()
         self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
-        for server in (self.pleo, self.economic, self.xero):
+        for server in self.servers:
             server.reset()
-        self._seed_xero_app()
+        self._prepare()
         self.companies.clear()
         os.environ.update(self.environment())
         self.reset_handler_caches()
@@ -152,113 +156,33 @@ class Sandbox:
 
     # ------------------------------------------------------------ seeding
 
-    def add_economic_company(
-        self,
-        slug: str,
-        *,
-        agreement_number: int,
-        configuration: dict[str, Any] | None = None,
-        agreement: dict[str, Any] | None = None,
-        grant_token: str | None = None,
-        store_accounting_secret: bool = True,
+    def add_company(
+        self, system: str, slug: str, *, configuration: dict[str, Any] | None = None, **traits: Any
     ) -> Company:
-        """A Pleo company connected to an e-conomic agreement, with secrets and a configuration item."""
-        assert self.resources is not None
-        company_id = str(uuid.uuid4())
-        pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
-        app_token = f"app-secret-{uuid.uuid4().hex}"
-        real_grant = f"grant-{slug}-{uuid.uuid4().hex}"
-        self.pleo.add_api_key(pleo_key, [company_id])
-        self.economic.add_agreement(
-            app_secret_token=app_token,
-            agreement_grant_token=real_grant,
-            agreement_number=agreement_number,
-            company_name=f"{slug.replace('-', ' ').title()} ApS",
-            **(agreement or {}),
-        )
-        pleo_secret = f"export-preflight/pleo/{slug}"
-        accounting_secret = f"export-preflight/economic/{slug}"
-        self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
-        if store_accounting_secret:
-            self.aws.put_secret(
-                accounting_secret, {"appSecretToken": app_token, "agreementGrantToken": grant_token or real_grant}
-            )
-        config = {
-            "companyId": company_id,
-            "displayName": slug,
-            "pleoCredentialsSecretId": pleo_secret,
-            "accountingSystem": "economic",
-            "accountingCompanyRef": str(agreement_number),
-            "accountingCredentialsSecretId": accounting_secret,
-            "vendorBookkeepingEnabled": False,
-            "exportReceipts": True,
-            "mappings": {"journal": 1, "expenseAccount": 5820, "contraAccount": 6800, "vatCodes": ["I25"]},
-        }
-        config.update(configuration or {})
-        self.aws.put_company_configuration(self.resources, config)
-        company = Company(slug, company_id, config, {"pleo": pleo_key, "app": app_token, "grant": real_grant})
-        self.companies[slug] = company
-        return company
-
-    def add_xero_company(
-        self,
-        slug: str,
-        *,
-        scopes: str = XERO_SCOPES,
-        configuration: dict[str, Any] | None = None,
-        organisation: dict[str, Any] | None = None,
-        connect_tenant: bool = True,
-        expired_token: bool = False,
-    ) -> Company:
-        """A Pleo company connected to a Xero organisation: the organisation (with a Pleo
-        clearing account 615), our app's grant, the token secret and a configuration item."""
+        """A Pleo company (an API key, its secret) connected to ``system``: the simulator
+        seeds the accounting side (``traits`` are its own, see its ``_seed``), then the
+        configuration item is stored (``configuration`` overrides fields of it)."""
         assert self.resources is not None
         company_id = str(uuid.uuid4())
         pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
         self.pleo.add_api_key(pleo_key, [company_id])
-        org = self.xero.add_organisation(name=f"{slug.replace('-', ' ').title()} Ltd", **(organisation or {}))
-        org.accounts.append(xero_account("615", "Pleo Clearing", "CURRLIAB"))
-        other = self.xero.add_organisation(name=f"{slug.replace('-', ' ').title()} Holding Ltd")
-        grant = self.xero.grant(
-            client_id=XERO_CLIENT_ID,
-            tenant_ids=[org.tenant_id] if connect_tenant else [other.tenant_id],
-            scopes=scopes,
-        )
-        if expired_token:
-            self.xero.expire_access_token(grant)
         pleo_secret = f"export-preflight/pleo/{slug}"
-        xero_secret = f"export-preflight/xero/{slug}"
         self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
-        self.aws.put_secret(
-            xero_secret,
-            {
-                "accessToken": grant.access_token,
-                "refreshToken": grant.refresh_token,
-                "expiresAt": grant.expires_at,
-                "scope": grant.scope,
-            },
-            token_set=True,
-        )
+        seeded = self.kinds[system].seed(self, self.accounting[system], slug, **traits)
         config = {
             "companyId": company_id,
             "displayName": slug,
             "pleoCredentialsSecretId": pleo_secret,
-            "accountingSystem": "xero",
-            "accountingCompanyRef": org.tenant_id,
-            "accountingCredentialsSecretId": xero_secret,
+            "accountingSystem": system,
+            "accountingCompanyRef": seeded.company_ref,
+            "accountingCredentialsSecretId": seeded.secret_id,
             "vendorBookkeepingEnabled": False,
             "exportReceipts": True,
-            "mappings": {"expenseAccount": "429", "contraAccount": "615", "vatCodes": ["INPUT2"]},
+            "mappings": seeded.mappings,
         }
         config.update(configuration or {})
         self.aws.put_company_configuration(self.resources, config)
-        company = Company(
-            slug,
-            company_id,
-            config,
-            {"pleo": pleo_key, "access": grant.access_token, "refresh": grant.refresh_token or ""},
-            grant,
-        )
+        company = Company(slug, company_id, config, {"pleo": pleo_key, **seeded.secrets}, seeded.handle)
         self.companies[slug] = company
         return company
 
@@ -298,9 +222,9 @@ class Sandbox:
     def secret_values(self) -> list[str]:
         """Every seeded credential value, to assert none of them leaked."""
         values = [value for company in self.companies.values() for value in company.secrets.values() if value]
-        for grant in self.xero.grants:  # rotated tokens are secrets too
-            values += [t for t in (grant.access_token, grant.refresh_token, grant.previous_refresh_token) if t]
-        return [*values, self.xero_client_secret]
+        for server in self.accounting.values():  # rotated tokens are secrets too
+            values += list(getattr(server, "issued_secrets", lambda: [])())
+        return [*values, *self.app_secrets.values()]
 
 
 class _CurrentStdout:

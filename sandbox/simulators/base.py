@@ -210,6 +210,10 @@ class SimulatorServer:
     override ``unknown_route()`` and ``decorate()`` to give answers their API's shape.
     """
 
+    # Paths whose request bodies carry credentials by protocol (an OAuth token endpoint):
+    # the leak checks allow them there and nowhere else.
+    credential_paths: frozenset[str] = frozenset()
+
     def __init__(self, *, latency: float = 0.0) -> None:
         self.latency = latency
         """Seconds slept before answering every request (simulated network round trip)."""

@@ -30,12 +30,14 @@ import math
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from .base import SimRequest, SimResponse, SimulatorServer
+from .registry import AccountingSeed, AccountingSimulator
 
 __all__ = [
     "RESOURCE_ROLES",
@@ -942,3 +944,48 @@ def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
         return (2, str(value).casefold())
 
     return key
+
+
+# ---------------------------------------------------------------- the sandbox's view
+
+
+def _seed(
+    sandbox: Any,
+    simulator: EconomicSimulator,
+    slug: str,
+    *,
+    agreement_number: int,
+    agreement: dict[str, Any] | None = None,
+    grant_token: str | None = None,
+    store_accounting_secret: bool = True,
+) -> AccountingSeed:
+    """An e-conomic agreement for one company, and its token pair in Secrets Manager
+    (``grant_token`` stores a wrong one; ``store_accounting_secret=False`` none)."""
+    app_token = f"app-secret-{uuid.uuid4().hex}"
+    real_grant = f"grant-{slug}-{uuid.uuid4().hex}"
+    simulator.add_agreement(
+        app_secret_token=app_token,
+        agreement_grant_token=real_grant,
+        agreement_number=agreement_number,
+        company_name=f"{slug.replace('-', ' ').title()} ApS",
+        **(agreement or {}),
+    )
+    secret_id = f"export-preflight/economic/{slug}"
+    if store_accounting_secret:
+        sandbox.aws.put_secret(
+            secret_id, {"appSecretToken": app_token, "agreementGrantToken": grant_token or real_grant}
+        )
+    return AccountingSeed(
+        company_ref=str(agreement_number),
+        secret_id=secret_id,
+        mappings={"journal": 1, "expenseAccount": 5820, "contraAccount": 6800, "vatCodes": ["I25"]},
+        secrets={"app": app_token, "grant": real_grant},
+    )
+
+
+SIMULATOR = AccountingSimulator(
+    system="economic",
+    create=lambda latency: EconomicSimulator(latency=latency),
+    environment=lambda server: {"ECONOMIC_API_BASE_URL": server.base_url},
+    seed=_seed,
+)

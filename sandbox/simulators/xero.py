@@ -56,6 +56,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from .base import Fault, SimRequest, SimResponse, SimulatorServer
+from .registry import AccountingSeed, AccountingSimulator
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -569,6 +570,8 @@ class XeroSimulator(SimulatorServer):
     - ``clock``: epoch seconds; ``advance(seconds)`` moves the simulator's time forward.
     """
 
+    credential_paths = frozenset({"/connect/token"})
+
     def __init__(
         self,
         *,
@@ -588,6 +591,9 @@ class XeroSimulator(SimulatorServer):
         self.refresh_grace_seconds = refresh_grace_seconds
         self.scope_claim = scope_claim
         self.invalid_client_status = invalid_client_status
+        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
+        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
+        self.next_token_answer_quirk: dict[str, Any] = {}
         self.enforce_rate_limits = enforce_rate_limits
         self.minute_limit = minute_limit
         self.day_limit = day_limit
@@ -761,6 +767,15 @@ class XeroSimulator(SimulatorServer):
         with self.lock:
             return list(self._grants)
 
+    def issued_secrets(self) -> list[str]:
+        """Every token the grants currently hold or held last (for the leak checks)."""
+        return [
+            token
+            for grant in self.grants
+            for token in (grant.access_token, grant.refresh_token, grant.previous_refresh_token)
+            if token
+        ]
+
     @property
     def token_calls(self) -> int:
         """Requests received at ``POST /connect/token``."""
@@ -779,6 +794,7 @@ class XeroSimulator(SimulatorServer):
             self._tenant_usage.clear()
             self._app_usage.clear()
             self._offset = 0.0
+            self.next_token_answer_quirk = {}
 
     # ------------------------------------------------------------ tokens
 
@@ -885,7 +901,8 @@ class XeroSimulator(SimulatorServer):
                 return _oauth_error(400, "invalid_grant")
             record.used_at = now
             grant.previous_refresh_token = presented
-            body = self._issue(grant)
+            body = {**self._issue(grant), **self.next_token_answer_quirk}
+            self.next_token_answer_quirk = {}
         return SimResponse(200, dict(body), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def _revocation(self, request: SimRequest) -> SimResponse:
@@ -1164,3 +1181,73 @@ def _ordered(items: list[dict[str, Any]], order: str, fields: Iterable[str]) -> 
         if name.lower() in known:
             items = sorted(items, key=_sort_key(known[name.lower()]), reverse=direction.strip().upper() == "DESC")
     return items
+
+
+# ---------------------------------------------------------------- the sandbox's view
+
+CLIENT_ID = "pleo-preflight-local"
+CLIENT_SECRET_ID = "export-preflight/xero/client"
+DEFAULT_SCOPES = "openid offline_access accounting.settings accounting.manualjournals accounting.attachments"
+
+
+def _prepare(sandbox: Any, simulator: XeroSimulator) -> dict[str, str]:
+    """Our OAuth app at Xero, and its client credentials in Secrets Manager."""
+    client_secret = f"xero-client-secret-{uuid.uuid4().hex}"
+    simulator.add_app(CLIENT_ID, client_secret)
+    sandbox.aws.put_secret(CLIENT_SECRET_ID, {"clientId": CLIENT_ID, "clientSecret": client_secret})
+    return {"xero client secret": client_secret}
+
+
+def _seed(
+    sandbox: Any,
+    simulator: XeroSimulator,
+    slug: str,
+    *,
+    scopes: str = DEFAULT_SCOPES,
+    organisation: dict[str, Any] | None = None,
+    connect_tenant: bool = True,
+    expired_token: bool = False,
+) -> AccountingSeed:
+    """A Xero organisation (with a Pleo clearing account 615) and a sister organisation,
+    our app's grant (to the sister only with ``connect_tenant=False``), and the token set
+    in Secrets Manager (tagged as a token set)."""
+    name = slug.replace("-", " ").title()
+    org = simulator.add_organisation(name=f"{name} Ltd", **(organisation or {}))
+    org.accounts.append(account("615", "Pleo Clearing", "CURRLIAB"))
+    other = simulator.add_organisation(name=f"{name} Holding Ltd")
+    grant = simulator.grant(
+        client_id=CLIENT_ID, tenant_ids=[org.tenant_id] if connect_tenant else [other.tenant_id], scopes=scopes
+    )
+    if expired_token:
+        simulator.expire_access_token(grant)
+    secret_id = f"export-preflight/xero/{slug}"
+    sandbox.aws.put_secret(
+        secret_id,
+        {
+            "accessToken": grant.access_token,
+            "refreshToken": grant.refresh_token,
+            "expiresAt": grant.expires_at,
+            "scope": grant.scope,
+        },
+        token_set=True,
+    )
+    return AccountingSeed(
+        company_ref=org.tenant_id,
+        secret_id=secret_id,
+        mappings={"expenseAccount": "429", "contraAccount": "615", "vatCodes": ["INPUT2"]},
+        secrets={"access": grant.access_token or "", "refresh": grant.refresh_token or ""},
+        handle=grant,
+    )
+
+
+SIMULATOR = AccountingSimulator(
+    system="xero",
+    create=lambda latency: XeroSimulator(latency=latency),
+    environment=lambda server: {
+        "XERO_API_BASE_URL": server.base_url,
+        "XERO_IDENTITY_BASE_URL": server.base_url,
+        "XERO_CLIENT_CREDENTIALS_SECRET_ID": CLIENT_SECRET_ID,
+    },
+    seed=_seed,
+    prepare=_prepare,
+)

@@ -155,7 +155,7 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
 
     from export_preflight.models import ClientCredentials, TokenSet
     from export_preflight.oauth import TokenEndpoint
-    from export_preflight.pleo import PleoAuthorization
+    from export_preflight.pleo import PLEO_TROUBLE, pleo_auth
     from tests.unit.test_oauth import MemoryStore, manager
 
     store = MemoryStore(
@@ -175,9 +175,13 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
         )
         with httpx.Client(base_url="https://auth.pleo.io") as auth_http:
             endpoint = TokenEndpoint(
-                auth_http, "/oauth/token", lambda: ClientCredentials(clientId="c", clientSecret=SecretStr("s")), "Pleo"
+                auth_http,
+                "/oauth/token",
+                lambda: ClientCredentials(clientId="c", clientSecret=SecretStr("s")),
+                "Pleo",
+                trouble=PLEO_TROUBLE,
             )
-            authorization = PleoAuthorization(
+            authorization = pleo_auth(
                 store.tokens,
                 secret_id="export-preflight/pleo/acme",
                 oauth=(manager(store), endpoint),

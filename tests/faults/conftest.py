@@ -17,5 +17,5 @@ def world(session_sandbox, monkeypatch):
     AWS_FAULTS.install(monkeypatch)
     yield session_sandbox
     AWS_FAULTS.clear()
-    for simulator in (session_sandbox.pleo, session_sandbox.economic, session_sandbox.xero):
+    for simulator in session_sandbox.servers:
         simulator.clear_faults()

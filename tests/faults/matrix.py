@@ -150,7 +150,7 @@ def redriven(job: str = "in_progress", reason_type: str | None = None, events: i
 
 
 def add_company(sandbox: Sandbox, **company: Any) -> Company:
-    return sandbox.add_economic_company(SLUG, agreement_number=AGREEMENT, **company)
+    return sandbox.add_company("economic", SLUG, agreement_number=AGREEMENT, **company)
 
 
 def enqueue(sandbox: Sandbox, body: dict[str, Any] | str) -> str:
@@ -829,7 +829,7 @@ XERO_SLUG = "acme-xero"
 
 def xero_claimed(sandbox: Sandbox, *, copies: int = 1, **company: Any) -> Seeded:
     """One Xero company whose access token has expired (the first call refreshes it), one job."""
-    seeded_company = sandbox.add_xero_company(XERO_SLUG, expired_token=True, **company)
+    seeded_company = sandbox.add_company("xero", XERO_SLUG, expired_token=True, **company)
     seeded_job = sandbox.add_job(seeded_company)
     body = {"jobId": seeded_job["id"], "companyId": seeded_company.company_id}
     bodies = tuple(enqueue(sandbox, body) for _ in range(copies))
@@ -956,6 +956,13 @@ HARDENING = [
         verify=token_kept_in_the_journal,
     ),
     FaultScenario(
+        "xero-token-answer-malformed",
+        "Xero's token endpoint rotates the tokens but answers `expires_in: null`",
+        lambda sandbox: _with_token_quirk(xero_claimed(sandbox), sandbox, {"expires_in": None}),
+        handed_on(),
+        verify=token_saved_after_retries,
+    ),
+    FaultScenario(
         "xero-client-secret-missing",
         "Our Xero OAuth client secret is missing when a token must be refreshed (every delivery)",
         lambda sandbox: _without_xero_client_secret(xero_claimed(sandbox), sandbox),
@@ -1039,6 +1046,11 @@ HARDENING = [
         rejected("malformed_message"),
     ),
 ]
+
+
+def _with_token_quirk(seeded: Seeded, sandbox: Sandbox, quirk: dict[str, Any]) -> Seeded:
+    sandbox.xero.next_token_answer_quirk = quirk
+    return seeded
 
 
 def _without_xero_client_secret(seeded: Seeded, sandbox: Sandbox) -> Seeded:

@@ -214,7 +214,8 @@ def secret_leaks(sandbox: Sandbox, seen: Seen, texts: dict[str, str]) -> list[st
         for kind, value in company.secrets.items():
             if value:
                 labels[value] = f"{company.slug}.{kind}"
-    labels[sandbox.xero_client_secret] = "xero client secret"
+    for label, value in sandbox.app_secrets.items():
+        labels[value] = label
     for index, value in enumerate(sandbox.secret_values()):
         labels.setdefault(value, f"secret #{index}")
     kinds: dict[str, set[str]] = {}
@@ -227,18 +228,22 @@ def secret_leaks(sandbox: Sandbox, seen: Seen, texts: dict[str, str]) -> list[st
         ("economic", "x-appsecrettoken"): kinds.get("app", set()),
         ("economic", "x-agreementgranttoken"): kinds.get("grant", set()),
     }
+    if "xero" in sandbox.accounting:  # bearer tokens and our client's Basic auth in Authorization
+        tokens = {*sandbox.xero.issued_secrets(), *kinds.get("access", set()), *kinds.get("refresh", set())}
+        allowed[("xero", "authorization")] = tokens | set(sandbox.app_secrets.values())
 
     places: list[tuple[str, str, set[str]]] = []
     for name, text in texts.items():
         for line in text.splitlines():
             where = "EMF metric" if '"_aws"' in line else name
             places.append((where, line, set()))
-    for server, simulator in (("pleo", sandbox.pleo), ("economic", sandbox.economic)):
+    for server, simulator in (("pleo", sandbox.pleo), *sandbox.accounting.items()):
         for request in simulator.requests:
             what = f"{server} {request.method} {request.path}"
             query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
             places.append((f"{what} URL", f"{request.path}?{query}", set()))
-            places.append((f"{what} body", request.body.decode(errors="replace"), set()))
+            if request.path not in simulator.credential_paths:  # e.g. the refresh token in a token request
+                places.append((f"{what} body", request.body.decode(errors="replace"), set()))
             for header, value in request.headers.raw_items():
                 places.append((f"{what} header {header}", value, allowed.get((server, header.lower()), set())))
     for hand_off in seen.hand_offs:

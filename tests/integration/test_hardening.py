@@ -32,7 +32,7 @@ def _stored(sandbox, company) -> dict:
 
 
 def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_working(sandbox, aws_faults):
-    company = sandbox.add_xero_company("xero-journal", expired_token=True)
+    company = sandbox.add_company("xero", "xero-journal", expired_token=True)
     secret = company.configuration["accountingCredentialsSecretId"]
     aws_faults.inject("PutSecretValue", "throttled", times=10, when=lambda p: p.get("SecretId") == secret)
     first = sandbox.add_job(company)
@@ -104,7 +104,7 @@ def test_a_redrive_of_a_decided_job_is_a_no_op_and_a_rerun_decides_again(sandbox
 
 
 def test_a_secret_pasted_into_a_configuration_field_never_reaches_the_failure_reason(sandbox):
-    company = sandbox.add_xero_company("xero-pasted")
+    company = sandbox.add_company("xero", "xero-pasted")
     refresh = company.secrets["refresh"]
     configuration = {**company.configuration, "accountingCompanyRef": refresh}
     sandbox.aws.put_company_configuration(sandbox.resources, configuration)
@@ -114,3 +114,19 @@ def test_a_secret_pasted_into_a_configuration_field_never_reaches_the_failure_re
     failed = sandbox.pleo.job(job["id"])
     assert failed["status"] == "failed" and failed["failureReasonType"] == "invalid_configuration"
     assert refresh not in failed["failureReason"] and "[redacted]" in failed["failureReason"]
+
+
+def test_invalid_settings_of_one_connector_affect_only_its_companies(session_sandbox, capsys):
+    session_sandbox.reset(
+        settings={"XERO_API_BASE_URL": "https://api.xero.example/?tenant=1", "MAX_RECEIVE_COUNT": "1"}
+    )
+    (economic,) = scenarios.passes(session_sandbox)
+    (xero,) = scenarios.xero_passes(session_sandbox)
+    session_sandbox.poller().drain()
+    assert [h["jobId"] for h in ready_jobs(session_sandbox)] == [economic.job_id]
+    failed = session_sandbox.pleo.job(xero.job_id)  # its one delivery was its last: integration_unusable
+    assert (failed["status"], failed["failureReasonType"]) == ("failed", "integration_unusable")
+    out, _ = capsys.readouterr()
+    (line,) = [json.loads(x) for x in out.splitlines() if "a connector's settings are invalid" in x]
+    assert line["level"] == "ERROR" and line["system"] == "xero" and line["fields"] == ["XERO_API_BASE_URL"]
+    session_sandbox.reset(settings={})

@@ -65,7 +65,7 @@ def test_an_expired_token_is_refreshed_and_the_rotated_pair_stored_before_use(sa
 
 
 def test_concurrent_jobs_of_one_company_refresh_the_token_once(sandbox):
-    company = sandbox.add_xero_company("xero-busy", expired_token=True)
+    company = sandbox.add_company("xero", "xero-busy", expired_token=True)
     jobs = [sandbox.add_job(company) for _ in range(6)]
     for job in jobs:
         sandbox.enqueue_job(job)

@@ -13,6 +13,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
+from export_preflight.connectors.base import ACCOUNTING_TROUBLE
 from export_preflight.errors import AwsUnavailable, TransientError
 from export_preflight.models import ClientCredentials, FailureReasonType, TokenSet
 from export_preflight.oauth import GrantRevoked, JournalEntry, OAuthTokens, TokenEndpoint
@@ -118,7 +119,11 @@ def identity():
 def endpoint():
     with httpx.Client(base_url=IDENTITY) as http:
         yield TokenEndpoint(
-            http, "/connect/token", lambda: ClientCredentials(clientId="cid", clientSecret=SecretStr("csecret")), "Xero"
+            http,
+            "/connect/token",
+            lambda: ClientCredentials(clientId="cid", clientSecret=SecretStr("csecret")),
+            "Xero",
+            trouble=ACCOUNTING_TROUBLE,
         )
 
 
@@ -390,7 +395,7 @@ def test_a_missing_oauth_client_secret_is_our_setup_problem(identity):
         raise CredentialsMissing("export-preflight/xero/client")
 
     with httpx.Client(base_url=IDENTITY) as http:
-        endpoint = TokenEndpoint(http, "/connect/token", missing, "Xero")
+        endpoint = TokenEndpoint(http, "/connect/token", missing, "Xero", trouble=ACCOUNTING_TROUBLE)
         with pytest.raises(IntegrationMisconfigured) as raised:
             manager(MemoryStore(stale())).current(SECRET, endpoint)
     assert raised.value.reason_type is FailureReasonType.INTEGRATION_UNUSABLE
@@ -399,8 +404,8 @@ def test_a_missing_oauth_client_secret_is_our_setup_problem(identity):
 def test_a_trickling_token_endpoint_is_cut_at_the_total_deadline():
     import socket
 
+    from export_preflight.connectors.base import ACCOUNTING_TROUBLE
     from export_preflight.http import fetch_within
-    from export_preflight.oauth import TOKEN_ENDPOINT_TROUBLE
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -424,7 +429,7 @@ def test_a_trickling_token_endpoint_is_cut_at_the_total_deadline():
     started = time.monotonic()
     with httpx.Client(base_url=f"http://127.0.0.1:{server.getsockname()[1]}") as http, pytest.raises(TransientError):
         fetch_within(
-            http, "POST", "/token", deadline_seconds=1.0, party="X", what="refreshing", trouble=TOKEN_ENDPOINT_TROUBLE
+            http, "POST", "/token", deadline_seconds=1.0, party="X", what="refreshing", trouble=ACCOUNTING_TROUBLE
         )
     elapsed = time.monotonic() - started
     stop.set()

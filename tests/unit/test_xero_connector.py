@@ -11,10 +11,11 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from export_preflight.connectors.xero import API, XeroConnector
+from export_preflight.connectors.xero import API, XeroConnector, _scope_refusal
 from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
 from export_preflight.http import new_client
 from export_preflight.models import Capability, FailureReasonType, TokenSet
+from export_preflight.oauth import OAuthBearer
 from tests.unit.fakes import configuration
 
 BASE = "https://api.xero.com"
@@ -115,7 +116,8 @@ def new_connector(http, tokens):
         accountingCredentialsSecretId="export-preflight/xero/acme",
         mappings={"expenseAccount": "429", "contraAccount": "610", "vatCodes": ["INPUT2"]},
     )
-    return XeroConnector(http, tokens, None, "export-preflight/xero/acme", config)
+    auth = OAuthBearer(tokens, "export-preflight/xero/acme", None, refusal=_scope_refusal)  # type: ignore[arg-type]
+    return XeroConnector(http, auth, config)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""AWS adapters: company configuration (DynamoDB), credentials (Secrets Manager),
-and the queues (ready jobs, dead letters). Reads go through Powertools parameters
-providers, which cache them for a TTL. boto3 clients are made on first use."""
+"""AWS adapters: company configuration (DynamoDB), credentials (Secrets Manager), the
+credential leases and token journal (DynamoDB), the job decision log (DynamoDB) and the
+queues (ready jobs, dead letters, claimed jobs). Reads of configuration and secrets go
+through Powertools parameters providers, which cache them for a TTL. boto3 clients are
+made on first use."""
 
 from __future__ import annotations
 

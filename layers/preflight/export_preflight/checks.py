@@ -68,6 +68,8 @@ class PreflightCheck:
 
 
 def connection_settings(ctx: PreflightContext) -> CheckOutcome:
+    if ctx.connection.unavailable is not None:
+        raise ctx.connection.unavailable
     if ctx.connection.problem is not None:
         return ctx.connection.problem
     return CheckOutcome.passed("connection_settings", system=ctx.config.accounting_system)

@@ -140,8 +140,8 @@ class TokenSet(BaseModel):
     def scopes(self) -> frozenset[str]:
         """Granted scopes: the access token's ``scope`` claim when it is a JWT, else the stored scope."""
         claim = jwt_claims(self.access_token.get_secret_value()).get("scope")
-        value = claim if claim is not None else (self.scope or "")
-        return frozenset(value.split() if isinstance(value, str) else map(str, value))
+        value = claim if isinstance(claim, str | list) else (self.scope or "")
+        return frozenset(value.split() if isinstance(value, str) else (str(v) for v in value))
 
 
 class ClientCredentials(BaseModel):
@@ -316,6 +316,6 @@ def jwt_claims(token: str) -> dict[str, Any]:
     try:
         payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
         claims = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}

@@ -28,7 +28,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,13 +56,6 @@ assert LEASE_SECONDS > REFRESH_BUDGET_SECONDS, "the lease must outlive a bounded
 # Used when an answer's expires_in is missing or nonsense: short, so the token is renewed soon.
 FALLBACK_EXPIRES_IN = 300
 OAUTH_ERRORS = ("invalid_client", "unauthorized_client", "invalid_request", "invalid_scope", "unsupported_grant_type")
-
-TOKEN_ENDPOINT_TROUBLE = Trouble(
-    error=TransientError,
-    timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
-    unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
-    rate_limit=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
-)
 
 
 class TokenStore(Protocol):
@@ -125,7 +118,8 @@ class TokenEndpoint:
         path: str,
         client: Callable[[], ClientCredentials],
         system: str,
-        trouble: Trouble = TOKEN_ENDPOINT_TROUBLE,
+        *,
+        trouble: Trouble,
     ) -> None:
         self._trouble = trouble
         self._http = http
@@ -344,6 +338,45 @@ class OAuthTokens:
                 self._journal.forget(secret_id, entry)
             except TransientError as error:  # harmless: a stale entry is recognised and dropped later
                 logger.warning("could not clear the token journal", extra={"error": str(error)})
+
+
+class OAuthBearer(httpx.Auth):
+    """The one bearer-token auth of every OAuth party (Pleo, Xero, the next ones): each
+    request carries a token from the leased lifecycle (refreshed when about to expire); a
+    401 refreshes it once (exactly once across containers) and the request is sent once
+    more. ``refusal`` tells a 401 that is not about the token (e.g. Xero's
+    ``AuthorizationUnsuccessful``, a missing scope), which must not trigger a refresh."""
+
+    requires_response_body = True  # ``refusal`` may read the 401's body
+
+    def __init__(
+        self,
+        tokens: OAuthTokens,
+        secret_id: str,
+        endpoint: TokenEndpoint,
+        *,
+        refusal: Callable[[httpx.Response], bool] = lambda response: False,
+    ) -> None:
+        self._tokens = tokens
+        self._secret_id = secret_id
+        self._endpoint = endpoint
+        self._refusal = refusal
+        self._current: TokenSet | None = None
+
+    def current(self) -> TokenSet:
+        """The token set in use (read, and refreshed if due, on first use)."""
+        if self._current is None or not self._current.fresh(time.time()):
+            self._current = self._tokens.current(self._secret_id, self._endpoint)
+        return self._current
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        used = self.current()
+        request.headers["Authorization"] = f"Bearer {used.access_token.get_secret_value()}"
+        response = yield request
+        if response.status_code == 401 and not self._refusal(response):
+            self._current = self._tokens.refresh(self._secret_id, self._endpoint, rejected=used)
+            request.headers["Authorization"] = f"Bearer {self._current.access_token.get_secret_value()}"
+            yield request
 
 
 def _replaced(stored: TokenSet, rejected: TokenSet) -> bool:

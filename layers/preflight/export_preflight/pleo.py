@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
+from collections.abc import Generator
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -21,7 +20,7 @@ from .errors import (
 )
 from .http import Trouble, send
 from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
-from .oauth import OAuthTokens, TokenEndpoint
+from .oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from .sanitize import sanitize_reason
 
 JSON_UTF8 = "application/json;charset=UTF-8"
@@ -33,59 +32,36 @@ PLEO_TROUBLE = Trouble(
 )
 
 
-class PleoAuthorization:
-    """The ``Authorization`` header for one company: an API key, a bare access token, or
-    OAuth tokens kept fresh (refreshed before expiry and once on a 401) by ``OAuthTokens``."""
+class StaticBearer(httpx.Auth):
+    """A bearer token that cannot be renewed (a bare Pleo access token)."""
 
-    def __init__(
-        self,
-        credentials: PleoCredentials,
-        *,
-        secret_id: str | None = None,
-        oauth: tuple[OAuthTokens, TokenEndpoint] | None = None,
-    ) -> None:
-        self._credentials = credentials
-        self._secret_id = secret_id
-        self._oauth = oauth if isinstance(credentials, TokenSet) else None
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
 
-    def header(self) -> str:
-        credentials = self._credentials
-        if isinstance(credentials, PleoApiKey):
-            token = base64.b64encode(f"{credentials.api_key.get_secret_value()}:".encode()).decode()
-            return f"Basic {token}"
-        if isinstance(credentials, TokenSet) and self._oauth is not None:
-            tokens, endpoint = self._oauth
-            self._credentials = credentials = self._guard(lambda: tokens.current(self._secret_id or "", endpoint))
-        return f"Bearer {credentials.access_token.get_secret_value()}"
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
-    def renew(self) -> bool:
-        """After a 401: refresh OAuth tokens (once across containers). False when there is nothing to renew."""
-        current = self._credentials
-        if self._oauth is None or not isinstance(current, TokenSet):
-            return False
-        tokens, endpoint = self._oauth
-        self._credentials = self._guard(lambda: tokens.refresh(self._secret_id or "", endpoint, rejected=current))
-        return True
 
-    @staticmethod
-    def _guard(produce: Callable[[], TokenSet]) -> TokenSet:
-        try:
-            return produce()
-        except AccountingSystemError:  # the grant is gone: nobody can fail the job for us
-            raise UnprocessableMessage(
-                "Pleo no longer accepts the integration's OAuth grant for this company: reconnect Pleo, then redrive",
-                kind="pleo_credentials_rejected",
-            ) from None
+def pleo_auth(
+    credentials: PleoCredentials, *, secret_id: str = "", oauth: tuple[OAuthTokens, TokenEndpoint] | None = None
+) -> httpx.Auth:
+    """How one company's requests to Pleo authenticate: an API key (HTTP Basic user name,
+    empty password), OAuth tokens kept fresh by ``OAuthBearer``, or a bare access token."""
+    if isinstance(credentials, PleoApiKey):
+        return httpx.BasicAuth(credentials.api_key.get_secret_value(), "")
+    if isinstance(credentials, TokenSet) and oauth is not None:
+        tokens, endpoint = oauth
+        return OAuthBearer(tokens, secret_id, endpoint)
+    return StaticBearer(credentials.access_token.get_secret_value())
 
 
 class PleoClient:
     """Talks to ``PLEO_API_BASE_URL`` with one company's credentials."""
 
-    def __init__(self, http: httpx.Client, authorization: PleoAuthorization | PleoCredentials) -> None:
+    def __init__(self, http: httpx.Client, auth: httpx.Auth | PleoCredentials) -> None:
         self._http = http
-        self._authorization = (
-            authorization if isinstance(authorization, PleoAuthorization) else PleoAuthorization(authorization)
-        )
+        self._auth = auth if isinstance(auth, httpx.Auth) else pleo_auth(auth)
 
     def get_job(self, job_id: UUID) -> ExportJob | None:
         """The job, or None when Pleo does not know it (404)."""
@@ -133,18 +109,16 @@ class PleoClient:
             )
         return job
 
-    def _send(self, method: str, path: str, *, what: str, **kwargs: object) -> httpx.Response:
-        response = self._request(method, path, what=what, **kwargs)
-        if response.status_code == 401 and self._authorization.renew():
-            response = self._request(method, path, what=what, **kwargs)
-        return response
-
-    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": self._authorization.header(), **kwargs.get("headers", {})}
-        arguments = {k: v for k, v in kwargs.items() if k != "headers"}
-        return send(
-            self._http, method, path, party="Pleo", what=what, trouble=PLEO_TROUBLE, headers=headers, **arguments
-        )
+    def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return send(
+                self._http, method, path, party="Pleo", what=what, trouble=PLEO_TROUBLE, auth=self._auth, **kwargs
+            )
+        except AccountingSystemError:  # the OAuth grant is gone: nobody can fail the job for us
+            raise UnprocessableMessage(
+                "Pleo no longer accepts the integration's OAuth grant for this company: reconnect Pleo, then redrive",
+                kind="pleo_credentials_rejected",
+            ) from None
 
 
 class PleoCredentialSource(Protocol):
@@ -174,7 +148,7 @@ class PleoCompanies:
                 "fix the secret, then redrive",
                 kind="pleo_credentials_unusable",
             ) from None
-        return PleoClient(self._http, PleoAuthorization(credentials, secret_id=secret_id, oauth=self._oauth))
+        return PleoClient(self._http, pleo_auth(credentials, secret_id=secret_id, oauth=self._oauth))
 
 
 def _raise_for_answer(response: httpx.Response, *, what: str) -> None:

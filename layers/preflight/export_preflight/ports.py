@@ -10,6 +10,7 @@ from typing import Protocol
 from uuid import UUID
 
 from .connectors.base import JOURNAL_MAPPINGS, AccountingConnector, ConnectionProfile
+from .errors import TransientError
 from .models import CheckOutcome, CompanyConfiguration, Decision, ExportJob, FailureReasonType
 
 
@@ -58,6 +59,9 @@ class Connection:
     problem: CheckOutcome | None = None
     prefetched: Future[ConnectionProfile] | None = None
     requirements: Requirements = field(default_factory=Requirements)
+    # Our own side cannot build this connector now (e.g. its settings are invalid): the
+    # ``connection_settings`` check raises it, so it is retried like transient trouble.
+    unavailable: TransientError | None = None
     # Re-read the secret and re-run once when the credentials are rejected (static
     # credentials may have been rotated meanwhile; OAuth connectors re-read under their lease).
     reread_on_rejection: bool = False

@@ -15,7 +15,7 @@ from .aws import (
     DynamoDBTokenJournal,
     Queues,
 )
-from .connectors import CONNECTORS, ConnectorEnvironment
+from .connectors import CONNECTORS
 from .connectors.registry import ConnectorRegistry
 from .deadline import InvocationDeadline
 from .http import new_client
@@ -55,16 +55,6 @@ def get_runtime() -> Runtime:
         "Pleo",
         trouble=PLEO_TROUBLE,
     )
-    connectors = ConnectorEnvironment(
-        settings=settings,
-        http={
-            name: new_client(url, timeout_seconds=timeout)
-            for spec in CONNECTORS.values()
-            for name, url in spec.base_urls(settings).items()
-        },
-        credentials=credentials,
-        tokens=tokens,
-    )
     queues = Queues(settings)
     check_pool = (
         ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="check")
@@ -78,7 +68,12 @@ def get_runtime() -> Runtime:
             credentials,
             (tokens, pleo_token_endpoint),
         ),
-        connectors=ConnectorRegistry(connectors, CONNECTORS),
+        connectors=ConnectorRegistry(
+            CONNECTORS,
+            credentials=credentials,
+            tokens=tokens,
+            new_http=lambda url: new_client(url, timeout_seconds=timeout),
+        ),
         secrets=credentials,
         hand_off=queues,
         decisions=DynamoDBDecisionLog(settings),

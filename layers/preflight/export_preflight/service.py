@@ -1,5 +1,7 @@
-"""One claimed job, end to end: re-read it, load its configuration and credentials,
-run the checks, then fail it early in Pleo or hand it on. Free of Lambda glue."""
+"""One claimed job, end to end: load the company's configuration (it names the Pleo
+credentials), re-read the job from Pleo, run the checks, record the decision, then fail
+the job early in Pleo or hand it on. Free of Lambda glue and of adapters: it sees the
+ports of ``ports.py`` only."""
 
 from __future__ import annotations
 

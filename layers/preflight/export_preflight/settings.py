@@ -1,7 +1,8 @@
 """Typed settings, parsed once from environment variables.
 
-Base URLs only ever come from here: never from message content or configuration
-items, so a crafted message cannot point our credentials at another host.
+Base URLs only ever come from here (and from each connector's own settings, see
+``ConnectorSettings``): never from message content or configuration items, so a crafted
+message cannot point our credentials at another host.
 """
 
 from __future__ import annotations
@@ -20,10 +21,6 @@ class Settings(BaseSettings):
     pleo_api_base_url: HttpUrl = HttpUrl("https://external.pleo.io")
     pleo_auth_base_url: HttpUrl = HttpUrl("https://auth.pleo.io")
     pleo_oauth_client_secret_id: str = "export-preflight/pleo/oauth-client"  # noqa: S105 - a secret id
-    economic_api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
-    xero_api_base_url: HttpUrl = HttpUrl("https://api.xero.com")
-    xero_identity_base_url: HttpUrl = HttpUrl("https://identity.xero.com")
-    xero_client_credentials_secret_id: str = "export-preflight/xero/client"  # noqa: S105 - a secret id
 
     company_config_table: str = "export-preflight-company-config"
     idempotency_table: str = "export-preflight-idempotency"
@@ -48,18 +45,10 @@ class Settings(BaseSettings):
     max_parallel_records: int = Field(default=10, ge=1, le=10)
     deadline_margin_ms: int = Field(default=5_000, ge=0)
 
-    @field_validator(
-        "pleo_api_base_url",
-        "pleo_auth_base_url",
-        "economic_api_base_url",
-        "xero_api_base_url",
-        "xero_identity_base_url",
-    )
+    @field_validator("pleo_api_base_url", "pleo_auth_base_url")
     @classmethod
     def _no_query(cls, url: HttpUrl) -> HttpUrl:
-        if url.query or url.fragment:
-            raise ValueError("base URLs must not carry a query string or fragment")
-        return url
+        return plain_base_url(url)
 
     def retry_delay(self, receive_count: int, retry_after: float | None = None) -> int:
         """Seconds until the next delivery: exponential backoff on the receive count, or the
@@ -73,7 +62,32 @@ class Settings(BaseSettings):
 
     def base_url(self, url: HttpUrl) -> str:
         """A base URL without its trailing slash."""
-        return str(url).rstrip("/")
+        return base_url(url)
+
+
+class ConnectorSettings(BaseSettings):
+    """Base of each connector's own settings, read from the environment under the
+    connector's prefix (``model_config = SettingsConfigDict(env_prefix="XERO_")``). Invalid
+    settings affect only the companies on that connector (see ``ConnectorRegistry``)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    @field_validator("*")
+    @classmethod
+    def _no_query(cls, value: object) -> object:
+        return plain_base_url(value) if isinstance(value, HttpUrl) else value
+
+
+def plain_base_url(url: HttpUrl) -> HttpUrl:
+    """Base URLs carry no query string or fragment (nothing a message could smuggle in)."""
+    if url.query or url.fragment:
+        raise ValueError("base URLs must not carry a query string or fragment")
+    return url
+
+
+def base_url(url: HttpUrl) -> str:
+    """A base URL without its trailing slash."""
+    return str(url).rstrip("/")
 
 
 @lru_cache(maxsize=1)

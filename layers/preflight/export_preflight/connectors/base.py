@@ -15,6 +15,7 @@ from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Trouble, send
 from ..models import Capability, CompanyConfiguration, FailureReasonType
 from ..oauth import OAuthTokens
+from ..settings import ConnectorSettings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -87,10 +88,10 @@ class CredentialLoader(Protocol):
 
 @dataclass(frozen=True)
 class ConnectorEnvironment:
-    """What connectors are built from: settings, pooled HTTP clients by name, the
-    credentials store and the OAuth token manager (container-wide, shared)."""
+    """What a connector is built from: its own settings, its pooled HTTP clients by name,
+    the credentials store and the OAuth token manager (container-wide, shared)."""
 
-    settings: Any
+    settings: ConnectorSettings
     http: Mapping[str, httpx.Client]
     credentials: CredentialLoader
     tokens: OAuthTokens | None = None
@@ -105,15 +106,19 @@ JOURNAL_MAPPINGS: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class ConnectorSpec:
-    """How to build a connector: its id in configuration, its HTTP clients and factory.
+    """How to build a connector: its id in configuration, its settings, its HTTP clients
+    and factory.
 
-    ``base_urls`` maps client names to base URLs read from settings; ``create`` raises
-    ``CredentialsMissing`` / ``CredentialsUnreadable`` when the secret is unusable.
+    ``settings`` is the connector's own ``ConnectorSettings`` class (its environment
+    prefix); ``base_urls`` maps client names to base URLs read from those settings;
+    ``create`` raises ``CredentialsMissing`` / ``CredentialsUnreadable`` when the secret is
+    unusable.
     """
 
     system_id: str
     display_name: str
-    base_urls: Callable[[Any], dict[str, str]]
+    settings: type[ConnectorSettings]
+    base_urls: Callable[[ConnectorSettings], dict[str, str]]
     create: Callable[[ConnectorEnvironment, CompanyConfiguration, bool], AccountingConnector]
     required_mappings: tuple[tuple[str, str], ...] = JOURNAL_MAPPINGS
     # Re-read the secret and re-run once when the credentials are rejected (static

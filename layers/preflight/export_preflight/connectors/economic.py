@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import HttpUrl
+from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError
 from ..models import Capability, CompanyConfiguration, EconomicCredentials, FailureReasonType
+from ..settings import ConnectorSettings, base_url
 from .base import (
     BodyReader,
     ConnectionProfile,
@@ -264,6 +267,19 @@ def _account_entry(read: BodyReader, item: JsonObject) -> LedgerEntry | None:
     return LedgerEntry(ref=number, name=read.text(item, "name"), usable=not problem, problem=problem)
 
 
+class EconomicSettings(ConnectorSettings):
+    """e-conomic's settings: ``ECONOMIC_API_BASE_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="ECONOMIC_", frozen=True, extra="ignore")
+
+    api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
+
+
+def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
+    assert isinstance(settings, EconomicSettings)
+    return {"economic": base_url(settings.api_base_url)}
+
+
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> EconomicConnector:
     assert config.accounting_credentials_secret_id is not None
     credentials = env.credentials.load(config.accounting_credentials_secret_id, EconomicCredentials, refresh=refresh)
@@ -273,7 +289,8 @@ def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bo
 SPEC = ConnectorSpec(
     system_id="economic",
     display_name=NAME,
-    base_urls=lambda settings: {"economic": settings.base_url(settings.economic_api_base_url)},
+    settings=EconomicSettings,
+    base_urls=_base_urls,
     create=_create,
     numeric_fields=frozenset(
         {

@@ -3,22 +3,61 @@ or the ``connection_settings`` outcome that says why there is none)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 
-from ..errors import CredentialsMissing, CredentialsUnreadable
+import httpx
+from pydantic import ValidationError
+
+from ..errors import CredentialsMissing, CredentialsUnreadable, IntegrationMisconfigured
 from ..models import CheckOutcome, CompanyConfiguration
 from ..models import FailureReasonType as Reason
+from ..oauth import OAuthTokens
 from ..observability import logger
 from ..ports import Connection, Requirements
-from .base import ConnectorEnvironment, ConnectorSpec
+from .base import ConnectorEnvironment, ConnectorSpec, CredentialLoader
 
 
 class ConnectorRegistry:
-    """``ConnectorFactory`` over the registered ``ConnectorSpec``s."""
+    """``ConnectorFactory`` over the registered ``ConnectorSpec``s. Each connector's
+    environment (its settings, its HTTP clients) is built on first use; a connector whose
+    settings are invalid affects only the companies on it, with one clear log line."""
 
-    def __init__(self, env: ConnectorEnvironment, specs: Mapping[str, ConnectorSpec]) -> None:
-        self._env = env
+    def __init__(
+        self,
+        specs: Mapping[str, ConnectorSpec],
+        *,
+        credentials: CredentialLoader,
+        tokens: OAuthTokens | None,
+        new_http: Callable[[str], httpx.Client],
+    ) -> None:
         self._specs = specs
+        self._credentials = credentials
+        self._tokens = tokens
+        self._new_http = new_http
+        self._environments: dict[str, ConnectorEnvironment | IntegrationMisconfigured] = {}
+        self._lock = threading.Lock()
+
+    def environment(self, spec: ConnectorSpec) -> ConnectorEnvironment | IntegrationMisconfigured:
+        """The connector's environment, or why our side cannot build it (cached per container)."""
+        with self._lock:
+            if spec.system_id not in self._environments:
+                self._environments[spec.system_id] = self._build(spec)
+            return self._environments[spec.system_id]
+
+    def _build(self, spec: ConnectorSpec) -> ConnectorEnvironment | IntegrationMisconfigured:
+        try:
+            settings = spec.settings()
+        except ValidationError as error:
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})
+            prefix = str(spec.settings.model_config.get("env_prefix", ""))
+            logger.error(
+                "a connector's settings are invalid; its companies cannot be checked",
+                extra={"system": spec.system_id, "fields": [f"{prefix}{f}".upper() for f in fields]},
+            )
+            return IntegrationMisconfigured(f"the integration's {spec.display_name} settings are invalid")
+        http = {name: self._new_http(url) for name, url in spec.base_urls(settings).items()}
+        return ConnectorEnvironment(settings=settings, http=http, credentials=self._credentials, tokens=self._tokens)
 
     def connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
         system = config.accounting_system
@@ -29,8 +68,11 @@ class ConnectorRegistry:
         problem = self._problem(config, spec)
         if problem is not None or spec is None:
             return Connection(None, problem, requirements=requirements)
+        env = self.environment(spec)
+        if isinstance(env, IntegrationMisconfigured):
+            return Connection(None, requirements=requirements, unavailable=env)
         try:
-            connector = spec.create(self._env, config, refresh)
+            connector = spec.create(env, config, refresh)
         except CredentialsMissing:
             problem = CheckOutcome.failed(
                 "connection_settings",

@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import httpx
+from pydantic import Field, HttpUrl
+from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
-from ..oauth import OAuthTokens, TokenEndpoint
+from ..oauth import OAuthBearer, TokenEndpoint
+from ..settings import ConnectorSettings, base_url
 from .base import (
+    ACCOUNTING_TROUBLE,
     BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
@@ -49,21 +53,11 @@ class XeroConnector:
     display_name = NAME
     where_to_fix = "Xero (Accounting > Chart of accounts / Tax rates) or the integration settings"
 
-    def __init__(
-        self,
-        api: httpx.Client,
-        tokens: OAuthTokens,
-        endpoint: TokenEndpoint,
-        secret_id: str,
-        config: CompanyConfiguration,
-    ) -> None:
+    def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
         self._api = api
-        self._tokens = tokens
-        self._endpoint = endpoint
-        self._secret_id = secret_id
+        self._auth = auth
         self._tenant = config.accounting_company_ref or ""
         self._organisation_name: str | None = None
-        self._current: TokenSet | None = None
         self._actions_found: dict[str, str] | None = None
         self._lists: dict[str, list[JsonObject]] = {}
 
@@ -71,7 +65,6 @@ class XeroConnector:
 
     def authenticate(self) -> ConnectionProfile:
         what = "reading the organisation"
-        self._current = self._tokens.current(self._secret_id, self._endpoint)
         response = self._get(f"{API}/Organisation", what=what)
         if response.status_code == 403:
             return self._profile_without_tenant()
@@ -87,7 +80,7 @@ class XeroConnector:
         return ConnectionProfile(
             company_ref=self._tenant,
             company_name=self._organisation_name,
-            permissions=self._current.scopes(),
+            permissions=self._auth.current().scopes(),
             facts={
                 "countryCode": read.text(organisation, "CountryCode"),
                 "baseCurrency": read.text(organisation, "BaseCurrency"),
@@ -128,7 +121,7 @@ class XeroConnector:
         return ConnectionProfile(
             company_ref=first,
             company_name=reachable[first],
-            permissions=self._current.scopes() if self._current else frozenset(),
+            permissions=self._auth.current().scopes(),
             reachable=reachable,
         )
 
@@ -161,6 +154,9 @@ class XeroConnector:
     # ------------------------------------------------------------ C5
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        wanted = sorted({ref for ref in refs if ref})
+        if not wanted:
+            return {}
         what = "looking up the mapped accounts"
         read = BodyReader(NAME, what)
         by_code: dict[str, LedgerEntry] = {}
@@ -168,9 +164,12 @@ class XeroConnector:
             entry = _account_entry(read, item)
             if entry is not None:
                 by_code[entry.ref] = entry
-        return {ref: by_code.get(ref) for ref in refs if ref}
+        return {ref: by_code.get(ref) for ref in wanted}
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        wanted = sorted({code for code in codes if code})
+        if not wanted:
+            return {}
         what = "looking up the mapped tax rates"
         read = BodyReader(NAME, what)
         by_type: dict[str, LedgerEntry] = {}
@@ -178,7 +177,7 @@ class XeroConnector:
             entry = _tax_rate_entry(read, item)
             if entry is not None:
                 by_type[entry.ref] = entry
-        return {code: by_type.get(code) for code in codes}
+        return {code: by_type.get(code) for code in wanted}
 
     # ------------------------------------------------------------ plumbing
 
@@ -209,22 +208,17 @@ class XeroConnector:
         return list(self._lists[resource])
 
     def _get(self, path: str, *, what: str, tenant: bool = True) -> httpx.Response:
-        response = self._send(path, what=what, tenant=tenant)
-        if response.status_code == 401 and _detail(response) != "AuthorizationUnsuccessful":
-            # Expired or revoked early: refresh once (exactly once across containers), retry once.
-            assert self._current is not None
-            self._current = self._tokens.refresh(self._secret_id, self._endpoint, rejected=self._current)
-            response = self._send(path, what=what, tenant=tenant)
-        return response
-
-    def _send(self, path: str, *, what: str, tenant: bool) -> httpx.Response:
-        if self._current is None:  # a look-up before authenticate(): take the stored tokens
-            self._current = self._tokens.current(self._secret_id, self._endpoint)
-        headers = {"Authorization": f"Bearer {self._current.access_token.get_secret_value()}"}
-        if tenant:
-            headers["xero-tenant-id"] = self._tenant
+        """GET with the bearer token (a 401 refreshes it once: see ``OAuthBearer``) and the tenant."""
+        headers = {"xero-tenant-id": self._tenant} if tenant else {}
         return request_or_raise(
-            self._api, "GET", path, system=NAME, what=what, headers=headers, inspect=_daily_limit_reached
+            self._api,
+            "GET",
+            path,
+            system=NAME,
+            what=what,
+            headers=headers,
+            auth=self._auth,
+            inspect=_daily_limit_reached,
         )
 
     def _organisation_label(self) -> str:
@@ -251,6 +245,12 @@ class XeroConnector:
                 "settings, then export again.",
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
+
+
+def _scope_refusal(response: httpx.Response) -> bool:
+    """Xero answers a call outside the granted scopes 401 ``AuthorizationUnsuccessful``:
+    a permissions problem that a new token would not solve."""
+    return _detail(response) == "AuthorizationUnsuccessful"
 
 
 def _daily_limit_reached(response: httpx.Response) -> None:
@@ -308,26 +308,43 @@ def _tax_rate_entry(read: BodyReader, rate: JsonObject) -> LedgerEntry | None:
     return LedgerEntry(ref=tax_type, name=read.text(rate, "Name"), usable=not problem, problem=problem)
 
 
+class XeroSettings(ConnectorSettings):
+    """Xero's settings: ``XERO_API_BASE_URL``, ``XERO_IDENTITY_BASE_URL``,
+    ``XERO_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app's client id and secret)."""
+
+    model_config = SettingsConfigDict(env_prefix="XERO_", frozen=True, extra="ignore")
+
+    api_base_url: HttpUrl = HttpUrl("https://api.xero.com")
+    identity_base_url: HttpUrl = HttpUrl("https://identity.xero.com")
+    client_credentials_secret_id: str = Field(default="export-preflight/xero/client", min_length=1)
+
+
+def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
+    assert isinstance(settings, XeroSettings)
+    return {"xero": base_url(settings.api_base_url), "xero-identity": base_url(settings.identity_base_url)}
+
+
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> XeroConnector:
     assert config.accounting_credentials_secret_id is not None and env.tokens is not None
-    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
     settings = env.settings
+    assert isinstance(settings, XeroSettings)
+    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
     endpoint = TokenEndpoint(
         env.http["xero-identity"],
         "/connect/token",
-        lambda: env.credentials.load(settings.xero_client_credentials_secret_id, ClientCredentials),
+        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
         NAME,
+        trouble=ACCOUNTING_TROUBLE,
     )
-    return XeroConnector(env.http["xero"], env.tokens, endpoint, config.accounting_credentials_secret_id, config)
+    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_scope_refusal)
+    return XeroConnector(env.http["xero"], auth, config)
 
 
 SPEC = ConnectorSpec(
     system_id="xero",
     display_name=NAME,
-    base_urls=lambda settings: {
-        "xero": settings.base_url(settings.xero_api_base_url),
-        "xero-identity": settings.base_url(settings.xero_identity_base_url),
-    },
+    settings=XeroSettings,
+    base_urls=_base_urls,
     create=_create,
     required_mappings=(
         ("expense_account", "default expense account (expenseAccount)"),

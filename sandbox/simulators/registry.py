@@ -1,0 +1,51 @@
+"""The accounting-system simulators of the local world, side by side behind one shape:
+the sandbox (``sandbox/world.py``), ``make run`` and the tests iterate over
+``ACCOUNTING_SIMULATORS`` instead of naming each system. A new system adds one simulator
+module that exports an ``AccountingSimulator`` and one line in that tuple."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .base import SimulatorServer
+
+if TYPE_CHECKING:
+    from ..world import Sandbox
+
+
+@dataclass(frozen=True)
+class AccountingSeed:
+    """What seeding one company's accounting side produced."""
+
+    company_ref: str  # accountingCompanyRef
+    secret_id: str  # accountingCredentialsSecretId
+    mappings: dict[str, Any]  # a complete, valid mapping for this system
+    secrets: dict[str, str] = field(default_factory=dict)  # credential values, by kind (for the leak checks)
+    handle: Any = None  # the simulator's own object for the company (e.g. a Xero grant)
+
+
+@dataclass(frozen=True)
+class AccountingSimulator:
+    """How the sandbox runs and seeds one accounting system's simulator.
+
+    - ``create(latency)`` makes the server;
+    - ``environment(server)`` is the function's settings that point its connector at it;
+    - ``prepare(sandbox, server)`` seeds what every run needs (e.g. our OAuth app) and
+      returns the secret values it created, by label;
+    - ``seed(sandbox, server, slug, **traits)`` seeds one company's accounting side.
+    """
+
+    system: str
+    create: Callable[[float], SimulatorServer]
+    environment: Callable[[Any], dict[str, str]]
+    seed: Callable[..., AccountingSeed]
+    prepare: Callable[[Sandbox, Any], dict[str, str]] = lambda sandbox, server: {}
+
+
+def accounting_simulators() -> tuple[AccountingSimulator, ...]:
+    from .economic import SIMULATOR as ECONOMIC
+    from .xero import SIMULATOR as XERO
+
+    return (ECONOMIC, XERO)

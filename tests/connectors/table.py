@@ -1,0 +1,181 @@
+"""The conformance table: one ``ConnectorUnderTest`` per registered connector.
+
+A new connector joins the suite with ONE entry in ``CONNECTORS_UNDER_TEST`` (its seed hook
+next to it); ``test_table_covers_every_registered_connector`` fails until it does.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from export_preflight.connectors import CONNECTORS
+from export_preflight.models import Capability
+from sandbox.simulators.base import SimulatorServer
+from sandbox.simulators.economic import EconomicSimulator
+from sandbox.simulators.xero import XeroSimulator
+
+from .conformance import ConnectorUnderTest, Ledger, Seeded, Traits
+
+# ------------------------------------------------------------------ Visma e-conomic
+
+ECONOMIC_AGREEMENT = 100001
+ECONOMIC_OTHER_AGREEMENT = 100002
+ECONOMIC_SECRET = "export-preflight/economic/conformance"
+
+
+def seed_economic(server: SimulatorServer, traits: Traits) -> Seeded:
+    """An agreement with the simulator's Danish defaults (5820 postable, 9999 barred, VAT I25)
+    plus a barred VAT code I12; journals 1 (any entry), 2 (supplierInvoice only), 3
+    (financeVoucher only)."""
+    assert isinstance(server, EconomicSimulator)
+    app_token, grant_token = f"app-{uuid.uuid4().hex}", f"grant-{uuid.uuid4().hex}"
+    agreement = server.add_agreement(
+        app_secret_token=app_token,
+        agreement_grant_token=grant_token,
+        agreement_number=ECONOMIC_AGREEMENT,
+        company_name="Conformance ApS",
+        # Sales may read /self but not post: the role journal entries need is missing.
+        roles=("SuperUser",) if traits.permissions == "granted" else ("Sales",),
+    )
+    agreement.vat_accounts["I12"] = {
+        "vatCode": "I12",
+        "name": "Indgående moms 12%",
+        "ratePercentage": 12.0,
+        "barred": True,
+        "vatType": {"vatTypeNumber": 2, "name": "Indgående moms (køb)"},
+        "account": {"accountNumber": 7700},
+    }
+    agreement.revoked = traits.credentials == "revoked"
+    configured = ECONOMIC_AGREEMENT
+    if traits.company == "other":  # another agreement exists; our tokens reach only ours
+        server.add_agreement(
+            app_secret_token=app_token,
+            agreement_grant_token=f"grant-{uuid.uuid4().hex}",
+            agreement_number=ECONOMIC_OTHER_AGREEMENT,
+            company_name="Other ApS",
+        )
+        configured = ECONOMIC_OTHER_AGREEMENT
+    stored_grant = f"grant-wrong-{uuid.uuid4().hex}" if traits.credentials == "rejected" else grant_token
+    return Seeded(
+        configuration={
+            "accountingCompanyRef": str(configured),
+            "accountingCredentialsSecretId": ECONOMIC_SECRET,
+            "vendorBookkeepingEnabled": True,
+            "exportReceipts": True,
+            "mappings": {
+                "journal": 2 if traits.unsupported is Capability.JOURNAL_ENTRY else 1,
+                "vendorJournal": 3 if traits.unsupported is Capability.VENDOR_BOOKKEEPING else 2,
+                "expenseAccount": 5820,
+                "contraAccount": 6800,
+                "vendorPayablesAccount": 7000,
+                "vatCodes": ["I25"],
+            },
+        },
+        secrets={ECONOMIC_SECRET: {"appSecretToken": app_token, "agreementGrantToken": stored_grant}},
+        settings={"api_base_url": server.base_url},
+    )
+
+
+ECONOMIC = ConnectorUnderTest(
+    spec=CONNECTORS["economic"],
+    simulator=EconomicSimulator,
+    seed=seed_economic,
+    first_call=("GET", r"/self"),
+    ledger=Ledger(
+        active_account="5820",
+        unusable_account="9999",
+        unknown_account="4242",
+        active_tax_code="I25",
+        inactive_tax_code="I12",
+        unknown_tax_code="X99",
+    ),
+    not_applicable={
+        "capability_not_supported[attachment_upload]": "every e-conomic voucher takes attachments",
+    },
+)
+
+# ------------------------------------------------------------------ Xero
+
+XERO_CLIENT_ID = "pleo-preflight-conformance"
+XERO_CLIENT_SECRET_ID = "export-preflight/xero/client"
+XERO_SECRET = "export-preflight/xero/conformance"
+XERO_SCOPES = (
+    "openid offline_access accounting.settings accounting.manualjournals accounting.transactions "
+    "accounting.contacts accounting.attachments"
+)
+XERO_SCOPES_WITHOUT_JOURNALS = "openid offline_access accounting.settings accounting.contacts accounting.attachments"
+
+
+def seed_xero(server: SimulatorServer, traits: Traits) -> Seeded:
+    """Our app (as ``sandbox.world`` seeds it), an organisation with the simulator's UK
+    defaults (429 active, 499 ARCHIVED, INPUT2 active, TAX001 DELETED) plus 615 Pleo
+    Clearing, a second organisation, and a grant over one of them."""
+    assert isinstance(server, XeroSimulator)
+    client_secret = f"xero-client-secret-{uuid.uuid4().hex}"
+    server.add_app(XERO_CLIENT_ID, client_secret)
+    bills = "NOT-ALLOWED" if traits.unsupported is Capability.VENDOR_BOOKKEEPING else "ALLOWED"
+    organisation = server.add_organisation(
+        name="Conformance Ltd", actions={"CreateApprovedBill": bills, "CreateDraftBill": bills}
+    )
+    organisation.accounts.append(
+        {"AccountID": str(uuid.uuid4()), "Code": "615", "Name": "Pleo Clearing", "Status": "ACTIVE", "Type": "CURRLIAB"}
+    )
+    other = server.add_organisation(name="Conformance Holding Ltd")
+    grant = server.grant(
+        client_id=XERO_CLIENT_ID,
+        tenant_ids=[organisation.tenant_id if traits.company == "configured" else other.tenant_id],
+        scopes=XERO_SCOPES if traits.permissions == "granted" else XERO_SCOPES_WITHOUT_JOURNALS,
+    )
+    tokens = {
+        "accessToken": grant.access_token,
+        "refreshToken": grant.refresh_token,
+        "expiresAt": grant.expires_at,
+        "scope": grant.scope,
+    }
+    if traits.credentials == "rejected":  # tokens Xero never issued (another environment's, say)
+        tokens = {**tokens, "accessToken": f"not-a-token-{uuid.uuid4().hex}", "refreshToken": uuid.uuid4().hex}
+    if traits.credentials == "revoked":
+        server.revoke_grant(grant)
+    return Seeded(
+        configuration={
+            "accountingCompanyRef": organisation.tenant_id,
+            "accountingCredentialsSecretId": XERO_SECRET,
+            "vendorBookkeepingEnabled": True,
+            "exportReceipts": True,
+            "mappings": {"expenseAccount": "429", "contraAccount": "615", "vatCodes": ["INPUT2"]},
+        },
+        secrets={
+            XERO_SECRET: tokens,
+            XERO_CLIENT_SECRET_ID: {"clientId": XERO_CLIENT_ID, "clientSecret": client_secret},
+        },
+        settings={
+            "api_base_url": server.base_url,
+            "identity_base_url": server.base_url,
+            "client_credentials_secret_id": XERO_CLIENT_SECRET_ID,
+        },
+    )
+
+
+XERO = ConnectorUnderTest(
+    spec=CONNECTORS["xero"],
+    simulator=XeroSimulator,
+    seed=seed_xero,
+    first_call=("GET", r"(?i)/api\.xro/2\.0/Organisation"),
+    ledger=Ledger(
+        active_account="429",
+        unusable_account="499",
+        unknown_account="999",
+        active_tax_code="INPUT2",
+        inactive_tax_code="TAX001",
+        unknown_tax_code="NOSUCHTAX",
+    ),
+    token_endpoint=r"(?i)/connect/token",
+    not_applicable={
+        "capability_not_supported[journal_entry]": "every Xero organisation takes manual journals; only the "
+        "scope can be missing (see permissions_missing)",
+        "capability_not_supported[attachment_upload]": "every Xero organisation takes attachments; only the "
+        "accounting.attachments scope can be missing",
+    },
+)
+
+CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO]
