@@ -32,8 +32,9 @@ from export_preflight.connectors import AccountingConnector, ConnectorEnvironmen
 from export_preflight.errors import CredentialsMissing, CredentialsUnreadable
 from export_preflight.http import new_client
 from export_preflight.models import Capability, CompanyConfiguration, TokenSet
-from export_preflight.oauth import JournalEntry, OAuthTokens
+from export_preflight.oauth import OAuthTokens
 from sandbox.simulators.base import SimulatorServer
+from tests.unit.fakes import MemoryJournal, MemoryLease
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -176,43 +177,6 @@ class SecretVault:
     def write(self, secret_id: str, tokens: TokenSet) -> None:
         self._values[secret_id] = tokens.to_secret()
         self.writes.append(secret_id)
-
-
-class MemoryLease:
-    """``Lease`` for one process: held until released (no clock needed in these tests)."""
-
-    def __init__(self) -> None:
-        self._owners: dict[str, str] = {}
-
-    def acquire(self, name: str, owner: str, seconds: int) -> bool:
-        if name in self._owners:
-            return False
-        self._owners[name] = owner
-        return True
-
-    def renew(self, name: str, owner: str, seconds: int) -> bool:
-        return self._owners.setdefault(name, owner) == owner
-
-    def release(self, name: str, owner: str) -> None:
-        if self._owners.get(name) == owner:
-            del self._owners[name]
-
-
-class MemoryJournal:
-    """``TokenJournal`` in a dict."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, JournalEntry] = {}
-
-    def keep(self, secret_id: str, entry: JournalEntry) -> None:
-        self.entries[secret_id] = entry
-
-    def recall(self, secret_id: str) -> JournalEntry | None:
-        return self.entries.get(secret_id)
-
-    def forget(self, secret_id: str, entry: JournalEntry) -> None:
-        if self.entries.get(secret_id) == entry:
-            del self.entries[secret_id]
 
 
 # ------------------------------------------------------------------ building connectors

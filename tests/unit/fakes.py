@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ from export_preflight.checks import Connection, PreflightContext
 from export_preflight.connectors import ConnectionProfile, LedgerEntry, Support
 from export_preflight.connectors.economic import SPEC as ECONOMIC
 from export_preflight.models import Capability, CompanyConfiguration, ExportJob
+from export_preflight.oauth import JournalEntry
 from export_preflight.ports import Requirements
 
 # What the e-conomic connector declares: the configuration shape these fakes use.
@@ -109,3 +112,56 @@ def context(
         config=config or configuration(),
         connection=connection or Connection(connector or FakeConnector(), requirements=ECONOMIC_REQUIREMENTS),
     )
+
+
+# ---------------------------------------------------------------- OAuth lifecycle ports
+
+
+class MemoryLease:
+    """Lease port fake with the same semantics as the DynamoDB conditional write
+    (a lease lapses after its seconds, by ``clock``)."""
+
+    def __init__(self, clock=time.time) -> None:
+        self._owners: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.renewals: list[bool] = []
+
+    def acquire(self, name: str, owner: str, seconds: int) -> bool:
+        with self._lock:
+            held = self._owners.get(name)
+            if held and held[1] > self._clock():
+                return False
+            self._owners[name] = (owner, self._clock() + seconds)
+            return True
+
+    def renew(self, name: str, owner: str, seconds: int) -> bool:
+        with self._lock:
+            held = self._owners.get(name)
+            ours = held is None or held[0] == owner or held[1] <= self._clock()
+            if ours:
+                self._owners[name] = (owner, self._clock() + seconds)
+            self.renewals.append(ours)
+            return ours
+
+    def release(self, name: str, owner: str) -> None:
+        with self._lock:
+            if self._owners.get(name, ("", 0))[0] == owner:
+                del self._owners[name]
+
+
+class MemoryJournal:
+    """TokenJournal port fake."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, JournalEntry] = {}
+
+    def keep(self, secret_id: str, entry: JournalEntry) -> None:
+        self.entries[secret_id] = entry
+
+    def recall(self, secret_id: str) -> JournalEntry | None:
+        return self.entries.get(secret_id)
+
+    def forget(self, secret_id: str, entry: JournalEntry) -> None:
+        if self.entries.get(secret_id) == entry:
+            del self.entries[secret_id]

@@ -17,6 +17,7 @@ from export_preflight.connectors.base import ACCOUNTING_TROUBLE
 from export_preflight.errors import AwsUnavailable, TransientError
 from export_preflight.models import ClientCredentials, FailureReasonType, TokenSet
 from export_preflight.oauth import GrantRevoked, JournalEntry, OAuthTokens, TokenEndpoint
+from tests.unit.fakes import MemoryJournal, MemoryLease
 
 IDENTITY = "https://identity.example.test"
 SECRET = "export-preflight/xero/acme"
@@ -47,56 +48,6 @@ class MemoryStore:
                 raise self.failures.pop(0)
             self.tokens = tokens
             self.writes.append(tokens)
-
-
-class MemoryLease:
-    """Lease port fake with the same semantics as the DynamoDB conditional write
-    (a lease lapses after its seconds, by ``clock``)."""
-
-    def __init__(self, clock=time.time) -> None:
-        self._owners: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-        self.renewals: list[bool] = []
-
-    def acquire(self, name: str, owner: str, seconds: int) -> bool:
-        with self._lock:
-            held = self._owners.get(name)
-            if held and held[1] > self._clock():
-                return False
-            self._owners[name] = (owner, self._clock() + seconds)
-            return True
-
-    def renew(self, name: str, owner: str, seconds: int) -> bool:
-        with self._lock:
-            held = self._owners.get(name)
-            ours = held is None or held[0] == owner or held[1] <= self._clock()
-            if ours:
-                self._owners[name] = (owner, self._clock() + seconds)
-            self.renewals.append(ours)
-            return ours
-
-    def release(self, name: str, owner: str) -> None:
-        with self._lock:
-            if self._owners.get(name, ("", 0))[0] == owner:
-                del self._owners[name]
-
-
-class MemoryJournal:
-    """TokenJournal port fake."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, JournalEntry] = {}
-
-    def keep(self, secret_id: str, entry: JournalEntry) -> None:
-        self.entries[secret_id] = entry
-
-    def recall(self, secret_id: str) -> JournalEntry | None:
-        return self.entries.get(secret_id)
-
-    def forget(self, secret_id: str, entry: JournalEntry) -> None:
-        if self.entries.get(secret_id) == entry:
-            del self.entries[secret_id]
 
 
 def manager(store: MemoryStore, lease: MemoryLease | None = None, journal: MemoryJournal | None = None, **kw):
