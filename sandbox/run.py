@@ -70,7 +70,8 @@ def main() -> int:
         seeded = seed_default(sandbox)
         print(
             f"seeded {len(seeded)} scenarios; Pleo simulator {sandbox.pleo.base_url}, "
-            f"e-conomic simulator {sandbox.economic.base_url}, moto {sandbox.aws.endpoint_url}"
+            + ", ".join(f"{name} simulator {server.base_url}" for name, server in sandbox.accounting.items())
+            + f", moto {sandbox.aws.endpoint_url}"
         )
         emitted = io.StringIO()
         with contextlib.redirect_stdout(emitted):  # the EMF metric documents the handler prints
@@ -95,7 +96,12 @@ def main() -> int:
             f"\npoller: {report.invocations} invocations, {report.records} records "
             f"({report.deleted} deleted, {report.failures} retried); "
             f"{len(sandbox.pleo.events)} failed events posted; {len(metric_lines)} EMF metric documents; "
-            f"{sandbox.xero.token_calls} Xero token calls; {time.monotonic() - started:.1f} s"
+            + "".join(
+                f"{server.token_calls} {name} token calls; "
+                for name, server in sandbox.accounting.items()
+                if hasattr(server, "token_calls")
+            )
+            + f"{time.monotonic() - started:.1f} s"
         )
         if mismatches:
             print(f"{mismatches} scenario(s) did not end as expected", file=sys.stderr)

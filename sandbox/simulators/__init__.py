@@ -1,9 +1,9 @@
 """Local HTTP simulators of the APIs export-preflight talks to (standard library only).
 
 - ``PleoSimulator``: Pleo Export API v3 (export jobs, job events, API keys / tokens).
-- ``EconomicSimulator``: Visma e-conomic REST API (agreements, accounts, VAT, journals...).
+- one simulator per accounting system (``economic``, ``xero``), registered in ``registry``.
 
-Both record every request, can add latency, and take injected faults; see ``base``.
+All record every request, can add latency, and take injected faults; see ``base``.
 """
 
 from .base import Fault, SimRequest, SimResponse, SimulatorServer

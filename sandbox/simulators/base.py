@@ -213,6 +213,9 @@ class SimulatorServer:
     # Paths whose request bodies carry credentials by protocol (an OAuth token endpoint):
     # the leak checks allow them there and nowhere else.
     credential_paths: frozenset[str] = frozenset()
+    # Request headers that carry credentials by protocol (lower case): the only headers
+    # the leak checks allow a credential in.
+    credential_headers: frozenset[str] = frozenset()
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.latency = latency

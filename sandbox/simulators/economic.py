@@ -498,6 +498,8 @@ class EconomicSimulator(SimulatorServer):
     properties (real e-conomic rejects both).
     """
 
+    credential_headers = frozenset({"x-appsecrettoken", "x-agreementgranttoken"})
+
     def __init__(
         self,
         *,

@@ -78,6 +78,8 @@ class PleoSimulator(SimulatorServer):
     does not cover the job's company gets 403.
     """
 
+    credential_headers = frozenset({"authorization"})
+
     def __init__(self, *, latency: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         super().__init__(latency=latency)
         self.clock = clock

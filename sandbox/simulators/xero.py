@@ -571,6 +571,7 @@ class XeroSimulator(SimulatorServer):
     """
 
     credential_paths = frozenset({"/connect/token"})
+    credential_headers = frozenset({"authorization"})
 
     def __init__(
         self,

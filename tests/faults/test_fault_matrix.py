@@ -218,19 +218,8 @@ def secret_leaks(sandbox: Sandbox, seen: Seen, texts: dict[str, str]) -> list[st
         labels[value] = label
     for index, value in enumerate(sandbox.secret_values()):
         labels.setdefault(value, f"secret #{index}")
-    kinds: dict[str, set[str]] = {}
-    for company in sandbox.companies.values():
-        for kind, value in company.secrets.items():
-            kinds.setdefault(kind, set()).add(value)
-    # Where each secret belongs (server, header): the only place it may occur.
-    allowed = {
-        ("pleo", "authorization"): kinds.get("pleo", set()),
-        ("economic", "x-appsecrettoken"): kinds.get("app", set()),
-        ("economic", "x-agreementgranttoken"): kinds.get("grant", set()),
-    }
-    if "xero" in sandbox.accounting:  # bearer tokens and our client's Basic auth in Authorization
-        tokens = {*sandbox.xero.issued_secrets(), *kinds.get("access", set()), *kinds.get("refresh", set())}
-        allowed[("xero", "authorization")] = tokens | set(sandbox.app_secrets.values())
+    # A credential may travel only in the headers its protocol puts it in (each simulator says which).
+    credentials = set(labels)
 
     places: list[tuple[str, str, set[str]]] = []
     for name, text in texts.items():
@@ -245,7 +234,8 @@ def secret_leaks(sandbox: Sandbox, seen: Seen, texts: dict[str, str]) -> list[st
             if request.path not in simulator.credential_paths:  # e.g. the refresh token in a token request
                 places.append((f"{what} body", request.body.decode(errors="replace"), set()))
             for header, value in request.headers.raw_items():
-                places.append((f"{what} header {header}", value, allowed.get((server, header.lower()), set())))
+                permitted = credentials if header.lower() in simulator.credential_headers else set()
+                places.append((f"{what} header {header}", value, permitted))
     for hand_off in seen.hand_offs:
         places.append(("ready-jobs message", json.dumps(hand_off), set()))
     for letter in seen.dead_letters:

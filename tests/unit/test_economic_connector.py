@@ -11,10 +11,10 @@ import respx
 from pydantic import SecretStr
 
 from export_preflight.connectors import ConnectionProfile
-from export_preflight.connectors.economic import MAX_PAGES, EconomicConnector
+from export_preflight.connectors.economic import MAX_PAGES, EconomicConnector, EconomicCredentials
 from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
 from export_preflight.http import new_client
-from export_preflight.models import Capability, EconomicCredentials, FailureReasonType
+from export_preflight.models import Capability, FailureReasonType
 from tests.unit.fakes import configuration
 
 BASE = "https://restapi.e-conomic.com"

@@ -156,14 +156,6 @@ class ClientCredentials(BaseModel):
 PleoCredentials = Annotated[PleoApiKey | TokenSet | PleoAccessToken, Field(union_mode="left_to_right")]
 
 
-class EconomicCredentials(BaseModel):
-    """e-conomic's static token pair (no expiry, no refresh)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
-    app_secret_token: SecretStr = Field(alias="appSecretToken", min_length=1)
-    agreement_grant_token: SecretStr = Field(alias="agreementGrantToken", min_length=1)
-
-
 # ---------------------------------------------------------------- configuration
 
 

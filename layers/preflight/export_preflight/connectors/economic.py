@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError
-from ..models import Capability, CompanyConfiguration, EconomicCredentials, FailureReasonType
+from ..models import Capability, CompanyConfiguration, FailureReasonType
 from ..settings import ConnectorSettings, base_url
 from .base import (
     BodyReader,
@@ -39,6 +39,14 @@ POSTABLE_ACCOUNT_TYPES = frozenset({"profitAndLoss", "status"})
 PAGE_SIZE = 1000
 MAX_PAGES = 100
 """A collection that keeps announcing a next page beyond this many is not the data we expect."""
+
+
+class EconomicCredentials(BaseModel):
+    """e-conomic's static token pair (no expiry, no refresh)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+    app_secret_token: SecretStr = Field(alias="appSecretToken", min_length=1)
+    agreement_grant_token: SecretStr = Field(alias="agreementGrantToken", min_length=1)
 
 
 class EconomicConnector:
