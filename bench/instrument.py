@@ -11,6 +11,7 @@ import itertools
 import os
 import pstats
 import re
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -349,6 +350,11 @@ class ThreadedProfile:
         profiles, lock = self.profiles, self._lock
 
         def run(work_item: Any) -> None:
+            if sys.version_info >= (3, 12):
+                # cProfile runs on sys.monitoring: one profiler, already seeing every thread
+                # (a second one cannot be enabled, and the work item would never run).
+                original(work_item)
+                return
             profile = cProfile.Profile()
             profile.enable()
             try:

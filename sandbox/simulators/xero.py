@@ -1,8 +1,10 @@
 """Simulator of Xero's identity service and Accounting API (read side), both on one server.
 
 Point ``XERO_IDENTITY_BASE_URL`` and ``XERO_API_BASE_URL`` at the same ``base_url``:
-``POST /connect/token`` and ``/connect/revocation`` (identity.xero.com), ``/connections`` and
-``/api.xro/2.0/...`` (api.xero.com). Paths match case-insensitively, as Xero's do.
+``POST /connect/token`` (identity.xero.com), ``GET /connections`` and ``GET /api.xro/2.0/``
+``Organisation``, ``Organisation/Actions``, ``Accounts`` and ``TaxRates`` (api.xero.com): what
+the connector calls. Collections are served whole (no ``where``/``order``/paging: the connector
+sends no query parameters). Paths match case-insensitively, as Xero's do.
 
 Verified (XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` / ``xero-identity.yaml``, the recorded
 cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues):
@@ -21,8 +23,8 @@ cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues):
   401 ``TokenExpired: token expired at MM/dd/yyyy HH:mm:ss``; 401 ``AuthorizationUnsuccessful``
   for an endpoint whose scope was not granted; 403 ``Forbidden`` / ``AuthenticationUnsuccessful``
   for a missing ``xero-tenant-id`` header or a tenant the token is not connected to;
-- scopes per endpoint (spec ``security``), plus the 2026 granular ``accounting.manualjournals``
-  (+ ``.read``) next to the broad ``accounting.transactions`` [3rd-party: apideck];
+- scopes per endpoint (spec ``security``): every endpoint served here needs
+  ``accounting.settings`` or ``accounting.settings.read``;
 - the access token's claims (``nbf, exp, iss, aud, client_id, sub, auth_time, xero_userid,
   global_session_id, jti, authentication_event_id, scope``) and ``scope`` being a JSON *list*
   (Xero's decoded-token example, seen through a verbatim copy in another IdentityServer's docs
@@ -35,8 +37,7 @@ cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues):
 Assumed (marked SIMULATOR CHOICE where it matters): the status of ``invalid_client`` (401 here,
 as RFC 6749 requires for HTTP Basic; IdentityServer, which Xero runs, may answer 400 — see
 ``invalid_client_status``); the check order tenant-then-scope; unknown/revoked access tokens
-getting 401 ``AuthenticationUnsuccessful``; ``pagination`` only when ``page`` is sent; the 429
-body; UK ``ReportTaxType`` values.
+getting 401 ``AuthenticationUnsuccessful``; the 429 body; UK ``ReportTaxType`` values.
 """
 
 from __future__ import annotations
@@ -61,17 +62,15 @@ from .registry import AccountingSeed, AccountingSimulator
 __all__ = [
     "ACCESS_TOKEN_TTL",
     "DEFAULT_ACTIONS",
-    "ENDPOINT_SCOPES",
     "REFRESH_TOKEN_TTL",
+    "SETTINGS_SCOPES",
     "App",
     "Grant",
     "Organisation",
     "XeroSimulator",
     "account",
-    "contact",
     "default_accounts",
     "default_actions",
-    "default_contacts",
     "default_tax_rates",
     "tax_rate",
 ]
@@ -82,23 +81,10 @@ REFRESH_TOKEN_TTL = 60 * 86400
 MINUTE_LIMIT = 60
 DAY_LIMIT = 5000
 APP_MINUTE_LIMIT = 10_000
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000  # SIMULATOR CHOICE: the spec has a pageSize parameter but no maximum
 ISSUER = "https://identity.xero.com"
 
-ENDPOINT_SCOPES: dict[str, frozenset[str]] = {
-    "settings": frozenset({"accounting.settings", "accounting.settings.read"}),
-    "contacts": frozenset({"accounting.contacts", "accounting.contacts.read"}),
-    "manualjournals": frozenset(
-        {
-            "accounting.manualjournals",
-            "accounting.manualjournals.read",
-            "accounting.transactions",
-            "accounting.transactions.read",
-        }
-    ),
-}
-"""Any one of these scopes opens the endpoint family (GET only, so ``.read`` suffices)."""
+SETTINGS_SCOPES = frozenset({"accounting.settings", "accounting.settings.read"})
+"""Any one of these opens every endpoint served here (GET only, so ``.read`` suffices)."""
 
 DEFAULT_ACTIONS: tuple[str, ...] = (
     "CreateApprovedInvoice",
@@ -138,93 +124,6 @@ _ACCOUNT_CLASS = {
     "OTHERINCOME": "REVENUE",
     "REVENUE": "REVENUE",
     "SALES": "REVENUE",
-}
-
-# Property names per resource (spec schemas): what ``order`` may sort by. There is no ``where``
-# filter: the connectors read whole collections.
-_FIELDS: dict[str, list[str]] = {
-    "Accounts": [
-        "Code",
-        "Name",
-        "AccountID",
-        "Type",
-        "BankAccountNumber",
-        "Status",
-        "Description",
-        "BankAccountType",
-        "CurrencyCode",
-        "TaxType",
-        "EnablePaymentsToAccount",
-        "ShowInExpenseClaims",
-        "Class",
-        "SystemAccount",
-        "ReportingCode",
-        "ReportingCodeName",
-        "HasAttachments",
-        "UpdatedDateUTC",
-        "AddToWatchlist",
-    ],
-    "TaxRates": [
-        "Name",
-        "TaxType",
-        "TaxComponents",
-        "Status",
-        "ReportTaxType",
-        "CanApplyToAssets",
-        "CanApplyToEquity",
-        "CanApplyToExpenses",
-        "CanApplyToLiabilities",
-        "CanApplyToRevenue",
-        "DisplayTaxRate",
-        "EffectiveRate",
-    ],
-    "Contacts": [
-        "ContactID",
-        "MergedToContactID",
-        "ContactNumber",
-        "AccountNumber",
-        "ContactStatus",
-        "Name",
-        "FirstName",
-        "LastName",
-        "CompanyNumber",
-        "EmailAddress",
-        "ContactPersons",
-        "BankAccountDetails",
-        "TaxNumber",
-        "TaxNumberType",
-        "AccountsReceivableTaxType",
-        "AccountsPayableTaxType",
-        "Addresses",
-        "Phones",
-        "IsSupplier",
-        "IsCustomer",
-        "SalesDefaultLineAmountType",
-        "PurchasesDefaultLineAmountType",
-        "DefaultCurrency",
-        "XeroNetworkKey",
-        "SalesDefaultAccountCode",
-        "PurchasesDefaultAccountCode",
-        "PaymentTerms",
-        "UpdatedDateUTC",
-        "ContactGroups",
-        "Website",
-        "Balances",
-        "HasAttachments",
-        "HasValidationErrors",
-    ],
-    "ManualJournals": [
-        "Narration",
-        "JournalLines",
-        "Date",
-        "LineAmountTypes",
-        "Status",
-        "Url",
-        "ShowOnCashBasisReports",
-        "HasAttachments",
-        "UpdatedDateUTC",
-        "ManualJournalID",
-    ],
 }
 
 
@@ -351,47 +250,6 @@ def default_tax_rates() -> list[dict[str, Any]]:
     ]
 
 
-def contact(
-    name: str,
-    *,
-    supplier: bool = True,
-    customer: bool = False,
-    status: str = "ACTIVE",
-    **extra: Any,
-) -> dict[str, Any]:
-    """One ``Contact`` as GET /Contacts returns it."""
-    item: dict[str, Any] = {
-        "ContactID": str(uuid.uuid4()),
-        "ContactStatus": status,
-        "Name": name,
-        "EmailAddress": "",
-        "BankAccountDetails": "",
-        "Addresses": [],
-        "Phones": [],
-        "UpdatedDateUTC": _ms_date(1_700_000_000, offset=True),
-        "ContactGroups": [],
-        "IsSupplier": supplier,
-        "IsCustomer": customer,
-        "ContactPersons": [],
-        "HasAttachments": False,
-        "HasValidationErrors": False,
-    }
-    item.update(extra)
-    return item
-
-
-def default_contacts() -> list[dict[str, Any]]:
-    """Suppliers Amazon UK, Transport for London, Pret A Manger (GBP); customer-only
-    Acme Customer Ltd; ARCHIVED supplier Old Supplier Ltd."""
-    return [
-        contact("Amazon UK", TaxNumber="GB727255821", DefaultCurrency="GBP"),
-        contact("Transport for London", DefaultCurrency="GBP"),
-        contact("Pret A Manger", DefaultCurrency="GBP"),
-        contact("Acme Customer Ltd", supplier=False, customer=True),
-        contact("Old Supplier Ltd", status="ARCHIVED"),
-    ]
-
-
 def default_actions() -> dict[str, str]:
     """Every ``DEFAULT_ACTIONS`` name ALLOWED."""
     return dict.fromkeys(DEFAULT_ACTIONS, "ALLOWED")
@@ -423,8 +281,6 @@ class Organisation:
     is_demo: bool = False
     accounts: list[dict[str, Any]] = field(default_factory=default_accounts)
     tax_rates: list[dict[str, Any]] = field(default_factory=default_tax_rates)
-    contacts: list[dict[str, Any]] = field(default_factory=default_contacts)
-    manual_journals: list[dict[str, Any]] = field(default_factory=list)
     actions: dict[str, str] = field(default_factory=default_actions)
     """Action name -> ``ALLOWED`` / ``NOT-ALLOWED``, served in this order."""
     legal_name: str | None = None
@@ -548,7 +404,7 @@ _ACCOUNTING = re.compile(r"(?i)/api\.xro/2\.0/.*")
 
 
 class XeroSimulator(SimulatorServer):
-    """Xero identity (token, revocation, connections) and Accounting API reads.
+    """Xero identity (token, connections) and Accounting API reads.
 
     Seed with ``add_app``, ``add_organisation`` and ``grant``; then the client refreshes at
     ``POST /connect/token`` and calls ``/connections`` and ``/api.xro/2.0/...`` with
@@ -608,12 +464,10 @@ class XeroSimulator(SimulatorServer):
         self._tenant_usage: dict[str, list[float]] = {}  # tenant -> [minute start, minute n, day start, day n]
         self._app_usage: dict[str, list[float]] = {}  # client id -> [minute start, minute n]
         self.route("POST", r"(?i)/connect/token", self._token)
-        self.route("POST", r"(?i)/connect/revocation", self._revocation)
         self.route("GET", r"(?i)/connections", self._connections)
-        self.route("DELETE", r"(?i)/connections/(?P<connection_id>[^/]+)", self._delete_connection)
         self.route("GET", r"(?i)/api\.xro/2\.0/Organisation", self._organisation)
         self.route("GET", r"(?i)/api\.xro/2\.0/Organisation/Actions", self._actions)
-        for resource in ("Accounts", "TaxRates", "Contacts", "ManualJournals"):
+        for resource in ("Accounts", "TaxRates"):
             self.route("GET", rf"(?i)/api\.xro/2\.0/{resource}", self._collection_handler(resource))
 
     # ------------------------------------------------------------ clock
@@ -647,14 +501,13 @@ class XeroSimulator(SimulatorServer):
         is_demo: bool = False,
         accounts: list[dict[str, Any]] | None = None,
         tax_rates: list[dict[str, Any]] | None = None,
-        contacts: list[dict[str, Any]] | None = None,
         actions: Mapping[str, str] | None = None,
         **settings: Any,
     ) -> Organisation:
         """Create an organisation and return it (mutable). ``None`` data sets mean the UK
         defaults (``default_*``); pass ``[]`` for none. ``actions`` overrides or adds to the
         default ALLOWED actions. ``settings`` sets other ``Organisation`` fields
-        (``period_lock_date="2026-03-31"``, ``manual_journals=[...]``...)."""
+        (``period_lock_date="2026-03-31"``, ``edition_class="STARTER"``...)."""
         organisation = Organisation(
             tenant_id=str(tenant_id or uuid.uuid4()),
             name=name,
@@ -668,8 +521,6 @@ class XeroSimulator(SimulatorServer):
             organisation.accounts = accounts
         if tax_rates is not None:
             organisation.tax_rates = tax_rates
-        if contacts is not None:
-            organisation.contacts = contacts
         if actions is not None:
             organisation.actions.update(actions)
         with self.lock:
@@ -726,7 +577,8 @@ class XeroSimulator(SimulatorServer):
             grant.revoked_reason = reason
 
     def disconnect(self, grant: Grant, tenant_id: str) -> None:
-        """The user removes one organisation from the connection (``DELETE /connections/{id}``)."""
+        """The user removes one organisation from the connection (in Xero's UI or with
+        ``DELETE /connections/{id}``, which is not served: the connector never disconnects)."""
         with self.lock:
             grant.connections.pop(tenant_id.lower(), None)
             grant.tenant_ids = [t for t in grant.tenant_ids if t.lower() != tenant_id.lower()]
@@ -906,19 +758,6 @@ class XeroSimulator(SimulatorServer):
             self.next_token_answer_quirk = {}
         return SimResponse(200, dict(body), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
-    def _revocation(self, request: SimRequest) -> SimResponse:
-        form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
-        app = self._client(request, form)
-        if app is None:
-            return _oauth_error(self.invalid_client_status, "invalid_client")
-        token = (form.get("token") or [""])[0]
-        with self.lock:
-            record = self._refresh.get(token)
-            if record is not None and record.grant.client_id == app.client_id:
-                record.grant.revoked = True
-                record.grant.revoked_reason = "refresh token revoked"
-        return SimResponse(200)  # RFC 7009: 200 whether or not the token was known
-
     # ------------------------------------------------------------ auth
 
     def _authenticate(self, request: SimRequest) -> tuple[Grant | None, SimResponse | None]:
@@ -932,9 +771,7 @@ class XeroSimulator(SimulatorServer):
                 return None, _problem(401, "Unauthorized", f"TokenExpired: token expired at {stamp}")
             return record.grant, None
 
-    def _authorise(
-        self, request: SimRequest, family: str
-    ) -> tuple[tuple[Grant, Organisation] | None, SimResponse | None]:
+    def _authorise(self, request: SimRequest) -> tuple[tuple[Grant, Organisation] | None, SimResponse | None]:
         grant, denied = self._authenticate(request)
         if denied:
             return None, denied
@@ -944,7 +781,7 @@ class XeroSimulator(SimulatorServer):
             organisation = self._orgs.get(tenant)
             if not tenant or organisation is None or tenant not in grant.connections:
                 return None, _problem(403, "Forbidden", "AuthenticationUnsuccessful")
-            if not ENDPOINT_SCOPES[family] & set(grant.scopes):
+            if not SETTINGS_SCOPES & set(grant.scopes):
                 return None, _problem(401, "Unauthorized", "AuthorizationUnsuccessful")
             limited = self._consume(grant.client_id, tenant)
         if limited:
@@ -1005,7 +842,7 @@ class XeroSimulator(SimulatorServer):
             response.headers = {**self._remaining(client_id, tenant), **(response.headers or {})}
         return response
 
-    def _envelope(self, grant: Grant, key: str, items: Any, pagination: dict[str, int] | None = None) -> SimResponse:
+    def _envelope(self, grant: Grant, key: str, items: Any) -> SimResponse:
         correlation = str(uuid.uuid4())
         with self.lock:
             app = self._apps.get(grant.client_id)
@@ -1015,8 +852,6 @@ class XeroSimulator(SimulatorServer):
             "ProviderName": app.name if app else grant.client_id,
             "DateTimeUTC": _ms_date(self.now()),
         }
-        if pagination is not None:
-            body["pagination"] = pagination
         body[key] = items
         return SimResponse(200, body, headers={"Xero-Correlation-Id": correlation})
 
@@ -1049,22 +884,10 @@ class XeroSimulator(SimulatorServer):
                 )
         return SimResponse(200, items)
 
-    def _delete_connection(self, request: SimRequest, connection_id: str) -> SimResponse:
-        grant, denied = self._authenticate(request)
-        if denied:
-            return denied
-        assert grant is not None
-        with self.lock:
-            for tenant, (known_id, _) in list(grant.connections.items()):
-                if known_id.lower() == connection_id.lower():
-                    self.disconnect(grant, tenant)
-                    return SimResponse(204)
-        return _problem(404, "Not Found", "Connection not found")
-
     # ------------------------------------------------------------ accounting handlers
 
     def _organisation(self, request: SimRequest) -> SimResponse:
-        context, denied = self._authorise(request, "settings")
+        context, denied = self._authorise(request)
         if denied:
             return denied
         assert context is not None
@@ -1072,7 +895,7 @@ class XeroSimulator(SimulatorServer):
         return self._envelope(grant, "Organisations", [self._render_organisation(organisation)])
 
     def _actions(self, request: SimRequest) -> SimResponse:
-        context, denied = self._authorise(request, "settings")
+        context, denied = self._authorise(request)
         if denied:
             return denied
         assert context is not None
@@ -1082,48 +905,18 @@ class XeroSimulator(SimulatorServer):
         return self._envelope(grant, "Actions", actions)
 
     def _collection_handler(self, resource: str) -> Callable[[SimRequest], SimResponse]:
-        family = {"Contacts": "contacts", "ManualJournals": "manualjournals"}.get(resource, "settings")
-        paged = resource in ("Contacts", "ManualJournals")
-
         def handler(request: SimRequest) -> SimResponse:
-            context, denied = self._authorise(request, family)
+            context, denied = self._authorise(request)
             if denied:
                 return denied
             assert context is not None
             grant, organisation = context
-            query = {name.lower(): values[0] for name, values in request.query.items() if values}
             with self.lock:
-                items = copy.deepcopy(self._data(organisation, resource))
-            if resource == "Contacts" and query.get("includearchived", "").lower() != "true":
-                items = [c for c in items if c.get("ContactStatus") != "ARCHIVED"]
-            if resource == "Contacts" and query.get("searchterm"):
-                term = query["searchterm"].lower()
-                keys = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
-                items = [c for c in items if any(term in str(c.get(k) or "").lower() for k in keys)]
-            if query.get("order"):
-                items = _ordered(items, query["order"], _FIELDS[resource])
-            pagination = None
-            if paged and "page" in query:
-                try:
-                    page = max(1, int(query["page"]))
-                    size = min(MAX_PAGE_SIZE, max(1, int(query.get("pagesize", DEFAULT_PAGE_SIZE))))
-                except ValueError:
-                    return SimResponse(400, {"ErrorNumber": 12, "Type": "QueryParseException", "Message": "bad page"})
-                count = len(items)
-                items = items[(page - 1) * size : page * size]
-                pagination = {"page": page, "pageSize": size, "pageCount": -(-count // size), "itemCount": count}
-            return self._envelope(grant, resource, items, pagination)
+                data = organisation.accounts if resource == "Accounts" else organisation.tax_rates
+                items = copy.deepcopy(data)
+            return self._envelope(grant, resource, items)
 
         return handler
-
-    @staticmethod
-    def _data(organisation: Organisation, resource: str) -> list[dict[str, Any]]:
-        return {
-            "Accounts": organisation.accounts,
-            "TaxRates": organisation.tax_rates,
-            "Contacts": organisation.contacts,
-            "ManualJournals": organisation.manual_journals,
-        }[resource]
 
     def _render_organisation(self, organisation: Organisation) -> dict[str, Any]:
         version = {"GB": "UK", "AU": "AU", "NZ": "NZ", "US": "US"}.get(organisation.country, "GLOBAL")
@@ -1165,23 +958,6 @@ class XeroSimulator(SimulatorServer):
             }
         )
         return body
-
-
-def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
-    def key(item: dict[str, Any]) -> tuple[bool, str]:
-        return (item.get(name) is None, str(item.get(name) or "").lower())
-
-    return key
-
-
-def _ordered(items: list[dict[str, Any]], order: str, fields: Iterable[str]) -> list[dict[str, Any]]:
-    """Apply ``order=Name ASC, Code DESC`` (unknown properties are ignored)."""
-    known = {name.lower(): name for name in fields}
-    for clause in reversed([c.strip() for c in order.split(",") if c.strip()]):
-        name, _, direction = clause.partition(" ")
-        if name.lower() in known:
-            items = sorted(items, key=_sort_key(known[name.lower()]), reverse=direction.strip().upper() == "DESC")
-    return items
 
 
 # ---------------------------------------------------------------- the sandbox's view
