@@ -82,9 +82,10 @@ ORGANISATION_NUMBER = re.compile(r"[0-9]{6}-?[0-9]{4}")
 SUPPLIER_DEBT = "SUPPLIERDEBT"
 MANAGE_INTEGRATIONS = "Fortnox (Settings > Manage integrations)"
 REACTIVATE = (
-    "A Fortnox user with the needed permissions (or a system administrator, for a service account) must "
-    "re-activate the integration: connect Fortnox again in the integration settings"
+    "a Fortnox user with the needed permissions (or a system administrator, for a service account) must "
+    "re-activate the integration by connecting Fortnox again in the integration settings"
 )
+REACTIVATE_SENTENCE = REACTIVATE[0].upper() + REACTIVATE[1:]
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,7 @@ class FortnoxConnector:
         if response.status_code == 401 or code in TOKEN_REJECTED:
             raise AccountingSystemError(
                 f"Fortnox rejected the integration's access token for {self._label()} even after a refresh. "
-                f"{REACTIVATE}, then export again.",
+                f"{REACTIVATE_SENTENCE}, then export again.",
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             )
         if code == NO_API_LICENCE:
@@ -424,8 +425,8 @@ class FortnoxConnector:
                 NO_SCOPE_LICENCE: "the company has no Fortnox licence for this area; the customer must add it to "
                 "their Fortnox subscription (Tilläggsbeställning), then export again",
                 USER_NOT_ALLOWED: "the Fortnox user who activated the integration may not use this area. "
-                f"{REACTIVATE}, then export again",
-            }.get(code or 0, f"{REACTIVATE}, then export again")
+                f"{REACTIVATE_SENTENCE}, then export again",
+            }.get(code or 0, f"{REACTIVATE_SENTENCE}, then export again")
             raise AccountingSystemError(
                 f"Fortnox refused {what} for {self._label()}{scope}"
                 + (f" (Fortnox error {code})" if code else "")
@@ -482,7 +483,7 @@ class FortnoxTokenEndpoint(TokenEndpoint):
         except GrantRevoked:
             raise GrantRevoked(
                 "Fortnox no longer accepts the integration's authorisation: its single-use refresh token was already "
-                f"used or has expired. {REACTIVATE}, then export again.",
+                f"used or has expired. {REACTIVATE_SENTENCE}, then export again.",
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
             ) from None
 
