@@ -407,7 +407,7 @@ class FortnoxConnector:
         if response.is_success:
             return
         code = _error_code(response)
-        if response.status_code == 401 or code in TOKEN_REJECTED:
+        if code in TOKEN_REJECTED or (response.status_code == 401 and code not in PERMISSION_CODES):
             raise AccountingSystemError(
                 f"Fortnox rejected the integration's access token for {self._label()} even after a refresh. "
                 f"{REACTIVATE_SENTENCE}, then export again.",
