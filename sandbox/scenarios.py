@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from .simulators.fortnox import CLIENT_ID as FORTNOX_CLIENT_ID
 from .simulators.xero import CLIENT_ID as XERO_CLIENT_ID
 from .world import Sandbox
 
@@ -339,6 +340,125 @@ XERO_SCENARIOS: tuple[Seeder, ...] = (
 )
 
 
+def _fortnox(
+    sandbox: Sandbox,
+    label: str,
+    outcome: str,
+    reason_type: str | None,
+    *,
+    number: str,
+    job: dict | None = None,
+    **company: object,
+) -> list[Seeded]:
+    seeded_company = sandbox.add_company("fortnox", label, organisation_number=number, **company)  # type: ignore[arg-type]
+    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
+    sandbox.enqueue_job(seeded_job)
+    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+
+
+def fortnox_passes(sandbox: Sandbox) -> list[Seeded]:
+    return _fortnox(sandbox, "fortnox-vaxjo", "handed_off", None, number="556000-0001")
+
+
+def fortnox_expired_token(sandbox: Sandbox) -> list[Seeded]:
+    """The access token expired: refreshed once (the single-use refresh token rotated and
+    stored before use), then the job passes."""
+    return _fortnox(sandbox, "fortnox-expired-token", "handed_off", None, number="556000-0002", expired_token=True)
+
+
+def fortnox_refresh_replayed(sandbox: Sandbox) -> list[Seeded]:
+    """The stored refresh token was already used elsewhere: Fortnox refuses it; the customer
+    must re-activate the integration."""
+    seeded = _fortnox(
+        sandbox,
+        "fortnox-refresh-replayed",
+        "failed_early",
+        "accounting_system_authentication_failure",
+        number="556000-0003",
+        expired_token=True,
+    )
+    grant = sandbox.companies["fortnox-refresh-replayed"].grant
+    assert grant is not None
+    httpx.post(
+        f"{sandbox.fortnox.base_url}/oauth-v1/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant.refresh_token},
+        auth=(FORTNOX_CLIENT_ID, sandbox.app_secrets["fortnox client secret"]),
+    ).raise_for_status()
+    return seeded
+
+
+def fortnox_no_supplier_invoice_licence(sandbox: Sandbox) -> list[Seeded]:
+    """A vendor job for a company whose Fortnox subscription lacks supplier invoices (2001101)."""
+    return _fortnox(
+        sandbox,
+        "fortnox-no-licence",
+        "failed_early",
+        "authorization_failure",
+        number="556000-0004",
+        job={"vendor_based_bookkeeping": True},
+        configuration={"vendorBookkeepingEnabled": True},
+        company={"licences": {"companyinformation", "bookkeeping", "inbox", "archive", "connectfile"}},
+    )
+
+
+def fortnox_user_not_allowed(sandbox: Sandbox) -> list[Seeded]:
+    """The user who activated the integration may not use bookkeeping (2000663)."""
+    return _fortnox(
+        sandbox,
+        "fortnox-user-rights",
+        "failed_early",
+        "authorization_failure",
+        number="556000-0005",
+        user_denied=("bookkeeping",),
+    )
+
+
+def fortnox_wrong_company(sandbox: Sandbox) -> list[Seeded]:
+    return _fortnox(
+        sandbox,
+        "fortnox-wrong-company",
+        "failed_early",
+        "invalid_configuration",
+        number="556000-0006",
+        configuration={"accountingCompanyRef": "556999-9999"},
+    )
+
+
+def fortnox_no_financial_year(sandbox: Sandbox) -> list[Seeded]:
+    """No financial year covers today: vouchers for today would be rejected."""
+    return _fortnox(
+        sandbox,
+        "fortnox-no-year",
+        "failed_early",
+        "invalid_configuration",
+        number="556000-0007",
+        company={"financial_years": [("2001-01-01", "2001-12-31")]},
+    )
+
+
+def fortnox_inactive_account(sandbox: Sandbox) -> list[Seeded]:
+    return _fortnox(
+        sandbox,
+        "fortnox-inactive-account",
+        "failed_early",
+        "invalid_configuration",
+        number="556000-0008",
+        configuration={"mappings": {"journal": "A", "expenseAccount": "5420", "contraAccount": "2890"}},
+    )
+
+
+FORTNOX_SCENARIOS: tuple[Seeder, ...] = (
+    fortnox_passes,
+    fortnox_expired_token,
+    fortnox_refresh_replayed,
+    fortnox_no_supplier_invoice_licence,
+    fortnox_user_not_allowed,
+    fortnox_wrong_company,
+    fortnox_no_financial_year,
+    fortnox_inactive_account,
+)
+
+
 DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     passes,
     vendor_passes,
@@ -359,6 +479,7 @@ DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     malformed,
     unknown_company,
     *XERO_SCENARIOS,
+    *FORTNOX_SCENARIOS,
 )
 
 

@@ -12,6 +12,7 @@ from export_preflight.connectors import CONNECTORS
 from export_preflight.models import Capability
 from sandbox.simulators.base import SimulatorServer
 from sandbox.simulators.economic import EconomicSimulator
+from sandbox.simulators.fortnox import ALL_SCOPES, FortnoxSimulator
 from sandbox.simulators.xero import XeroSimulator
 
 from .conformance import ConnectorUnderTest, Ledger, Seeded, Traits
@@ -178,4 +179,80 @@ XERO = ConnectorUnderTest(
     },
 )
 
-CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO]
+# ------------------------------------------------------------------ Fortnox
+
+FORTNOX_CLIENT_ID = "pleo-preflight-conformance"
+FORTNOX_CLIENT_SECRET_ID = "export-preflight/fortnox/client"
+FORTNOX_SECRET = "export-preflight/fortnox/conformance"
+
+
+def seed_fortnox(server: SimulatorServer, traits: Traits) -> Seeded:
+    """Our app, a company with the simulator's BAS defaults (5410 active, 5420 inactive, VAT
+    code I on active 2641, IVEU only on inactive 2645), voucher series A and L, preferred
+    supplier debt account 2440; a second company; an activation for one of them."""
+    assert isinstance(server, FortnoxSimulator)
+    client_secret = f"fortnox-client-secret-{uuid.uuid4().hex}"
+    server.add_app(FORTNOX_CLIENT_ID, client_secret)
+    predefined = {"SUPPLIERDEBT": 0 if traits.unsupported is Capability.VENDOR_BOOKKEEPING else 2440}
+    company = server.add_company(organisation_number="556677-8899", name="Conformance AB", predefined=predefined)
+    other = server.add_company(organisation_number="559988-7766", name="Conformance Holding AB")
+    scopes = [s for s in ALL_SCOPES if traits.permissions == "granted" or s != "bookkeeping"]
+    grant = server.grant(
+        client_id=FORTNOX_CLIENT_ID, company=company if traits.company == "configured" else other, scopes=scopes
+    )
+    tokens = {
+        "accessToken": grant.access_token,
+        "refreshToken": grant.refresh_token,
+        "expiresAt": grant.expires_at,
+        "scope": grant.scope,
+    }
+    if traits.credentials == "rejected":  # tokens Fortnox never issued
+        tokens = {**tokens, "accessToken": f"not-a-token-{uuid.uuid4().hex}", "refreshToken": str(uuid.uuid4())}
+    if traits.credentials == "revoked":
+        server.revoke(grant)
+    return Seeded(
+        configuration={
+            "accountingCompanyRef": "556677-8899",
+            "accountingCredentialsSecretId": FORTNOX_SECRET,
+            "vendorBookkeepingEnabled": True,
+            "exportReceipts": True,
+            "mappings": {
+                "journal": "Z" if traits.unsupported is Capability.JOURNAL_ENTRY else "A",
+                "expenseAccount": "5410",
+                "contraAccount": "2890",
+                "vatCodes": ["I"],
+            },
+        },
+        secrets={
+            FORTNOX_SECRET: tokens,
+            FORTNOX_CLIENT_SECRET_ID: {"clientId": FORTNOX_CLIENT_ID, "clientSecret": client_secret},
+        },
+        settings={
+            "api_base_url": server.base_url,
+            "auth_base_url": server.base_url,
+            "client_credentials_secret_id": FORTNOX_CLIENT_SECRET_ID,
+        },
+    )
+
+
+FORTNOX = ConnectorUnderTest(
+    spec=CONNECTORS["fortnox"],
+    simulator=FortnoxSimulator,
+    seed=seed_fortnox,
+    first_call=("GET", r"/3/companyinformation"),
+    ledger=Ledger(
+        active_account="5410",
+        unusable_account="5420",
+        unknown_account="5999",
+        active_tax_code="I",
+        inactive_tax_code="IVEU",
+        unknown_tax_code="ZZ",
+    ),
+    token_endpoint=r"/oauth-v1/token",
+    not_applicable={
+        "capability_not_supported[attachment_upload]": "any Fortnox company takes inbox/archive uploads and file "
+        "connections; only the scopes, licences or the user's rights can be missing (see permissions)",
+    },
+)
+
+CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO, FORTNOX]

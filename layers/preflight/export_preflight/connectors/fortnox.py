@@ -1,0 +1,539 @@
+"""Fortnox (API v3, Sweden) connector.
+
+OAuth 2.0 through the shared leased token lifecycle (see oauth.py): 1-hour access tokens
+and **single-use** refresh tokens; a used or expired refresh token means a user of the
+Fortnox company must re-activate the integration. The token is bound to one Fortnox
+company (no tenant header): ``GET /3/companyinformation`` says which, by organisation
+number. Fortnox has three independent permission gates, each reported on its own: the
+scope was granted (token ``scope``), the company has a licence for the area (error
+2001101) and an API licence at all (2001103), and the consenting user may use the area
+(2000663). Errors are ``{"ErrorInformation": {"error", "message", "code"}}`` with Swedish
+messages: this module branches on ``code`` only, never on the text.
+
+Verified against Fortnox's developer pages (fortnox.se/developer): the token endpoint
+``POST https://apps.fortnox.se/oauth-v1/token`` with HTTP Basic client auth and its answer
+``{access_token, refresh_token, scope, expires_in: 3600, token_type: "bearer"}``; refresh
+tokens are single-use (valid 45 days) and "Invalid refresh token" means the integration
+must be re-activated (FAQ, "Migrate legacy token to JWT"); error codes 1000003 (system
+exception), 2000310/2000311 (token missing or wrong), 2001101 (no active licence for the
+scope), 2001103 (no API licence), 2001304 (account not found) (errors page); 429 when more
+than 25 requests per 5-second sliding window per client and tenant, with no word on
+``Retry-After`` (rate-limit page); preferred accounts live under Settings > Bookkeeping >
+Preferred accounts (FAQ); the API licence is ordered under "Tilläggsbeställning" (FAQ).
+
+Assumed (not found in Fortnox's own pages): 2000663 ("not authorised for scope") is the
+consenting user's missing permission (third-party: Invantive's Fortnox error list; the
+FAQ's advice "reactivate the integration with a user who has the correct permissions");
+the refresh refusal is an RFC 6749 ``invalid_grant``; the HTTP statuses that carry the
+codes (the code is what counts here); VAT codes are the ``VATCode`` values accounts carry
+(a third-party client reads them that way); ``SUPPLIERDEBT`` names the preferred supplier
+debt account in ``GET /3/predefinedaccounts``; ``GET /3/supplierinvoices``, ``/3/inbox``,
+``/3/archive`` and ``/3/voucherfileconnections`` as the cheapest reads that prove a licence
+and a user's right per area; ``limit``/``page`` paging with ``MetaInformation.@TotalPages``;
+"today" is the UTC date.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from pydantic import Field, HttpUrl
+from pydantic_settings import SettingsConfigDict
+
+from ..errors import AccountingSystemError, AccountingSystemUnavailable
+from ..http import Answer
+from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
+from ..settings import ConnectorSettings, base_url
+from .base import (
+    ACCOUNTING_TROUBLE,
+    BodyReader,
+    ConnectionProfile,
+    ConnectorEnvironment,
+    ConnectorSpec,
+    JsonObject,
+    LedgerEntry,
+    Support,
+    json_body,
+    request_or_raise,
+    unexpected_answer,
+)
+
+NAME = "Fortnox"
+API = "/3"
+TOKEN_PATH = "/oauth-v1/token"  # noqa: S105 - a URL path
+PAGE_SIZE = 500
+MAX_PAGES = 50
+"""A collection that keeps announcing pages beyond this many is not the data we expect."""
+
+SYSTEM_EXCEPTION = 1000003
+TOKEN_REJECTED = frozenset({2000310, 2000311})
+NO_SCOPE_LICENCE = 2001101
+NO_API_LICENCE = 2001103
+USER_NOT_ALLOWED = 2000663
+PERMISSION_CODES = frozenset({NO_SCOPE_LICENCE, NO_API_LICENCE, USER_NOT_ALLOWED})
+
+ORGANISATION_NUMBER = re.compile(r"[0-9]{6}-?[0-9]{4}")
+SUPPLIER_DEBT = "SUPPLIERDEBT"
+MANAGE_INTEGRATIONS = "Fortnox (Settings > Manage integrations)"
+REACTIVATE = (
+    "a Fortnox user with the needed permissions (or a system administrator, for a service account) must "
+    "re-activate the integration by connecting Fortnox again in the integration settings"
+)
+REACTIVATE_SENTENCE = REACTIVATE[0].upper() + REACTIVATE[1:]
+
+
+@dataclass(frozen=True)
+class Area:
+    """One Fortnox area the export uses: the scopes that open it (any one) and the cheapest
+    read that proves its licence and the consenting user's right."""
+
+    label: str
+    scopes: tuple[str, ...]
+    probe: str
+
+
+BOOKKEEPING = Area("bookkeeping (vouchers, accounts, financial years)", ("bookkeeping",), "/financialyears")
+SUPPLIER_INVOICES = Area("supplier invoices", ("supplierinvoice",), "/supplierinvoices")
+INBOX = Area("file upload (inbox)", ("inbox",), "/inbox")
+ARCHIVE = Area("file upload (archive)", ("archive",), "/archive")
+FILE_CONNECTIONS = Area("file connections (connectfile)", ("connectfile",), "/voucherfileconnections")
+AREAS_NEEDED: dict[Capability, tuple[tuple[Area, ...], ...]] = {
+    Capability.JOURNAL_ENTRY: ((BOOKKEEPING,),),
+    Capability.VENDOR_BOOKKEEPING: ((SUPPLIER_INVOICES,),),
+    # A receipt is uploaded to the inbox or the archive, then connected to its voucher.
+    Capability.ATTACHMENT_UPLOAD: ((INBOX, ARCHIVE), (FILE_CONNECTIONS,)),
+}
+
+
+@dataclass(frozen=True)
+class FinancialYear:
+    id: str
+    from_date: str | None
+    to_date: str | None
+
+    def __str__(self) -> str:
+        return f"{self.from_date}–{self.to_date}" if self.from_date and self.to_date else f"id {self.id}"
+
+
+class FortnoxConnector:
+    """``AccountingConnector`` for the one Fortnox company our token is bound to."""
+
+    display_name = NAME
+    where_to_fix = (
+        "Fortnox (Settings > Bookkeeping: Financial years / Voucher series / Preferred accounts / Chart of "
+        "accounts) or the integration settings"
+    )
+
+    def __init__(
+        self,
+        api: httpx.Client,
+        auth: OAuthBearer,
+        config: CompanyConfiguration,
+        *,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
+        self._api = api
+        self._auth = auth
+        self._organisation_number = config.accounting_company_ref or ""
+        self._series = config.mappings.journal
+        self._today = today
+        self._company_name: str | None = None
+        self._year: FinancialYear | bool | None = False  # False: not looked up yet
+        self._accounts_found: list[JsonObject] | None = None
+        self._series_found: dict[str, JsonObject] | None = None
+
+    # ------------------------------------------------------------ C1 + C4
+
+    def authenticate(self) -> ConnectionProfile:
+        if not ORGANISATION_NUMBER.fullmatch(self._organisation_number):
+            raise AccountingSystemError(
+                f"The Fortnox company for this Pleo company is configured as {self._organisation_number!r}, which is "
+                "not a Swedish organisation number (NNNNNN-NNNN). Correct accountingCompanyRef in the integration "
+                "settings, then export again.",
+                reason_type=FailureReasonType.INVALID_CONFIGURATION,
+            )
+        what = "reading the company information"
+        response = self._get("/companyinformation", what=what)
+        self._raise_for(response, what=what, area=None)
+        read = BodyReader(NAME, what)
+        company = read.member(read.parse_object(response), "CompanyInformation")
+        reached = read.text(company, "OrganizationNumber")
+        if not reached:  # companyinformation always names the company: without it, this is not it
+            raise read.garbage()
+        name = read.text(company, "CompanyName")
+        same = _digits(reached) == _digits(self._organisation_number)
+        if same:
+            self._company_name = name
+        return ConnectionProfile(
+            company_ref=self._organisation_number if same else reached,
+            company_name=name,
+            permissions=self._auth.current().scopes(),
+            facts={
+                "countryCode": read.text(company, "CountryCode"),
+                "databaseNumber": read.text(company, "DatabaseNumber", numbers=True),
+            },
+        )
+
+    # ------------------------------------------------------------ C2 + C3
+
+    def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
+        missing: list[str] = []
+        for capability in sorted(needs):
+            for group in AREAS_NEEDED.get(capability, ()):
+                granted = [area for area in group if profile.permissions.intersection(area.scopes)]
+                if not granted:
+                    scopes = " or ".join(scope for area in group for scope in area.scopes)
+                    missing.append(
+                        f"the Fortnox scope {scopes} ({' / '.join(area.label for area in group)}) was not granted to "
+                        f"the integration; {REACTIVATE} and approve every requested area"
+                    )
+                    continue
+                problem = self._probe(granted[0])
+                if problem:
+                    missing.append(problem)
+        return missing
+
+    def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
+        if capability is Capability.ATTACHMENT_UPLOAD:
+            return Support(True, "inbox or archive upload plus voucher file connections (granted by scope)")
+        year = self._financial_year()
+        if capability is Capability.JOURNAL_ENTRY:
+            if year is None:
+                return Support(
+                    False, f"no financial year covers today ({self._today().isoformat()}) in {self._label()}"
+                )
+            if not self._series:
+                return Support(False, "no voucher series is configured")
+            series = self._voucher_series(year).get(self._series.upper())
+            if series is None:
+                known = ", ".join(sorted(self._voucher_series(year))) or "none"
+                return Support(
+                    False,
+                    f"voucher series {self._series} does not exist in the financial year {year} of {self._label()} "
+                    f"(existing: {known})",
+                )
+            description = BodyReader(NAME, "looking up the voucher series").text(series, "Description")
+            label = (
+                f"voucher series {self._series} ({description})" if description else f"voucher series {self._series}"
+            )
+            return Support(True, f"{label} in the financial year {year}")
+        what = "reading the preferred accounts"
+        response = self._get("/predefinedaccounts", what=what)
+        self._raise_for(response, what=what, area=BOOKKEEPING)
+        read = BodyReader(NAME, what)
+        accounts = {
+            name: read.text(item, "Account", numbers=True)
+            for item in read.objects(read.parse_object(response), "PreDefinedAccounts")
+            if (name := read.text(item, "Name"))
+        }
+        supplier_debt = accounts.get(SUPPLIER_DEBT)
+        if not supplier_debt or supplier_debt == "0":
+            return Support(
+                False,
+                f"{self._label()} has no preferred supplier debt account (SUPPLIERDEBT), which supplier invoices "
+                "post to; set it in Fortnox under Settings > Bookkeeping > Preferred accounts",
+            )
+        return Support(True, f"supplier invoices post to the preferred supplier debt account {supplier_debt}")
+
+    # ------------------------------------------------------------ C5
+
+    def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        wanted = sorted({ref for ref in refs if ref})
+        if not wanted:
+            return {}
+        year = self._financial_year()
+        if year is None:
+            return {ref: self._no_year(ref) for ref in wanted}
+        read = BodyReader(NAME, "looking up the mapped accounts")
+        found: dict[str, LedgerEntry] = {}
+        for item in self._accounts(year):
+            number = read.text(item, "Number", numbers=True)
+            if number is None:
+                continue
+            active = read.flag(item, "Active", default=True)
+            found[number] = LedgerEntry(
+                ref=number,
+                name=read.text(item, "Description"),
+                usable=active,
+                problem="" if active else f"is inactive in the financial year {year}",
+            )
+        return {ref: found.get(ref) for ref in wanted}
+
+    def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        """A Fortnox VAT code is usable when an active account of this year's chart carries it
+        (Swedish VAT is booked on VAT accounts; the code lives on the account)."""
+        wanted = sorted({code for code in codes if code})
+        if not wanted:
+            return {}
+        year = self._financial_year()
+        if year is None:
+            return {code: self._no_year(code) for code in wanted}
+        read = BodyReader(NAME, "looking up the mapped VAT codes")
+        carriers: dict[str, list[tuple[str, str | None, bool]]] = {}
+        for item in self._accounts(year):
+            code, number = read.text(item, "VATCode"), read.text(item, "Number", numbers=True)
+            if code and number:
+                active = read.flag(item, "Active", default=True)
+                carriers.setdefault(code.upper(), []).append((number, read.text(item, "Description"), active))
+        result: dict[str, LedgerEntry | None] = {}
+        for code in wanted:
+            accounts = carriers.get(code.upper())
+            if not accounts:
+                result[code] = None
+                continue
+            postable = [number for number, _, is_active in accounts if is_active]
+            numbers = ", ".join(number for number, _, _ in accounts)
+            result[code] = LedgerEntry(
+                ref=code,
+                name=f"on account {postable[0] if postable else numbers}",
+                usable=bool(postable),
+                problem="" if postable else f"is only on inactive accounts ({numbers}) in the financial year {year}",
+            )
+        return result
+
+    # ------------------------------------------------------------ plumbing
+
+    def _probe(self, area: Area) -> str:
+        """Why ``area`` is closed to us (licence, API licence, the user's rights), or ""."""
+        what = f"checking access to {area.label}"
+        params = {"date": self._today().isoformat()} if area is BOOKKEEPING else {"limit": 1}
+        response = self._get(area.probe, what=what, params=params)
+        code = _error_code(response)
+        scope = area.scopes[0]
+        if code == NO_SCOPE_LICENCE:
+            return (
+                f"{self._label()} has no Fortnox licence for {area.label} (scope {scope}, Fortnox error {code}); the "
+                "customer must add it to their Fortnox subscription (Tilläggsbeställning)"
+            )
+        if code == USER_NOT_ALLOWED:
+            return (
+                f"the Fortnox user who activated the integration is not allowed to use {area.label} (scope {scope}, "
+                f"Fortnox error {code}); {REACTIVATE}"
+            )
+        self._raise_for(response, what=what, area=area)
+        if area is BOOKKEEPING:
+            self._year = self._parse_year(response)
+        return ""
+
+    def _financial_year(self) -> FinancialYear | None:
+        if self._year is False:
+            what = "looking up the financial year"
+            response = self._get("/financialyears", what=what, params={"date": self._today().isoformat()})
+            self._raise_for(response, what=what, area=BOOKKEEPING)
+            self._year = self._parse_year(response)
+        assert self._year is not True
+        return self._year
+
+    def _parse_year(self, response: httpx.Response) -> FinancialYear | None:
+        read = BodyReader(NAME, "looking up the financial year")
+        for item in read.objects(read.parse_object(response), "FinancialYears"):
+            year_id = read.text(item, "Id", numbers=True)
+            if year_id:
+                return FinancialYear(year_id, read.text(item, "FromDate"), read.text(item, "ToDate"))
+        return None
+
+    def _voucher_series(self, year: FinancialYear) -> dict[str, JsonObject]:
+        if self._series_found is None:
+            read = BodyReader(NAME, "looking up the voucher series")
+            self._series_found = {
+                code.upper(): item
+                for item in self._collection("/voucherseries", "VoucherSeriesCollection", year, what=read.what)
+                if (code := read.text(item, "Code"))
+            }
+        return self._series_found
+
+    def _accounts(self, year: FinancialYear) -> list[JsonObject]:
+        if self._accounts_found is None:
+            self._accounts_found = self._collection(
+                "/accounts", "Accounts", year, what="looking up the mapped accounts"
+            )
+        return self._accounts_found
+
+    def _collection(self, path: str, key: str, year: FinancialYear, *, what: str) -> list[JsonObject]:
+        read = BodyReader(NAME, what)
+        items: list[JsonObject] = []
+        for page in range(1, MAX_PAGES + 1):
+            params: dict[str, Any] = {"financialyear": year.id, "limit": PAGE_SIZE, "page": page}
+            response = self._get(path, what=what, params=params)
+            self._raise_for(response, what=what, area=BOOKKEEPING)
+            body = read.parse_object(response)
+            items.extend(read.objects(body, key))
+            meta = read.member(body, "MetaInformation")
+            pages = meta.get("@TotalPages")
+            if pages is None:
+                return items
+            if not isinstance(pages, int) or isinstance(pages, bool):
+                raise read.garbage()
+            if page >= pages:
+                return items
+        raise read.garbage()
+
+    def _get(self, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        """GET with the bearer token (a 401 refreshes it once: see ``OAuthBearer``)."""
+        return request_or_raise(
+            self._api,
+            "GET",
+            f"{API}{path}",
+            system=NAME,
+            what=what,
+            auth=self._auth,
+            inspect=_system_exception,
+            **kwargs,
+        )
+
+    def _label(self) -> str:
+        """The company as the bookkeeper knows it: its name (once known) and organisation number."""
+        if self._company_name:
+            return f"the Fortnox company {self._company_name} ({self._organisation_number})"
+        return f"the Fortnox company {self._organisation_number}"
+
+    def _no_year(self, ref: str) -> LedgerEntry:
+        return LedgerEntry(
+            ref=ref,
+            name=None,
+            usable=False,
+            problem=f"cannot be checked: no financial year covers today ({self._today().isoformat()}); create it in "
+            "Fortnox under Settings > Bookkeeping > Financial years",
+        )
+
+    def _raise_for(self, response: httpx.Response, *, what: str, area: Area | None) -> None:
+        """Every answer that is not a success, as the most precise permanent failure."""
+        if response.is_success:
+            return
+        code = _error_code(response)
+        if code in TOKEN_REJECTED or (response.status_code == 401 and code not in PERMISSION_CODES):
+            raise AccountingSystemError(
+                f"Fortnox rejected the integration's access token for {self._label()} even after a refresh. "
+                f"{REACTIVATE_SENTENCE}, then export again.",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+            )
+        if code == NO_API_LICENCE:
+            raise AccountingSystemError(
+                f"{self._label()} has no licence to use the Fortnox API (Fortnox error {code}). The customer must "
+                "order the integration licence in Fortnox (Tilläggsbeställning), then export again.",
+                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+            )
+        if code in (NO_SCOPE_LICENCE, USER_NOT_ALLOWED) or response.status_code == 403:
+            scope = f" (scope {area.scopes[0]})" if area else ""
+            cause = {
+                NO_SCOPE_LICENCE: "the company has no Fortnox licence for this area; the customer must add it to "
+                "their Fortnox subscription (Tilläggsbeställning), then export again",
+                USER_NOT_ALLOWED: "the Fortnox user who activated the integration may not use this area. "
+                f"{REACTIVATE_SENTENCE}, then export again",
+            }.get(code or 0, f"{REACTIVATE_SENTENCE}, then export again")
+            raise AccountingSystemError(
+                f"Fortnox refused {what} for {self._label()}{scope}"
+                + (f" (Fortnox error {code})" if code else "")
+                + f": {cause}.",
+                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+            )
+        raise unexpected_answer(NAME, response, what)
+
+
+def _digits(organisation_number: str) -> str:
+    return organisation_number.replace("-", "").strip()
+
+
+def _error_code(response: httpx.Response | Answer) -> int | None:
+    """``ErrorInformation.code`` of a Fortnox error body (either casing), or None for anything else."""
+    if 200 <= response.status_code < 300:
+        return None
+    try:
+        body = json_body(response, system=NAME, what="reading an error answer")  # type: ignore[arg-type]
+    except AccountingSystemUnavailable:
+        return None
+    if not isinstance(body, dict):
+        return None
+    information = body.get("ErrorInformation") or body.get("errorInformation")
+    if not isinstance(information, dict):
+        return None
+    code = information.get("code", information.get("Code"))
+    if isinstance(code, str) and code.isdigit():
+        return int(code)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def _system_exception(response: httpx.Response) -> None:
+    """Fortnox's "system exception" (1000003) is its own trouble, whatever the status: retried."""
+    if _error_code(response) == SYSTEM_EXCEPTION:
+        raise AccountingSystemUnavailable(
+            f"Fortnox answered {response.status_code} with a system exception (Fortnox error {SYSTEM_EXCEPTION})",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+        )
+
+
+def _permission_refusal(response: httpx.Response) -> bool:
+    """A licence or user-rights refusal is not about the token: a new token would not help."""
+    return _error_code(response) in PERMISSION_CODES
+
+
+class FortnoxTokenEndpoint(TokenEndpoint):
+    """Fortnox's token endpoint: a refused refresh token (single-use, so already used, or
+    expired after 45 days) means a user must re-activate the integration."""
+
+    def refresh(self, tokens: TokenSet) -> Answer:
+        try:
+            return super().refresh(tokens)
+        except GrantRevoked:
+            raise GrantRevoked(
+                "Fortnox no longer accepts the integration's authorisation: its single-use refresh token was already "
+                f"used or has expired. {REACTIVATE_SENTENCE}, then export again.",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+            ) from None
+
+
+class FortnoxSettings(ConnectorSettings):
+    """Fortnox's settings: ``FORTNOX_API_BASE_URL``, ``FORTNOX_AUTH_BASE_URL`` (the OAuth token
+    service), ``FORTNOX_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app's client id and secret)."""
+
+    model_config = SettingsConfigDict(env_prefix="FORTNOX_", frozen=True, extra="ignore")
+
+    api_base_url: HttpUrl = HttpUrl("https://api.fortnox.se")
+    auth_base_url: HttpUrl = HttpUrl("https://apps.fortnox.se")
+    client_credentials_secret_id: str = Field(default="export-preflight/fortnox/client", min_length=1)
+
+
+def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
+    assert isinstance(settings, FortnoxSettings)
+    return {"fortnox": base_url(settings.api_base_url), "fortnox-auth": base_url(settings.auth_base_url)}
+
+
+def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> FortnoxConnector:
+    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
+    settings = env.settings
+    assert isinstance(settings, FortnoxSettings)
+    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
+    endpoint = FortnoxTokenEndpoint(
+        env.http["fortnox-auth"],
+        TOKEN_PATH,
+        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
+        NAME,
+        trouble=ACCOUNTING_TROUBLE,
+    )
+    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_permission_refusal)
+    return FortnoxConnector(env.http["fortnox"], auth, config)
+
+
+SPEC = ConnectorSpec(
+    system_id="fortnox",
+    display_name=NAME,
+    settings=FortnoxSettings,
+    base_urls=_base_urls,
+    create=_create,
+    required_mappings=(
+        ("journal", "voucher series (journal)"),
+        ("expense_account", "default expense account (expenseAccount)"),
+        ("contra_account", "contra account for card spend (contraAccount)"),
+    ),
+    reread_on_rejection=False,
+    vendor_mappings=(),  # supplier invoices post to the preferred supplier debt account (checked as a capability)
+    numeric_fields=frozenset(  # 4-digit BAS account numbers; the organisation number has its own shape check
+        {"mappings.expenseAccount", "mappings.contraAccount", "mappings.vendorPayablesAccount"}
+    ),
+)
