@@ -14,9 +14,10 @@ from .base import (
     Support,
 )
 from .economic import SPEC as ECONOMIC
+from .quickbooks import SPEC as QUICKBOOKS
 from .xero import SPEC as XERO
 
-CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC, XERO)}
+CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC, XERO, QUICKBOOKS)}
 
 __all__ = [
     "CONNECTORS",
