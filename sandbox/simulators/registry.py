@@ -46,6 +46,7 @@ class AccountingSimulator:
 
 def accounting_simulators() -> tuple[AccountingSimulator, ...]:
     from .economic import SIMULATOR as ECONOMIC
+    from .quickbooks import SIMULATOR as QUICKBOOKS
     from .xero import SIMULATOR as XERO
 
-    return (ECONOMIC, XERO)
+    return (ECONOMIC, XERO, QUICKBOOKS)
