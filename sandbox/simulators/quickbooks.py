@@ -308,16 +308,17 @@ class QuickBooksSimulator(SimulatorServer):
             grant.expires_at = self.clock() - 1
 
     def inject_fault_in_200(
-        self, resource: str = r"[^?]*", *, kind: str = "SystemFault", times: int | None = 1
+        self, resource: str = r"[^?]*", *, realm_id: str = r"[^/]+", kind: str = "SystemFault", times: int | None = 1
     ) -> Fault:
-        """Answer matching API calls with HTTP 200 and a documented ``Fault`` body instead of data."""
+        """Answer matching API calls (of one realm, if given) with HTTP 200 and a documented
+        ``Fault`` body instead of data."""
         body = _documented_fault(
             kind,
             "10000",
             "An application error has occurred while processing your request",
             "System Failure Error: simulated",
         )
-        return self.inject("GET", rf"/v3/company/[^/]+/{resource}", status=200, json=body, times=times)
+        return self.inject("GET", rf"/v3/company/{realm_id}/{resource}", status=200, json=body, times=times)
 
     def inject_throttle(self, *, times: int | None = 1, retry_after: int | None = 60) -> Fault:
         body = _gateway_fault("SERVICE", "3001", "ThrottleExceeded", 429)

@@ -337,8 +337,8 @@ class QuickBooksConnector:
                 suitable = SUITABLE_TYPES[role]
                 if kind not in suitable:
                     problem = (
-                        f"is a {kind} account, which cannot be the {ROLE_LABELS[role]} ({role}); use a "
-                        f"{' / '.join(suitable)} account"
+                        f"is of account type {kind} (QuickBooks {CHART_SCREEN}), which cannot be the "
+                        f"{ROLE_LABELS[role]} ({role}); map an account of type {' / '.join(suitable)}"
                     )
                     break
         return LedgerEntry(ref=ref, name=name, usable=not problem, problem=problem)
