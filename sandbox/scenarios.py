@@ -356,6 +356,15 @@ def _fortnox(
     return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
 
 
+def _quickbooks(
+    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, job: dict | None = None, **company: object
+) -> list[Seeded]:
+    seeded_company = sandbox.add_company("quickbooks", label, **company)  # type: ignore[arg-type]
+    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
+    sandbox.enqueue_job(seeded_job)
+    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+
+
 def fortnox_passes(sandbox: Sandbox) -> list[Seeded]:
     return _fortnox(sandbox, "fortnox-vaxjo", "handed_off", None, number="556000-0001")
 
@@ -459,6 +468,79 @@ FORTNOX_SCENARIOS: tuple[Seeder, ...] = (
 )
 
 
+def quickbooks_passes(sandbox: Sandbox) -> list[Seeded]:
+    return _quickbooks(sandbox, "qbo-harbour", "handed_off", None)
+
+
+def quickbooks_expired_token(sandbox: Sandbox) -> list[Seeded]:
+    """The access token expired: refreshed, the rolling refresh token stored, then the job passes."""
+    return _quickbooks(sandbox, "qbo-expired-token", "handed_off", None, expired_token=True)
+
+
+def quickbooks_account_numbers(sandbox: Sandbox) -> list[Seeded]:
+    """Account numbers are on in QuickBooks: accounts mapped by AcctNum (6100, 2100) pass."""
+    return _quickbooks(
+        sandbox,
+        "qbo-account-numbers",
+        "handed_off",
+        None,
+        company={"use_account_numbers": True},
+        configuration={"mappings": {"expenseAccount": "6100", "contraAccount": "2100", "vatCodes": ["20.0% S"]}},
+    )
+
+
+def quickbooks_other_realm(sandbox: Sandbox) -> list[Seeded]:
+    """The grant covers a sister company: 403 ApplicationAuthorizationFailed for the configured realm."""
+    return _quickbooks(sandbox, "qbo-other-realm", "failed_early", "invalid_configuration", other_realm=True)
+
+
+def quickbooks_scope_missing(sandbox: Sandbox) -> list[Seeded]:
+    return _quickbooks(
+        sandbox, "qbo-scope-missing", "failed_early", "authorization_failure", scopes="com.intuit.quickbooks.payment"
+    )
+
+
+def quickbooks_revoked(sandbox: Sandbox) -> list[Seeded]:
+    """The user disconnected the app in QuickBooks: the refresh is refused, reconnect."""
+    seeded = _quickbooks(
+        sandbox, "qbo-disconnected", "failed_early", "accounting_system_authentication_failure", expired_token=True
+    )
+    sandbox.quickbooks.revoke_grant(sandbox.companies["qbo-disconnected"].grant)  # type: ignore[attr-defined]
+    return seeded
+
+
+def quickbooks_unsuitable_accounts(sandbox: Sandbox) -> list[Seeded]:
+    """An Income account as the expense account; account numbers mapped while they are off."""
+    return _quickbooks(
+        sandbox,
+        "qbo-unsuitable-accounts",
+        "failed_early",
+        "invalid_configuration",
+        configuration={"mappings": {"expenseAccount": "13", "contraAccount": "2100", "vatCodes": ["3"]}},
+    )
+
+
+def quickbooks_fault_in_200(sandbox: Sandbox) -> list[Seeded]:
+    """QuickBooks answers 200 with a SystemFault on every attempt: never data; retried, then
+    failed as unreachable on the last attempt."""
+    seeded = _quickbooks(sandbox, "qbo-fault-in-200", "failed_early", "accounting_system_unreachable")
+    realm = sandbox.companies["qbo-fault-in-200"].configuration["accountingCompanyRef"]
+    sandbox.quickbooks.inject_fault_in_200(r"companyinfo/[0-9]+", realm_id=realm, times=None)  # type: ignore[attr-defined]
+    return seeded
+
+
+QUICKBOOKS_SCENARIOS: tuple[Seeder, ...] = (
+    quickbooks_passes,
+    quickbooks_expired_token,
+    quickbooks_account_numbers,
+    quickbooks_other_realm,
+    quickbooks_scope_missing,
+    quickbooks_revoked,
+    quickbooks_unsuitable_accounts,
+    quickbooks_fault_in_200,
+)
+
+
 DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     passes,
     vendor_passes,
@@ -480,6 +562,7 @@ DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     unknown_company,
     *XERO_SCENARIOS,
     *FORTNOX_SCENARIOS,
+    *QUICKBOOKS_SCENARIOS,
 )
 
 

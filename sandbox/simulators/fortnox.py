@@ -161,6 +161,9 @@ class FortnoxSimulator(SimulatorServer):
         self._access: dict[str, tuple[Grant, float]] = {}
         self._refresh: dict[str, tuple[Grant, float, bool]] = {}  # token -> (grant, expires at, used)
         self._windows: dict[tuple[str, int], list[float]] = {}
+        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
+        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
+        self.next_token_answer_quirk: dict[str, Any] = {}
         self._databases = iter(range(1_000_001, 10_000_000))
         self.route("POST", r"/oauth-v1/token", self._token)
         for path, scope, handler in (
@@ -252,6 +255,7 @@ class FortnoxSimulator(SimulatorServer):
             self._refresh.clear()
             self._windows.clear()
             self._offset = 0.0
+            self.next_token_answer_quirk = {}
 
     # ------------------------------------------------------------ tokens
 
@@ -296,7 +300,8 @@ class FortnoxSimulator(SimulatorServer):
                 return refused
             self._refresh[presented] = (grant, expires_at, True)
             grant.previous_refresh_token = presented
-            body = self._issue(grant)
+            body = {**self._issue(grant), **self.next_token_answer_quirk}
+            self.next_token_answer_quirk = {}
         return SimResponse(200, body, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------ API guard

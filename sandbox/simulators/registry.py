@@ -47,6 +47,7 @@ class AccountingSimulator:
 def accounting_simulators() -> tuple[AccountingSimulator, ...]:
     from .economic import SIMULATOR as ECONOMIC
     from .fortnox import SIMULATOR as FORTNOX
+    from .quickbooks import SIMULATOR as QUICKBOOKS
     from .xero import SIMULATOR as XERO
 
-    return (ECONOMIC, XERO, FORTNOX)
+    return (ECONOMIC, XERO, FORTNOX, QUICKBOOKS)

@@ -13,6 +13,7 @@ from export_preflight.models import Capability
 from sandbox.simulators.base import SimulatorServer
 from sandbox.simulators.economic import EconomicSimulator
 from sandbox.simulators.fortnox import ALL_SCOPES, FortnoxSimulator
+from sandbox.simulators.quickbooks import ACCOUNTING_SCOPE, QuickBooksSimulator
 from sandbox.simulators.xero import XeroSimulator
 
 from .conformance import ConnectorUnderTest, Ledger, Seeded, Traits
@@ -255,4 +256,76 @@ FORTNOX = ConnectorUnderTest(
     },
 )
 
-CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO, FORTNOX]
+# ------------------------------------------------------------------ QuickBooks Online
+
+QUICKBOOKS_CLIENT_ID = "pleo-preflight-conformance-qbo"
+QUICKBOOKS_CLIENT_SECRET_ID = "export-preflight/quickbooks/client"
+QUICKBOOKS_SECRET = "export-preflight/quickbooks/conformance"
+
+
+def seed_quickbooks(server: SimulatorServer, traits: Traits) -> Seeded:
+    """Our app, a company with the simulator's defaults (7 active expense, 9 INACTIVE, tax code
+    3 active, 7 INACTIVE; Simple Start when vendor bookkeeping must be unsupported) and a grant
+    over it (without the accounting scope when permissions are missing)."""
+    assert isinstance(server, QuickBooksSimulator)
+    client_secret = f"qbo-client-secret-{uuid.uuid4().hex}"
+    server.add_app(QUICKBOOKS_CLIENT_ID, client_secret)
+    plan = "QuickBooks Online Simple Start" if traits.unsupported is Capability.VENDOR_BOOKKEEPING else None
+    company = server.add_company(name="Conformance Ltd", **({"offering_sku": plan} if plan else {}))
+    scopes = f"{ACCOUNTING_SCOPE} openid" if traits.permissions == "granted" else "com.intuit.quickbooks.payment"
+    grant = server.grant(client_id=QUICKBOOKS_CLIENT_ID, realm_id=company.realm_id, scopes=scopes)
+    tokens = {
+        "accessToken": grant.access_token,
+        "refreshToken": grant.refresh_token,
+        "expiresAt": grant.expires_at,
+        "scope": grant.scope,
+    }
+    if traits.credentials == "rejected":  # tokens Intuit never issued (another environment's, say)
+        tokens = {**tokens, "accessToken": f"not-a-token-{uuid.uuid4().hex}", "refreshToken": uuid.uuid4().hex}
+    if traits.credentials == "revoked":
+        server.revoke_grant(grant)
+    return Seeded(
+        configuration={
+            "accountingCompanyRef": company.realm_id,
+            "accountingCredentialsSecretId": QUICKBOOKS_SECRET,
+            "vendorBookkeepingEnabled": True,
+            "exportReceipts": True,
+            "mappings": {"expenseAccount": "7", "contraAccount": "10", "vatCodes": ["3"]},
+        },
+        secrets={
+            QUICKBOOKS_SECRET: tokens,
+            QUICKBOOKS_CLIENT_SECRET_ID: {"clientId": QUICKBOOKS_CLIENT_ID, "clientSecret": client_secret},
+        },
+        settings={
+            "api_base_url": server.base_url,
+            "oauth_base_url": server.base_url,
+            "client_credentials_secret_id": QUICKBOOKS_CLIENT_SECRET_ID,
+        },
+    )
+
+
+QUICKBOOKS = ConnectorUnderTest(
+    spec=CONNECTORS["quickbooks"],
+    simulator=QuickBooksSimulator,
+    seed=seed_quickbooks,
+    first_call=("GET", r"/v3/company/[0-9]+/companyinfo/[0-9]+"),
+    ledger=Ledger(
+        active_account="7",
+        unusable_account="9",
+        unknown_account="999",
+        active_tax_code="3",
+        inactive_tax_code="7",
+        unknown_tax_code="99",
+    ),
+    token_endpoint=r"/oauth2/v1/tokens/bearer",
+    not_applicable={
+        "wrong_company": "a QuickBooks grant is bound to one realm and Intuit does not say which: another realm "
+        "answers 403 ApplicationAuthorizationFailed (invalid_configuration, see test_quickbooks_connector)",
+        "capability_not_supported[journal_entry]": "every QuickBooks Online plan takes journal entries; only the "
+        "accounting scope can be missing (see permissions_missing)",
+        "capability_not_supported[attachment_upload]": "every QuickBooks Online plan takes Attachable uploads under "
+        "the one accounting scope",
+    },
+)
+
+CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO, FORTNOX, QUICKBOOKS]

@@ -15,9 +15,10 @@ from .base import (
 )
 from .economic import SPEC as ECONOMIC
 from .fortnox import SPEC as FORTNOX
+from .quickbooks import SPEC as QUICKBOOKS
 from .xero import SPEC as XERO
 
-CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC, XERO, FORTNOX)}
+CONNECTORS: dict[str, ConnectorSpec] = {spec.system_id: spec for spec in (ECONOMIC, XERO, FORTNOX, QUICKBOOKS)}
 
 __all__ = [
     "CONNECTORS",

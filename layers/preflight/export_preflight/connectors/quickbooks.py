@@ -1,0 +1,588 @@
+"""QuickBooks Online (Intuit Accounting API v3) connector.
+
+OAuth 2.0 with 1-hour access tokens and a rolling refresh token that may change on every
+refresh (the returned one is always stored: see oauth.py). One consent covers one company
+(the realm): every call names the configured realmId in its path, and a grant that does
+not cover that realm answers 403 ``ApplicationAuthorizationFailed`` (errorCode 003100).
+Read-only: GET only, queries through ``GET .../query?query=<statement>``; every call carries
+``minorversion=75`` (the baseline since 1 Aug 2025).
+
+Answers are never trusted by status alone: an HTTP 200 can carry a ``Fault`` instead of
+data, and faults come in two shapes, the documented ``{"Fault": {"Error": [{"Message",
+"Detail", "code"}], "type": "AuthenticationFault"}}`` and the gateway's lower-case
+``{"fault": {"error": [{"message", "detail", "code"}], "type": "AUTHENTICATION"}}``; both
+are read case-insensitively, and an unreadable error body (XML, HTML) is classified by its
+status. The ``intuit_tid`` answer header is logged for Intuit support.
+
+Verified (Intuit docs and blog, via stored copies): the companyinfo call and realm in the
+path; ``minorversion`` 75 baseline; the documented Fault shape and fault types; 429 at 500
+requests/min per realm and 10 concurrent requests per app and realm (Intuit blog
+2016-08-08); ``intuit_tid`` header for support (Intuit error-handling docs); CompanyInfo's
+``NameValue`` with ``OfferingSku`` (Intuit sample bodies); ``AccountingInfoPrefs.BookCloseDate``.
+Field-reported (SDK issues): the lower-case gateway shape, e.g. 403 ``message=
+ApplicationAuthorizationFailed; errorCode=003100; statusCode=403`` with ``code: "3100"``,
+401 ``AuthenticationFailed`` ``code: "3200"``; 401 ``AuthorizationFault`` code 120 when the
+connecting user lost access to QuickBooks; ThrottleExceeded errorCode 003001 [3rd-party].
+Assumed (see README): whether a 429 carries ``Retry-After`` (honoured when present); that
+``AcctNum`` is meaningful only while ``AccountingInfoPrefs.UseAccountNumbers`` is on; that
+Simple Start has no bills; that a tax code with sales rates but no purchase rates cannot
+apply to expenses; that name-list queries skip inactive rows unless asked ``Active in (true,
+false)`` (common practice in public integrations); the suitable account types per mapping.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field, HttpUrl
+from pydantic_settings import SettingsConfigDict
+
+from ..errors import AccountingSystemError, AccountingSystemUnavailable
+from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..oauth import OAuthBearer, TokenEndpoint
+from ..observability import logger
+from ..settings import ConnectorSettings, base_url
+from .base import (
+    ACCOUNTING_TROUBLE,
+    BodyReader,
+    ConnectionProfile,
+    ConnectorEnvironment,
+    ConnectorSpec,
+    JsonObject,
+    LedgerEntry,
+    Support,
+    json_body,
+    request_or_raise,
+    unexpected_answer,
+)
+
+NAME = "QuickBooks"
+MINOR_VERSION = "75"
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+TOKEN_PATH = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path, not a secret
+PAGE_SIZE = 1000  # the query endpoint's largest MAXRESULTS
+MAX_PAGES = 10
+# Intuit allows 10 concurrent requests per app and realm; one container keeps well below
+# that so that several containers (and the export stage) still fit.
+CONCURRENT_PER_REALM = 4
+_REALM = re.compile(r"[0-9]{1,32}")
+
+# AccountType values (Intuit's Account entity) that each mapping may use [assumed per role].
+SUITABLE_TYPES: dict[str, tuple[str, ...]] = {
+    "expenseAccount": ("Expense", "Other Expense", "Cost of Goods Sold"),
+    # card spend is booked against the card (or a clearing) account; A/P and A/R lines in a
+    # journal entry need a vendor or customer, which the export does not send.
+    "contraAccount": ("Credit Card", "Bank", "Other Current Liability", "Other Current Asset"),
+    "vendorPayablesAccount": ("Accounts Payable",),
+}
+ROLE_LABELS = {
+    "expenseAccount": "expense account",
+    "contraAccount": "contra account for card spend",
+    "vendorPayablesAccount": "vendor payables account",
+}
+CHART_SCREEN = "Accounting > Chart of accounts"
+ACCOUNT_NUMBERS_SCREEN = "Settings > Account and settings > Advanced > Chart of accounts"
+
+
+# ---------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A QuickBooks fault, whichever shape it came in: ``type`` lower-cased, error ``codes``
+    without leading zeros, and the error names found in messages (``ThrottleExceeded``...)."""
+
+    type: str
+    codes: frozenset[str]
+    names: frozenset[str]
+
+    def has(self, *, codes: Iterable[str] = (), names: Iterable[str] = ()) -> bool:
+        return bool(self.codes.intersection(codes) or self.names.intersection(n.lower() for n in names))
+
+
+_NAME_IN_MESSAGE = re.compile(r"message=([A-Za-z]+)")
+_CODE_IN_MESSAGE = re.compile(r"errorCode=0*([0-9]+)")
+_MARKERS = re.compile(r"(ApplicationAuthorizationFailed|AuthorizationFault|AuthenticationFault|ThrottleExceeded)")
+
+
+def _member(parent: Mapping[str, Any], key: str) -> Any:
+    """``parent[key]`` compared case-insensitively (``Fault``/``fault``, ``Error``/``error``)."""
+    for name, value in parent.items():
+        if isinstance(name, str) and name.lower() == key:
+            return value
+    return None
+
+
+def read_fault(body: object) -> Fault | None:
+    """The fault a decoded body carries, in either shape; None when it carries none."""
+    if not isinstance(body, dict):
+        return None
+    fault = _member(body, "fault")
+    if fault is None:
+        return None
+    if not isinstance(fault, dict):
+        return Fault("", frozenset(), frozenset())
+    kind = _member(fault, "type")
+    errors = _member(fault, "error")
+    codes: set[str] = set()
+    names: set[str] = set()
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        code = _member(error, "code")
+        if isinstance(code, str | int) and not isinstance(code, bool) and str(code).strip().isdigit():
+            codes.add(str(int(str(code).strip())))
+        for key in ("message", "detail"):
+            text = _member(error, key)
+            if isinstance(text, str):
+                names.update(m.lower() for m in _NAME_IN_MESSAGE.findall(text))
+                codes.update(str(int(c)) for c in _CODE_IN_MESSAGE.findall(text))
+                names.update(m.lower() for m in _MARKERS.findall(text))
+    return Fault(kind.lower() if isinstance(kind, str) else "", frozenset(codes), frozenset(names))
+
+
+def answer_fault(response: httpx.Response) -> Fault | None:
+    """The fault in any answer: JSON in either shape, else markers in a non-JSON body (XML)."""
+    try:
+        return read_fault(json_body(response, system=NAME, what="reading an error answer"))
+    except AccountingSystemUnavailable:
+        text = response.content[:8192].decode("utf-8", errors="replace")
+        found = {m.lower() for m in _MARKERS.findall(text)}
+        codes = {str(int(c)) for c in _CODE_IN_MESSAGE.findall(text)}
+        return Fault("", frozenset(codes), frozenset(found)) if found or codes else None
+
+
+def _company_refused(fault: Fault | None) -> bool:
+    return fault is not None and fault.has(codes=("3100",), names=("ApplicationAuthorizationFailed",))
+
+
+def _user_refused(fault: Fault | None) -> bool:
+    """401 ``AuthorizationFault`` (code 120): the connecting user lost access; a new token
+    would not help."""
+    return fault is not None and (fault.type in ("authorizationfault", "authorization") or fault.has(codes=("120",)))
+
+
+def _not_about_the_token(response: httpx.Response) -> bool:
+    """A 401 that a refresh would not cure (``OAuthBearer`` then does not refresh)."""
+    return _user_refused(answer_fault(response))
+
+
+# ---------------------------------------------------------------- the connector
+
+
+class QuickBooksConnector:
+    """``AccountingConnector`` for one QuickBooks Online company (realm)."""
+
+    display_name = NAME
+    where_to_fix = "QuickBooks (Settings > Account and settings > Billing & subscription) or the integration settings"
+
+    def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
+        self._api = api
+        self._auth = auth
+        self._realm = config.accounting_company_ref or ""
+        self._roles = _roles(config)
+        self._company_name: str | None = None
+        self._lock = threading.Lock()
+        self._preferences: JsonObject | None = None
+        self._lists: dict[str, list[JsonObject]] = {}
+
+    # ------------------------------------------------------------ C1 + C4
+
+    def authenticate(self) -> ConnectionProfile:
+        if not _REALM.fullmatch(self._realm):
+            raise AccountingSystemError(
+                f"The QuickBooks company configured for this Pleo company ({self._realm!r}) is not a realmId "
+                "(QuickBooks company ids are digits only). Correct accountingCompanyRef in the integration "
+                "settings, then export again.",
+                reason_type=FailureReasonType.INVALID_CONFIGURATION,
+            )
+        what = "reading the company information"
+        body = self._read(f"companyinfo/{self._realm}", what=what)
+        read = BodyReader(NAME, what)
+        info = read.member(body, "CompanyInfo")
+        if not info:
+            raise read.garbage()
+        self._company_name = read.text(info, "CompanyName")
+        settings = {
+            read.text(item, "Name"): read.text(item, "Value", numbers=True)
+            for item in read.objects(info, "NameValue", required=False)
+        }
+        granted = self._auth.current().scopes()
+        facts: dict[str, Any] = {
+            "country": read.text(info, "Country"),
+            "legalName": read.text(info, "LegalName"),
+            "offeringSku": settings.get("OfferingSku"),
+            "subscriptionStatus": settings.get("SubscriptionStatus"),
+        }
+        if not granted:  # no scope stored: the accounting call just made proves the one data scope
+            granted = frozenset({ACCOUNTING_SCOPE})
+            facts["scopeEvidence"] = "inferred from a successful accounting call"
+        return ConnectionProfile(
+            company_ref=self._realm, company_name=self._company_name, permissions=granted, facts=facts
+        )
+
+    # ------------------------------------------------------------ C2 + C3
+
+    def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
+        # One data scope covers journal entries, bills, vendors and attachments alike.
+        if ACCOUNTING_SCOPE in profile.permissions:
+            return []
+        return [f"the QuickBooks scope {ACCOUNTING_SCOPE} (accounting data)"]
+
+    def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
+        if capability is not Capability.VENDOR_BOOKKEEPING:
+            return Support(True, "every QuickBooks Online plan takes journal entries and attachments")
+        plan = profile.facts.get("offeringSku")
+        if isinstance(plan, str) and "simple start" in plan.lower():
+            return Support(
+                False,
+                f"{self._company_label()} is on {plan}, which has no bills (vendor bookkeeping needs bills and "
+                "vendors: QuickBooks Online Essentials or higher); upgrade the QuickBooks plan or turn vendor "
+                "bookkeeping off",
+            )
+        return Support(True, f"bills and vendors available ({plan or 'plan not stated'})")
+
+    # ------------------------------------------------------------ C5
+
+    def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        wanted = sorted({ref for ref in refs if ref})
+        if not wanted:
+            return {}
+        what = "looking up the mapped accounts"
+        read = BodyReader(NAME, what)
+        numbers_on = read.flag(
+            read.member(self._company_preferences(), "AccountingInfoPrefs"), "UseAccountNumbers", default=False
+        )
+        by_id: dict[str, JsonObject] = {}
+        by_number: dict[str, JsonObject] = {}
+        for account in self._list("Account", what=what):
+            account_id = read.text(account, "Id", numbers=True)
+            number = read.text(account, "AcctNum", numbers=True)
+            read.text(account, "Name")
+            read.text(account, "AccountType")
+            read.flag(account, "Active", default=True)
+            if account_id:
+                by_id[account_id] = account
+            if number:
+                by_number[number] = account
+        return {ref: self._account_entry(read, ref, by_id, by_number, numbers_on) for ref in wanted}
+
+    def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
+        wanted = sorted({code for code in codes if code})
+        if not wanted:
+            return {}
+        what = "looking up the mapped tax codes"
+        read = BodyReader(NAME, what)
+        by_id: dict[str, JsonObject] = {}
+        by_name: dict[str, JsonObject] = {}
+        for code in self._list("TaxCode", what=what):
+            code_id, name = read.text(code, "Id", numbers=True), read.text(code, "Name")
+            if code_id:
+                by_id[code_id] = code
+            if name:
+                by_name.setdefault(name.lower(), code)
+        found: dict[str, LedgerEntry | None] = {}
+        for wanted_code in wanted:
+            match = by_id.get(wanted_code) or by_name.get(wanted_code.lower())
+            found[wanted_code] = None if match is None else _tax_code_entry(read, wanted_code, match)
+        return found
+
+    # ------------------------------------------------------------ plumbing
+
+    def _account_entry(
+        self,
+        read: BodyReader,
+        ref: str,
+        by_id: Mapping[str, JsonObject],
+        by_number: Mapping[str, JsonObject],
+        numbers_on: bool,
+    ) -> LedgerEntry | None:
+        by_ref = by_id.get(ref)
+        numbered = by_number.get(ref)
+        if by_ref is None and numbered is None:
+            return None
+        if by_ref is None and not numbers_on:
+            assert numbered is not None
+            return LedgerEntry(
+                ref=ref,
+                name=read.text(numbered, "Name"),
+                usable=False,
+                problem="is an account number, but account numbers are turned off in QuickBooks "
+                f"({ACCOUNT_NUMBERS_SCREEN}); map the account by its QuickBooks Id "
+                f"({read.text(numbered, 'Id', numbers=True)}) or turn account numbers on",
+            )
+        if by_ref is not None and numbers_on and numbered is not None and numbered is not by_ref:
+            return LedgerEntry(
+                ref=ref,
+                name=None,
+                usable=False,
+                problem=f"is ambiguous: it is the Id of {read.text(by_ref, 'Name')!r} and the account number of "
+                f"{read.text(numbered, 'Name')!r}; map the account by a value only one account has",
+            )
+        account = by_ref if by_ref is not None else numbered
+        assert account is not None
+        name = read.text(account, "Name")
+        kind = read.text(account, "AccountType") or "unknown"
+        problem = ""
+        if not read.flag(account, "Active", default=True):
+            problem = f"is inactive in QuickBooks ({CHART_SCREEN})"
+        else:
+            for role in self._roles.get(ref, ()):
+                suitable = SUITABLE_TYPES[role]
+                if kind not in suitable:
+                    problem = (
+                        f"is of account type {kind} (QuickBooks {CHART_SCREEN}), which cannot be the "
+                        f"{ROLE_LABELS[role]} ({role}); map an account of type {' / '.join(suitable)}"
+                    )
+                    break
+        return LedgerEntry(ref=ref, name=name, usable=not problem, problem=problem)
+
+    def _company_preferences(self) -> JsonObject:
+        with self._lock:
+            if self._preferences is None:
+                what = "reading the company preferences"
+                read = BodyReader(NAME, what)
+                body = self._read("preferences", what=what)
+                preferences = read.member(body, "Preferences")
+                if not preferences:
+                    raise read.garbage()
+                self._preferences = preferences
+            return self._preferences
+
+    def _list(self, entity: str, *, what: str) -> list[JsonObject]:
+        """Every row of a name list, inactive ones included, page by page."""
+        with self._lock:
+            if entity not in self._lists:
+                read = BodyReader(NAME, what)
+                rows: list[JsonObject] = []
+                for page in range(MAX_PAGES):
+                    # entity is one of our constants; nothing configured reaches a statement
+                    start = page * PAGE_SIZE + 1
+                    statement = f"select * from {entity} where Active in (true, false) startposition {start} maxresults {PAGE_SIZE}"  # noqa: E501, S608
+                    body = self._read("query", what=what, query=statement)
+                    batch = read.objects(read.member(body, "QueryResponse"), entity, required=False)
+                    rows.extend(batch)
+                    if len(batch) < PAGE_SIZE:
+                        break
+                self._lists[entity] = rows
+            return list(self._lists[entity])
+
+    def _read(self, resource: str, *, what: str, query: str | None = None) -> JsonObject:
+        """GET one resource of the realm and return its body, which must be data: every
+        fault (in a 200 too) and every refusal is classified here."""
+        response = self._get(resource, what=what, query=query)
+        fault = answer_fault(response)
+        tid = response.headers.get("intuit_tid")
+        if fault is not None or not response.is_success:
+            logger.info(
+                "QuickBooks refused a call",
+                extra={
+                    "status": response.status_code,
+                    "intuit_tid": tid,
+                    "what": what,
+                    "fault_type": fault and fault.type,
+                },
+            )
+        if response.status_code == 401:
+            self._refused_authentication(fault)
+        if response.status_code == 403 or _company_refused(fault):
+            self._refused_authorization(fault, what)
+        if fault is not None:
+            raise self._fault_error(fault, response, what)
+        if not response.is_success:
+            raise unexpected_answer(NAME, response, what)
+        return BodyReader(NAME, what).parse_object(response)
+
+    def _refused_authentication(self, fault: Fault | None) -> None:
+        if _user_refused(fault):
+            raise AccountingSystemError(
+                f"QuickBooks refused access to {self._company_label()}: the user who connected QuickBooks no "
+                "longer has access to the company (or its subscription lapsed). Reconnect QuickBooks in the "
+                "integration settings with a company admin, then export again.",
+                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+            )
+        raise AccountingSystemError(
+            f"QuickBooks rejected the integration's access token for {self._company_label()} even after a "
+            "refresh. Reconnect QuickBooks in the integration settings, then export again.",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+        )
+
+    def _refused_authorization(self, fault: Fault | None, what: str) -> None:
+        if _company_refused(fault):
+            raise AccountingSystemError(
+                f"The QuickBooks connection does not cover the company configured for this Pleo company (realmId "
+                f"{self._realm}): QuickBooks answered ApplicationAuthorizationFailed. The connection was made for "
+                "another QuickBooks company, or this company's authorisation of the app lapsed. Correct the "
+                "company (accountingCompanyRef) in the integration settings, or reconnect QuickBooks and choose "
+                "that company, then export again.",
+                reason_type=FailureReasonType.INVALID_CONFIGURATION,
+            )
+        scopes = self._auth.current().scope
+        if scopes is not None and ACCOUNTING_SCOPE not in scopes.split():
+            raise AccountingSystemError(
+                f"QuickBooks refused {what} for {self._company_label()}: the connection was not granted accounting "
+                f"access ({ACCOUNTING_SCOPE}). Reconnect QuickBooks in the integration settings and approve "
+                "accounting access, then export again.",
+                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+            )
+        raise AccountingSystemError(
+            f"QuickBooks refused {what} for {self._company_label()} (403). Reconnect QuickBooks in the integration "
+            "settings with a company admin, then export again.",
+            reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+        )
+
+    def _fault_error(
+        self, fault: Fault, response: httpx.Response, what: str
+    ) -> AccountingSystemError | AccountingSystemUnavailable:
+        """A fault in an answer that is not a 401/403 (often a 200): never data."""
+        if fault.has(codes=("3001",), names=("ThrottleExceeded",)):
+            return AccountingSystemUnavailable(
+                f"QuickBooks is rate limiting us (ThrottleExceeded) while {what}",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+            )
+        if fault.type in ("authenticationfault", "authentication") or fault.has(codes=("3200", "100")):
+            return AccountingSystemError(
+                f"QuickBooks rejected the integration's access token for {self._company_label()}. Reconnect "
+                "QuickBooks in the integration settings, then export again.",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+            )
+        if _user_refused(fault):
+            return AccountingSystemError(
+                f"QuickBooks refused {what} for {self._company_label()}: the connecting user lacks access. "
+                "Reconnect QuickBooks in the integration settings with a company admin, then export again.",
+                reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
+            )
+        if fault.type in ("systemfault", "service", "system") or response.status_code >= 500:
+            return AccountingSystemUnavailable(
+                f"QuickBooks reported a service fault while {what}",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+            )
+        if not fault.type and not fault.codes and not fault.names:
+            return BodyReader(NAME, what).garbage()
+        return AccountingSystemError(
+            f"QuickBooks answered with a {fault.type or 'fault'} while {what}; contact support if this persists",
+            reason_type=FailureReasonType.VALIDATION_FAILURE,
+        )
+
+    def _get(self, resource: str, *, what: str, query: str | None = None) -> httpx.Response:
+        """GET ``/v3/company/{realm}/{resource}`` with ``minorversion`` (and ``query``), the bearer
+        token (a 401 refreshes it once: see ``OAuthBearer``), within the realm's concurrency."""
+        path = f"/v3/company/{self._realm}/{resource}?"
+        if query is not None:
+            path += f"query={quote(query, safe='')}&"
+        path += f"minorversion={MINOR_VERSION}"
+        with _realm_slot(self._realm):
+            return request_or_raise(
+                self._api, "GET", path, system=NAME, what=what, auth=self._auth, inspect=_log_answer(what)
+            )
+
+    def _company_label(self) -> str:
+        name = self._company_name
+        return f"the company {name} (realmId {self._realm})" if name else f"the company with realmId {self._realm}"
+
+
+def _log_answer(what: str) -> Callable[[httpx.Response], None]:
+    """Log every answer's ``intuit_tid`` (Intuit support finds a call by it; it is no secret)."""
+
+    def log(response: httpx.Response) -> None:
+        tid = response.headers.get("intuit_tid")
+        if response.status_code == 429 or response.status_code >= 500:
+            logger.info(
+                "QuickBooks answered with trouble",
+                extra={"status": response.status_code, "intuit_tid": tid, "what": what},
+            )
+        else:
+            logger.debug("QuickBooks answered", extra={"status": response.status_code, "intuit_tid": tid, "what": what})
+
+    return log
+
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _realm_slot(realm: str) -> threading.BoundedSemaphore:
+    with _SLOTS_LOCK:
+        if realm not in _SLOTS:
+            _SLOTS[realm] = threading.BoundedSemaphore(CONCURRENT_PER_REALM)
+        return _SLOTS[realm]
+
+
+def _roles(config: CompanyConfiguration) -> dict[str, tuple[str, ...]]:
+    """Which mapping(s) each configured account ref fills (its suitable types depend on it)."""
+    mappings = config.mappings
+    roles: dict[str, list[str]] = {}
+    for role, ref in (
+        ("expenseAccount", mappings.expense_account),
+        ("contraAccount", mappings.contra_account),
+        ("vendorPayablesAccount", mappings.vendor_payables_account),
+    ):
+        if ref:
+            roles.setdefault(ref, []).append(role)
+    return {ref: tuple(names) for ref, names in roles.items()}
+
+
+def _tax_code_entry(read: BodyReader, ref: str, code: JsonObject) -> LedgerEntry:
+    problem = ""
+    if not read.flag(code, "Active", default=True):
+        problem = "is inactive in QuickBooks (Taxes > VAT / sales tax settings)"
+    else:
+        purchase = read.objects(read.member(code, "PurchaseTaxRateList"), "TaxRateDetail", required=False)
+        sales = read.objects(read.member(code, "SalesTaxRateList"), "TaxRateDetail", required=False)
+        if sales and not purchase:
+            problem = "has no purchase tax rate (a sales-only tax code), so it cannot apply to expenses"
+    return LedgerEntry(ref=ref, name=read.text(code, "Name"), usable=not problem, problem=problem)
+
+
+class QuickBooksSettings(ConnectorSettings):
+    """QuickBooks' settings: ``QUICKBOOKS_API_BASE_URL`` (sandbox companies:
+    ``https://sandbox-quickbooks.api.intuit.com``), ``QUICKBOOKS_OAUTH_BASE_URL`` (the token
+    endpoint's host) and ``QUICKBOOKS_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app)."""
+
+    model_config = SettingsConfigDict(env_prefix="QUICKBOOKS_", frozen=True, extra="ignore")
+
+    api_base_url: HttpUrl = HttpUrl("https://quickbooks.api.intuit.com")
+    oauth_base_url: HttpUrl = HttpUrl("https://oauth.platform.intuit.com")
+    client_credentials_secret_id: str = Field(default="export-preflight/quickbooks/client", min_length=1)
+
+
+def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
+    assert isinstance(settings, QuickBooksSettings)
+    return {"quickbooks": base_url(settings.api_base_url), "quickbooks-oauth": base_url(settings.oauth_base_url)}
+
+
+def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> QuickBooksConnector:
+    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
+    settings = env.settings
+    assert isinstance(settings, QuickBooksSettings)
+    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
+    endpoint = TokenEndpoint(
+        env.http["quickbooks-oauth"],
+        TOKEN_PATH,
+        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
+        NAME,
+        trouble=ACCOUNTING_TROUBLE,
+    )
+    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_not_about_the_token)
+    return QuickBooksConnector(env.http["quickbooks"], auth, config)
+
+
+SPEC = ConnectorSpec(
+    system_id="quickbooks",
+    display_name=NAME,
+    settings=QuickBooksSettings,
+    base_urls=_base_urls,
+    create=_create,
+    required_mappings=(
+        ("expense_account", "default expense account (expenseAccount)"),
+        ("contra_account", "contra account for card spend (contraAccount)"),
+    ),
+    reread_on_rejection=False,
+    vendor_mappings=(),  # bills post to the company's default Accounts Payable unless one is mapped
+)

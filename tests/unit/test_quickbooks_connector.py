@@ -1,0 +1,568 @@
+"""The QuickBooks Online connector against QuickBooks-shaped answers (respx)."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+from export_preflight.connectors.quickbooks import (
+    ACCOUNTING_SCOPE,
+    QuickBooksConnector,
+    _not_about_the_token,
+)
+from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
+from export_preflight.http import new_client
+from export_preflight.models import Capability, FailureReasonType, TokenSet
+from export_preflight.oauth import OAuthBearer
+from tests.unit.fakes import configuration
+
+Reason = FailureReasonType
+BASE = "https://quickbooks.api.intuit.com"
+REALM = "9130357992178026"
+COMPANY = f"/v3/company/{REALM}"
+
+COMPANY_INFO = {
+    "CompanyInfo": {
+        "CompanyName": "Harbour Ltd",
+        "LegalName": "Harbour Ltd",
+        "Country": "GB",
+        "NameValue": [
+            {"Name": "SubscriptionStatus", "Value": "PAID"},
+            {"Name": "OfferingSku", "Value": "QuickBooks Online Plus"},
+        ],
+        "Id": REALM,
+    },
+    "time": "2026-01-01T00:00:00.000-07:00",
+}
+
+
+def preferences(*, numbers: bool) -> dict:
+    return {"Preferences": {"AccountingInfoPrefs": {"UseAccountNumbers": numbers}, "TaxPrefs": {"UsingSalesTax": True}}}
+
+
+def account(account_id, name, kind, *, number=None, active=True):
+    row = {"Id": account_id, "Name": name, "AccountType": kind, "Active": active}
+    if number:
+        row["AcctNum"] = number
+    return row
+
+
+ACCOUNTS = [
+    account("7", "Office Expenses", "Expense", number="6100"),
+    account("9", "Old Marketing", "Expense", number="6190", active=False),
+    account("10", "Pleo Card", "Credit Card", number="2100"),
+    account("12", "Accounts Payable (A/P)", "Accounts Payable", number="2000"),
+    account("13", "Sales", "Income", number="4000"),
+    account("61", "Misc", "Expense", number="7"),
+]
+TAX_CODES = [
+    {"Id": "3", "Name": "20.0% S", "Active": True, "PurchaseTaxRateList": {"TaxRateDetail": [{}]}},
+    {"Id": "6", "Name": "20.0% Sales only", "Active": True, "SalesTaxRateList": {"TaxRateDetail": [{}]}},
+    {"Id": "7", "Name": "Old 17.5%", "Active": False},
+]
+
+
+def query_answer(entity: str, rows: list) -> dict:
+    return {"QueryResponse": {entity: rows, "startPosition": 1, "maxResults": len(rows)} if rows else {}}
+
+
+def documented(kind: str, code: str, message: str) -> dict:
+    return {"Fault": {"Error": [{"Message": message, "Detail": "detail", "code": code}], "type": kind}, "time": "t"}
+
+
+def gateway(kind: str, code: str, name: str, status: int) -> dict:
+    message = f"message={name}; errorCode={int(code):06d}; statusCode={status}"
+    return {"fault": {"error": [{"message": message, "detail": None, "code": code}], "type": kind}, "time": 1}
+
+
+class FakeTokens:
+    """Stands in for ``OAuthTokens``: hands out one token set, counts refreshes."""
+
+    def __init__(self, scope: str | None = f"{ACCOUNTING_SCOPE} openid") -> None:
+        self.refreshes = 0
+        self.scope = scope
+
+    def current(self, secret_id, endpoint):
+        return self._tokens("access-1")
+
+    def refresh(self, secret_id, endpoint, *, rejected):
+        self.refreshes += 1
+        return self._tokens(f"access-{self.refreshes + 1}")
+
+    def _tokens(self, access: str) -> TokenSet:
+        return TokenSet(
+            accessToken=SecretStr(access),
+            refreshToken=SecretStr("refresh"),
+            expiresAt=time.time() + 3600,
+            scope=self.scope,
+        )
+
+
+def new_connector(http, tokens, **mappings):
+    config = configuration(
+        accountingSystem="quickbooks",
+        accountingCompanyRef=REALM,
+        accountingCredentialsSecretId="export-preflight/quickbooks/harbour",
+        mappings={"expenseAccount": "7", "contraAccount": "10", "vatCodes": ["3"], **mappings},
+    )
+    auth = OAuthBearer(tokens, "export-preflight/quickbooks/harbour", None, refusal=_not_about_the_token)  # type: ignore[arg-type]
+    return QuickBooksConnector(http, auth, config)
+
+
+@pytest.fixture
+def api():
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def tokens():
+    return FakeTokens()
+
+
+@pytest.fixture
+def connector(tokens):
+    with new_client(BASE, timeout_seconds=2) as http:
+        yield new_connector(http, tokens)
+
+
+def serve_accounts(api, *, numbers: bool, rows=ACCOUNTS):
+    api.get(f"{COMPANY}/preferences").respond(200, json=preferences(numbers=numbers))
+    return api.get(f"{COMPANY}/query").respond(200, json=query_answer("Account", rows))
+
+
+# ---------------------------------------------------------------- authentication and company
+
+
+def test_authenticate_reads_the_configured_realm_with_minorversion(api, connector):
+    route = api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO, headers={"intuit_tid": "1-abc"})
+
+    profile = connector.authenticate()
+
+    assert profile.company_ref == REALM and profile.company_name == "Harbour Ltd"
+    assert ACCOUNTING_SCOPE in profile.permissions
+    assert profile.facts["offeringSku"] == "QuickBooks Online Plus"
+    assert route.calls.last.request.url.params["minorversion"] == "75"
+    assert route.calls.last.request.method == "GET"
+
+
+def test_every_call_carries_minorversion_75_and_queries_are_gets(api, connector):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    serve_accounts(api, numbers=False)
+    connector.authenticate()
+    connector.accounts(["7"])
+
+    assert [c.request.url.params["minorversion"] for c in api.calls] == ["75"] * 3
+    query = next(c.request for c in api.calls if c.request.url.path.endswith("/query"))
+    statement = parse_qs(urlsplit(str(query.url)).query)["query"][0]
+    assert statement.startswith("select * from Account where Active in (true, false)")
+    assert "%20" in str(query.url)  # spaces encoded as %20, not "+"
+
+
+def test_without_a_stored_scope_the_accounting_scope_is_inferred(api):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    with new_client(BASE, timeout_seconds=2) as http:
+        profile = new_connector(http, FakeTokens(scope=None)).authenticate()
+    assert profile.permissions == frozenset({ACCOUNTING_SCOPE})
+    assert profile.facts["scopeEvidence"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        gateway("SERVICE", "3100", "ApplicationAuthorizationFailed", 403),
+        documented("AuthorizationFault", "3100", "message=ApplicationAuthorizationFailed; errorCode=003100"),
+    ],
+    ids=["gateway shape", "documented shape"],
+)
+def test_application_authorization_failed_is_the_wrong_company(api, connector, body):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(403, json=body)
+
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.INVALID_CONFIGURATION
+    assert REALM in str(raised.value) and "accountingCompanyRef" in str(raised.value)
+
+
+def test_application_authorization_failed_in_xml_is_still_recognised(api, connector):
+    xml = (
+        b'<?xml version="1.0"?><IntuitResponse><Fault type="AuthorizationFault"><Error code="3100">'
+        b"<Message>message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403</Message>"
+        b"</Error></Fault></IntuitResponse>"
+    )
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(403, content=xml, headers={"Content-Type": "application/xml"})
+
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.INVALID_CONFIGURATION
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        documented("AuthenticationFault", "3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401"),
+        gateway("AUTHENTICATION", "3200", "AuthenticationFailed", 401),
+        None,
+    ],
+    ids=["documented shape", "gateway shape", "no body"],
+)
+def test_a_401_refreshes_once_then_is_an_authentication_failure(api, connector, tokens, body):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(401, json=body)
+
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
+    assert tokens.refreshes == 1
+
+
+def test_a_401_authorization_fault_is_not_refreshed_and_is_an_authorization_failure(api, connector, tokens):
+    body = documented("AuthorizationFault", "120", "Authorization Failure")
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(401, json=body)
+
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.AUTHORIZATION_FAILURE
+    assert tokens.refreshes == 0
+
+
+def test_a_realm_that_is_not_digits_is_never_sent(api, tokens):
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens)
+        connector._realm = "../other"
+        with pytest.raises(AccountingSystemError) as raised:
+            connector.authenticate()
+    assert raised.value.reason_type is Reason.INVALID_CONFIGURATION
+    assert not api.calls
+
+
+# ---------------------------------------------------------------- faults in a 200
+
+
+UNAVAILABLE, REFUSED = AccountingSystemUnavailable, AccountingSystemError
+FAULTS_IN_200: dict[str, tuple[dict, type[Exception], FailureReasonType]] = {
+    "SystemFault": (
+        documented("SystemFault", "10000", "An application error"),
+        UNAVAILABLE,
+        Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
+    ),
+    "ThrottleExceeded (gateway)": (
+        gateway("SERVICE", "3001", "ThrottleExceeded", 429),
+        UNAVAILABLE,
+        Reason.ACCOUNTING_SYSTEM_RATE_LIMIT,
+    ),
+    "AuthenticationFault": (
+        documented("AuthenticationFault", "3200", "AuthenticationFailed"),
+        REFUSED,
+        Reason.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+    ),
+    "AUTHENTICATION (gateway)": (
+        gateway("AUTHENTICATION", "3200", "AuthenticationFailed", 401),
+        REFUSED,
+        Reason.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+    ),
+    "ApplicationAuthorizationFailed": (
+        gateway("SERVICE", "3100", "ApplicationAuthorizationFailed", 403),
+        REFUSED,
+        Reason.INVALID_CONFIGURATION,
+    ),
+    "ValidationFault": (
+        documented("ValidationFault", "2010", "Request has invalid or unsupported property"),
+        REFUSED,
+        Reason.VALIDATION_FAILURE,
+    ),
+    "upper-case keys": (
+        {"FAULT": {"ERROR": [{"CODE": "3001"}], "TYPE": "service"}},
+        UNAVAILABLE,
+        Reason.ACCOUNTING_SYSTEM_RATE_LIMIT,
+    ),
+    "Fault not an object, next to data": (
+        {"Fault": "broken", "CompanyInfo": COMPANY_INFO["CompanyInfo"]},
+        UNAVAILABLE,
+        Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "error", "reason"), list(FAULTS_IN_200.values()), ids=list(FAULTS_IN_200))
+def test_a_200_with_a_fault_is_classified_never_data(api, connector, body, error, reason):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=body)
+
+    with pytest.raises(error) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is reason
+
+
+def test_throttle_exceeded_429_is_retried_with_retry_after(api, connector):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(
+        429, json=gateway("SERVICE", "3001", "ThrottleExceeded", 429), headers={"Retry-After": "30"}
+    )
+
+    with pytest.raises(AccountingSystemUnavailable) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.ACCOUNTING_SYSTEM_RATE_LIMIT
+    assert raised.value.retry_after == 30
+
+
+def test_throttle_exceeded_429_without_retry_after_backs_off(api, connector):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(429, content=b"<Fault>ThrottleExceeded</Fault>")
+
+    with pytest.raises(AccountingSystemUnavailable) as raised:
+        connector.authenticate()
+
+    assert raised.value.reason_type is Reason.ACCOUNTING_SYSTEM_RATE_LIMIT and raised.value.retry_after is None
+
+
+def test_intuit_tid_is_logged_on_a_refusal(api, connector, caplog):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(
+        403, json=gateway("SERVICE", "3100", "ApplicationAuthorizationFailed", 403), headers={"intuit_tid": "1-tid-42"}
+    )
+    with pytest.raises(AccountingSystemError):
+        connector.authenticate()
+    assert [getattr(r, "intuit_tid", None) for r in caplog.records] == ["1-tid-42"]
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def test_accounts_by_id_when_account_numbers_are_off(api, connector):
+    serve_accounts(api, numbers=False)
+
+    found = connector.accounts(["7", "10", "9", "999"])
+
+    assert found["7"] is not None and found["7"].usable
+    assert found["10"] is not None and found["10"].usable
+    assert found["9"] is not None and not found["9"].usable and "inactive" in found["9"].problem
+    assert found["999"] is None
+
+
+def test_an_account_number_while_numbers_are_off_says_how_to_fix_it(api, connector):
+    serve_accounts(api, numbers=False)
+
+    entry = connector.accounts(["6100"])["6100"]
+
+    assert entry is not None and not entry.usable
+    assert "account numbers are turned off" in entry.problem and "(7)" in entry.problem
+
+
+def test_accounts_by_acctnum_when_account_numbers_are_on(api, tokens):
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens, expenseAccount="6100", contraAccount="2100")
+        serve_accounts(api, numbers=True)
+        found = connector.accounts(["6100", "2100"])
+    assert found["6100"] is not None and found["6100"].usable and found["6100"].name == "Office Expenses"
+    assert found["2100"] is not None and found["2100"].usable
+
+
+def test_a_ref_that_is_one_accounts_id_and_anothers_number_is_ambiguous(api, tokens):
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens, expenseAccount="7")
+        serve_accounts(api, numbers=True)
+        entry = connector.accounts(["7"])["7"]
+    assert entry is not None and not entry.usable and "ambiguous" in entry.problem
+
+
+@pytest.mark.parametrize(
+    ("mapping", "ref", "usable"),
+    [
+        ("expenseAccount", "13", False),  # Income
+        ("expenseAccount", "10", False),  # Credit Card
+        ("contraAccount", "12", False),  # Accounts Payable
+        ("contraAccount", "7", False),  # Expense
+        ("vendorPayablesAccount", "12", True),
+        ("vendorPayablesAccount", "10", False),
+    ],
+)
+def test_account_type_must_suit_the_mapping(api, tokens, mapping, ref, usable):
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens, **{mapping: ref})
+        serve_accounts(api, numbers=False)
+        entry = connector.accounts([ref])[ref]
+    assert entry is not None and entry.usable is usable
+    if not usable:
+        assert mapping in entry.problem and "account type" in entry.problem
+
+
+def test_the_chart_is_read_once_per_job_and_paged(api, connector):
+    api.get(f"{COMPANY}/preferences").respond(200, json=preferences(numbers=False))
+    full = [account(str(i), f"A{i}", "Expense") for i in range(1, 1001)]
+    route = api.get(f"{COMPANY}/query").mock(
+        side_effect=[
+            httpx.Response(200, json=query_answer("Account", full)),
+            httpx.Response(200, json=query_answer("Account", [account("1001", "Last", "Expense")])),
+        ]
+    )
+    assert connector.accounts(["1001"])["1001"] is not None
+    connector.accounts(["7"])
+    assert route.call_count == 2
+    second = parse_qs(urlsplit(str(route.calls[1].request.url)).query)["query"][0]
+    assert "startposition 1001" in second
+
+
+# ---------------------------------------------------------------- tax codes
+
+
+def test_tax_codes_by_id_or_name(api, connector):
+    api.get(f"{COMPANY}/query").respond(200, json=query_answer("TaxCode", TAX_CODES))
+
+    found = connector.tax_codes(["3", "20.0% s", "6", "7", "99"])
+
+    assert found["3"] is not None and found["3"].usable
+    assert found["20.0% s"] is not None and found["20.0% s"].usable
+    assert found["6"] is not None and not found["6"].usable and "purchase" in found["6"].problem
+    assert found["7"] is not None and not found["7"].usable and "inactive" in found["7"].problem
+    assert found["99"] is None
+
+
+# ---------------------------------------------------------------- capabilities and permissions
+
+
+def test_simple_start_has_no_bills(api, connector):
+    info = json.loads(json.dumps(COMPANY_INFO))
+    info["CompanyInfo"]["NameValue"][1]["Value"] = "QuickBooks Online Simple Start"
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=info)
+    profile = connector.authenticate()
+
+    assert not connector.supports(profile, Capability.VENDOR_BOOKKEEPING).supported
+    assert connector.supports(profile, Capability.JOURNAL_ENTRY).supported
+
+
+def test_a_token_without_the_accounting_scope_misses_it(api):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, FakeTokens(scope="com.intuit.quickbooks.payment"))
+        profile = connector.authenticate()
+        assert connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY}) == [
+            f"the QuickBooks scope {ACCOUNTING_SCOPE} (accounting data)"
+        ]
+
+
+def test_a_403_without_the_accounting_scope_says_so(api):
+    api.get(f"{COMPANY}/query").respond(403, json=documented("AuthorizationFault", "120", "Authorization Failure"))
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, FakeTokens(scope="com.intuit.quickbooks.payment"))
+        with pytest.raises(AccountingSystemError) as raised:
+            connector.tax_codes(["3"])
+    assert raised.value.reason_type is Reason.AUTHORIZATION_FAILURE and ACCOUNTING_SCOPE in str(raised.value)
+
+
+# ---------------------------------------------------------------- garbage bodies
+
+EXCEPTION_NAMES = ("Error", "Exception", "KeyError", "Traceback", "JSONDecode", "Recursion")
+MARKER = "GARBAGE-7f3a"
+
+GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
+    ("html", f"<!DOCTYPE html><html><body>{MARKER} maintenance</body></html>".encode()),
+    ("empty", b""),
+    ("truncated", b'{"CompanyInfo": {"CompanyName": "Harb'),
+    ("not utf-8", b'{"Name": "\xff\xfe"}'),
+    ("null", b"null"),
+    ("string", f'"{MARKER}"'.encode()),
+    ("number", b"42"),
+    ("a list", b"[]"),
+    ("5000-digit integer", b'{"QueryResponse": ' + b"9" * 5000 + b"}"),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
+    ("deep object", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+]
+
+COMPANY_INFO_GARBAGE: list[tuple[str, object]] = [
+    ("CompanyInfo missing", {"time": "t"}),
+    ("CompanyInfo a list", {"CompanyInfo": [COMPANY_INFO["CompanyInfo"]]}),
+    ("CompanyInfo a string", {"CompanyInfo": MARKER}),
+    ("CompanyName a number", {"CompanyInfo": {"CompanyName": 5}}),
+    ("NameValue an object", {"CompanyInfo": {"CompanyName": "H", "NameValue": {"Name": "OfferingSku"}}}),
+    ("NameValue of strings", {"CompanyInfo": {"CompanyName": "H", "NameValue": ["OfferingSku"]}}),
+    ("Value a list", {"CompanyInfo": {"CompanyName": "H", "NameValue": [{"Name": "OfferingSku", "Value": []}]}}),
+]
+PREFERENCES_GARBAGE: list[tuple[str, object]] = [
+    ("Preferences missing", {"time": "t"}),
+    ("Preferences a list", {"Preferences": []}),
+    ("AccountingInfoPrefs a string", {"Preferences": {"AccountingInfoPrefs": MARKER}}),
+    ("UseAccountNumbers a string", {"Preferences": {"AccountingInfoPrefs": {"UseAccountNumbers": "true"}}}),
+]
+
+
+def _query_garbage(entity: str, ref: str) -> list[tuple[str, object]]:
+    return [
+        ("QueryResponse a list", {"QueryResponse": []}),
+        ("QueryResponse a string", {"QueryResponse": MARKER}),
+        (f"{entity} an object", {"QueryResponse": {entity: {"Id": "7"}}}),
+        (f"{entity} of numbers", {"QueryResponse": {entity: [1, 2]}}),
+        ("Id a list", {"QueryResponse": {entity: [{"Id": [ref]}]}}),
+        ("Name a number", {"QueryResponse": {entity: [{"Id": ref, "Name": 7}]}}),
+        ("Active a string", {"QueryResponse": {entity: [{"Id": ref, "Name": "x", "Active": "true"}]}}),
+    ]
+
+
+ACCOUNT_GARBAGE = [
+    *_query_garbage("Account", "7"),
+    ("AcctNum an object", {"QueryResponse": {"Account": [{"Id": "7", "AcctNum": {}}]}}),
+    ("AccountType a number", {"QueryResponse": {"Account": [{"Id": "7", "AccountType": 1}]}}),
+]
+TAX_CODE_GARBAGE = [
+    *_query_garbage("TaxCode", "3"),
+    ("PurchaseTaxRateList a list", {"QueryResponse": {"TaxCode": [{"Id": "3", "PurchaseTaxRateList": []}]}}),
+    (
+        "TaxRateDetail a string",
+        {"QueryResponse": {"TaxCode": [{"Id": "3", "SalesTaxRateList": {"TaxRateDetail": "x"}}]}},
+    ),
+]
+
+
+def _company_info(api, connector, answer):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").mock(return_value=answer)
+    connector.authenticate()
+
+
+def _preferences(api, connector, answer):
+    api.get(f"{COMPANY}/preferences").mock(return_value=answer)
+    api.get(f"{COMPANY}/query").respond(200, json=query_answer("Account", ACCOUNTS))
+    connector.accounts(["7"])
+
+
+def _accounts(api, connector, answer):
+    api.get(f"{COMPANY}/preferences").respond(200, json=preferences(numbers=False))
+    api.get(f"{COMPANY}/query").mock(return_value=answer)
+    connector.accounts(["7"])
+
+
+def _tax_codes(api, connector, answer):
+    api.get(f"{COMPANY}/query").mock(return_value=answer)
+    connector.tax_codes(["3"])
+
+
+ENDPOINTS = {
+    "GET companyinfo": (_company_info, COMPANY_INFO_GARBAGE),
+    "GET preferences": (_preferences, PREFERENCES_GARBAGE),
+    "GET query Account": (_accounts, ACCOUNT_GARBAGE),
+    "GET query TaxCode": (_tax_codes, TAX_CODE_GARBAGE),
+}
+
+GARBAGE_TABLE = [
+    pytest.param(call, httpx.Response(200, content=raw), id=f"{endpoint}: {label}")
+    for endpoint, (call, specific) in ENDPOINTS.items()
+    for label, raw in [*GARBAGE_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
+]
+
+
+@pytest.mark.parametrize(("call", "answer"), GARBAGE_TABLE)
+def test_garbage_bodies_are_the_accounting_systems_trouble(api, connector, call, answer):
+    with pytest.raises(AccountingSystemUnavailable) as raised:
+        call(api, connector, answer)
+
+    message = str(raised.value)
+    assert raised.value.reason_type is Reason.ACCOUNTING_SYSTEM_UNREACHABLE
+    assert message.startswith("QuickBooks answered with something that is not the data we expected while ")
+    assert not any(name in message for name in EXCEPTION_NAMES), message
+    assert MARKER not in message and "<html" not in message.lower()
