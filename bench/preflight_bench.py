@@ -69,6 +69,7 @@ from bench.results import (
     OwnProcess,
     PathResult,
     ProfileResult,
+    SystemPath,
     Target,
     Timebox,
 )
@@ -109,11 +110,8 @@ class World:
         self.cfg = cfg
         self.recorder = CallRecorder()
         self.recorder.install(
-            {
-                f"127.0.0.1:{getattr(sandbox, name).port}": name
-                for name in ("pleo", "economic", "xero")
-                if hasattr(sandbox, name)
-            }
+            {f"127.0.0.1:{sandbox.pleo.port}": "pleo"}
+            | {f"127.0.0.1:{server.port}": name for name, server in sandbox.accounting.items()}
         )
         self.app = sandbox.app
         self._agreements = iter(range(300_001, 400_000))
@@ -174,7 +172,7 @@ class World:
         self._unpurged += len(jobs)
         event = sqs_event(jobs)
         context = LocalLambdaContext(timeout_ms=60_000)
-        for simulator in (self.sandbox.pleo, self.sandbox.economic):
+        for simulator in self.sandbox.servers:
             simulator.reset_requests()
         with self.recorder.recording() as calls, contextlib.redirect_stdout(_Sink()):  # type: ignore[type-var]
             cpu = time.process_time()
@@ -184,7 +182,7 @@ class World:
             cpu = time.process_time() - cpu
         requests = [
             Received(system, r.method, r.path, r.received_at)
-            for system, simulator in (("pleo", self.sandbox.pleo), ("economic", self.sandbox.economic))
+            for system, simulator in (("pleo", self.sandbox.pleo), *self.sandbox.accounting.items())
             for r in simulator.requests
         ]
         return Invocation(end - start, start, end, cpu, response, calls, requests)
@@ -303,6 +301,38 @@ def count_calls(company: Company, all_calls: list[Call], warm_jobs: int) -> Call
 
 
 # ---------------------------------------------------------------- batch
+
+
+UNKNOWN_ACCOUNT = "7777"  # in no simulator's chart of accounts: the fail path fails mapped_accounts
+
+
+def run_systems(world: World, jobs: int = 5) -> list[SystemPath]:
+    """Per registered accounting system: a passing and a failing company (an unknown mapped
+    expense account), one warm-up job each (token refresh, caches), then ``jobs`` warm jobs,
+    one per invocation."""
+    sandbox = world.sandbox
+    assert sandbox.resources is not None
+    rows = []
+    for system in sandbox.kinds:
+        passing = sandbox.add_company(system, f"bench-{system}-pass")
+        failing = sandbox.add_company(system, f"bench-{system}-fail")
+        mappings = {**failing.configuration["mappings"], "expenseAccount": UNKNOWN_ACCOUNT}
+        sandbox.aws.put_company_configuration(sandbox.resources, {**failing.configuration, "mappings": mappings})
+        for path, company, status in (("pass", passing, "in_progress"), ("fail", failing, "failed")):
+            world.invoke([world.job(company)])
+            counts: Counter[str] = Counter()
+            seconds, waves = [], []
+            for _ in range(jobs):
+                job = world.job(company)
+                invocation = world.invoke([job])
+                world.expect(invocation, [job], status)
+                counts.update(r.system for r in invocation.requests)
+                counts.update("aws" for call in invocation.calls if call.kind == "aws")
+                seconds.append(invocation.seconds)
+                waves.append(len(instrument.round_trip_waves(invocation.requests, world.cfg.latency)))
+            calls = {party: counts[party] / jobs for party in ("pleo", system, "aws")}
+            rows.append(SystemPath(system, path, calls, Dist(tuple(seconds)), statistics.median(waves)))
+    return rows
 
 
 def run_batch(world: World, box: Timebox, size: int = 10) -> BatchResult:
@@ -914,6 +944,8 @@ def main(argv: list[str] | None = None) -> int:
         log("[concurrent] fail path with the logger at INFO; one thread-pool hand-off")
         extras.logging_info_fail = measure_logging(world)
         extras.handoff_us = measure_handoff()
+        log("[concurrent] per accounting system: pass and fail path, 5 warm jobs each")
+        extras.systems = run_systems(world)
         seq, _ = run_mode(world, SEQUENTIAL, log)
         log("baseline: bare `import boto3, httpx` in fresh processes; -X importtime of the handler")
         baseline = run_baseline(cfg)

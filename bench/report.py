@@ -610,12 +610,45 @@ def diagnosis(conc: ModeResult, seq: ModeResult, extras: Extras, cfg: BenchConfi
 # ---------------------------------------------------------------- rendering
 
 
+def systems(extras: Extras, cfg: BenchConfig) -> list[Block]:
+    """Per accounting system: calls per job by party and the critical path, pass and fail."""
+    if not extras.systems:
+        return []
+    rows = [
+        [
+            row.system,
+            row.path,
+            f"{row.calls.get('pleo', 0):g}",
+            f"{row.calls.get(row.system, 0):g}",
+            f"{row.calls.get('aws', 0):g}",
+            f"{row.round_trips:g}",
+            ms(row.latency.median),
+        ]
+        for row in extras.systems
+    ]
+    return [
+        ("h", "Per accounting system"),
+        (
+            "p",
+            f"Warm jobs, one per invocation (concurrent mode), {cfg.latency_ms:g} ms per simulator request. The "
+            "fail path maps an expense account the system does not have. *Round trips* are the sequential waves "
+            "of requests the simulators saw (the critical path in remote round trips); AWS calls go to moto "
+            "with no injected latency.",
+        ),
+        (
+            "t",
+            Table(["system", "path", "Pleo calls", "accounting calls", "AWS calls", "round trips", "median"], rows),
+        ),
+    ]
+
+
 def _blocks(
     cfg: BenchConfig, conc: ModeResult, seq: ModeResult, baseline: Baseline, extras: Extras, checks: list[Target]
 ) -> list[Block]:
     return [
         *cold_start(conc, seq, baseline, extras),
         *warm(conc, seq, cfg),
+        *systems(extras, cfg),
         *batch(conc, seq),
         *calls(conc, seq),
         *memory(conc, seq, baseline),

@@ -318,6 +318,18 @@ class ProfileResult:
     cumulative: dict[str, float]  # seconds per job
 
 
+@dataclass(frozen=True)
+class SystemPath:
+    """One accounting system's warm pass or fail path: remote calls per job by party, the
+    median latency, and the round trips on its critical path (sequential request waves)."""
+
+    system: str
+    path: str
+    calls: dict[str, float]
+    latency: Dist
+    round_trips: float
+
+
 @dataclass
 class Extras:
     logging_info_fail: Dist | None = None
@@ -326,6 +338,7 @@ class Extras:
     imports: ImportProfile | None = None
     source_import_init: Dist | None = None  # interleaved with the next: own modules compiled from source
     cached_import_init: Dist | None = None  # the application's own bytecode cached
+    systems: list[SystemPath] = field(default_factory=list)  # per accounting system (run_systems)
 
 
 @dataclass

@@ -956,7 +956,7 @@ def _seed(
     simulator: EconomicSimulator,
     slug: str,
     *,
-    agreement_number: int,
+    agreement_number: int | None = None,
     agreement: dict[str, Any] | None = None,
     grant_token: str | None = None,
     store_accounting_secret: bool = True,
@@ -965,6 +965,8 @@ def _seed(
     (``grant_token`` stores a wrong one; ``store_accounting_secret=False`` none)."""
     app_token = f"app-secret-{uuid.uuid4().hex}"
     real_grant = f"grant-{slug}-{uuid.uuid4().hex}"
+    if agreement_number is None:  # any unused one
+        agreement_number = 500_000 + uuid.uuid4().int % 400_000
     simulator.add_agreement(
         app_secret_token=app_token,
         agreement_grant_token=real_grant,

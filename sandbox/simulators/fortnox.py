@@ -474,7 +474,7 @@ def _seed(
     simulator: FortnoxSimulator,
     slug: str,
     *,
-    organisation_number: str,
+    organisation_number: str | None = None,
     company: dict[str, Any] | None = None,
     scopes: Iterable[str] | str = ALL_SCOPES,
     user_denied: Iterable[str] = (),
@@ -482,6 +482,9 @@ def _seed(
 ) -> AccountingSeed:
     """A Fortnox company and our integration's activation for it (token set in Secrets
     Manager, tagged as a token set). ``company`` sets ``Company`` fields (licences, years...)."""
+    if organisation_number is None:  # any unused one
+        digits = f"{uuid.uuid4().int % 10**8:08d}"
+        organisation_number = f"55{digits[:4]}-{digits[4:]}"
     seeded = simulator.add_company(
         organisation_number=organisation_number, name=f"{slug.replace('-', ' ').title()} AB", **(company or {})
     )

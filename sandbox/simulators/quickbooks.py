@@ -252,6 +252,9 @@ class QuickBooksSimulator(SimulatorServer):
         super().__init__(latency=latency)
         self.clock = clock
         self.refresh_grace_seconds = refresh_grace_seconds
+        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
+        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
+        self.next_token_answer_quirk: dict[str, Any] = {}
         self.minute_limit = minute_limit
         self.concurrent_limit = concurrent_limit
         self.work_seconds = work_seconds
@@ -355,6 +358,7 @@ class QuickBooksSimulator(SimulatorServer):
             self._access.clear()
             self._refresh.clear()
             self._minute.clear()
+            self.next_token_answer_quirk = {}
         with self._flight_lock:
             self._in_flight.clear()
 
@@ -404,7 +408,8 @@ class QuickBooksSimulator(SimulatorServer):
                 return SimResponse(400, {"error": "invalid_grant"})
             record.used_at = now
             grant.previous_refresh_token = presented
-            body = self._issue(grant)
+            body = {**self._issue(grant), **self.next_token_answer_quirk}
+            self.next_token_answer_quirk = {}
         return SimResponse(200, body, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------ API

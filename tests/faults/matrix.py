@@ -824,59 +824,137 @@ MALFORMED = [
 
 # ---------------------------------------------------------------- hardening: the worst faults
 
-XERO_SLUG = "acme-xero"
+# The OAuth systems and what their company needs to be seeded (each row runs for each).
+OAUTH_SYSTEMS: dict[str, dict[str, Any]] = {
+    "xero": {},
+    "fortnox": {"organisation_number": "556677-0001"},
+    "quickbooks": {},
+}
+OAUTH_NAMES = {"xero": "Xero", "fortnox": "Fortnox", "quickbooks": "QuickBooks"}
 
 
-def xero_claimed(sandbox: Sandbox, *, copies: int = 1, **company: Any) -> Seeded:
-    """One Xero company whose access token has expired (the first call refreshes it), one job."""
-    seeded_company = sandbox.add_company("xero", XERO_SLUG, expired_token=True, **company)
-    seeded_job = sandbox.add_job(seeded_company)
-    body = {"jobId": seeded_job["id"], "companyId": seeded_company.company_id}
-    bodies = tuple(enqueue(sandbox, body) for _ in range(copies))
-    return Seeded(seeded_job["id"], seeded_company.company_id, bodies)
+def _oauth_slug(system: str) -> str:
+    return f"acme-{system}"
 
 
-def _xero_secret(sandbox: Sandbox) -> str:
-    return str(sandbox.companies[XERO_SLUG].configuration["accountingCredentialsSecretId"])
+def oauth_claimed(system: str) -> Setup:
+    """One company on ``system`` whose access token has expired (the first call refreshes it), one job."""
 
-
-def xero_token_save_throttled(times: int) -> Setup:
     def setup(sandbox: Sandbox) -> Seeded:
-        seeded = xero_claimed(sandbox)
-        AWS_FAULTS.inject("PutSecretValue", "throttled", times=times, when=_param("SecretId", _xero_secret(sandbox)))
+        company = sandbox.add_company(system, _oauth_slug(system), expired_token=True, **OAUTH_SYSTEMS[system])
+        job = sandbox.add_job(company)
+        body = enqueue(sandbox, {"jobId": job["id"], "companyId": company.company_id})
+        return Seeded(job["id"], company.company_id, (body,))
+
+    return setup
+
+
+def _token_secret(sandbox: Sandbox, system: str) -> str:
+    return str(sandbox.companies[_oauth_slug(system)].configuration["accountingCredentialsSecretId"])
+
+
+def token_save_throttled(system: str, times: int) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = oauth_claimed(system)(sandbox)
+        secret = _token_secret(sandbox, system)
+        AWS_FAULTS.inject("PutSecretValue", "throttled", times=times, when=_param("SecretId", secret))
         return seeded
 
     return setup
 
 
-def _stored_refresh_token(sandbox: Sandbox) -> str:
-    value = sandbox.aws.client("secretsmanager").get_secret_value(SecretId=_xero_secret(sandbox))["SecretString"]
+def token_answer_quirk(system: str, quirk: dict[str, Any]) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = oauth_claimed(system)(sandbox)
+        sandbox.accounting[system].next_token_answer_quirk = quirk  # type: ignore[attr-defined]
+        return seeded
+
+    return setup
+
+
+def without_client_secret(system: str) -> Setup:
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = oauth_claimed(system)(sandbox)
+        secret_id = sandbox.environment()[f"{system.upper()}_CLIENT_CREDENTIALS_SECRET_ID"]
+        sandbox.aws.client("secretsmanager").delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+        return seeded
+
+    return setup
+
+
+def _stored_refresh_token(sandbox: Sandbox, system: str) -> str:
+    secret = _token_secret(sandbox, system)
+    value = sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
     return str(json.loads(value)["refreshToken"])
 
 
-def _journal(sandbox: Sandbox) -> dict[str, Any] | None:
+def _journal(sandbox: Sandbox, system: str) -> dict[str, Any] | None:
     item = sandbox.aws.client("dynamodb").get_item(
         TableName=_resources(sandbox).credential_lock_table,
-        Key={"lockId": {"S": f"journal#{_xero_secret(sandbox)}"}},
+        Key={"lockId": {"S": f"journal#{_token_secret(sandbox, system)}"}},
     )
     return item.get("Item")
 
 
-def token_saved_after_retries(sandbox: Sandbox, seeded: Seeded) -> None:
-    grant = sandbox.companies[XERO_SLUG].grant
-    assert grant is not None and not grant.revoked
-    assert sandbox.xero.token_calls == 1, "one token call per rotation"
-    assert _stored_refresh_token(sandbox) == grant.refresh_token, "the rotated token reached Secrets Manager"
-    assert _journal(sandbox) is None
+def token_saved_after_retries(system: str) -> Verify:
+    def verify(sandbox: Sandbox, seeded: Seeded) -> None:
+        grant = sandbox.companies[_oauth_slug(system)].grant
+        assert grant is not None and not grant.revoked
+        assert sandbox.accounting[system].token_calls == 1, "one token call per rotation"  # type: ignore[attr-defined]
+        assert _stored_refresh_token(sandbox, system) == grant.refresh_token, (
+            "the rotated token reached Secrets Manager"
+        )
+        assert _journal(sandbox, system) is None
+
+    return verify
 
 
-def token_kept_in_the_journal(sandbox: Sandbox, seeded: Seeded) -> None:
-    grant = sandbox.companies[XERO_SLUG].grant
-    assert grant is not None and not grant.revoked
-    assert sandbox.xero.token_calls == 1, "one token call per rotation"
-    journal = _journal(sandbox)
-    assert journal is not None and grant.refresh_token in journal["answer"]["S"], "the new set waits in the journal"
-    assert _stored_refresh_token(sandbox) != grant.refresh_token
+def token_kept_in_the_journal(system: str) -> Verify:
+    def verify(sandbox: Sandbox, seeded: Seeded) -> None:
+        grant = sandbox.companies[_oauth_slug(system)].grant
+        assert grant is not None and not grant.revoked
+        assert sandbox.accounting[system].token_calls == 1, "one token call per rotation"  # type: ignore[attr-defined]
+        journal = _journal(sandbox, system)
+        assert journal is not None and grant.refresh_token in journal["answer"]["S"], "the set waits in the journal"
+        assert _stored_refresh_token(sandbox, system) != grant.refresh_token
+
+    return verify
+
+
+def _oauth_rows() -> list[FaultScenario]:
+    rows = []
+    for system, name in OAUTH_NAMES.items():
+        rows += [
+            FaultScenario(
+                f"{system}-token-save-throttled-x2",
+                f"Secrets Manager `PutSecretValue` of a rotated {name} token set: `ThrottlingException` twice in a row",
+                token_save_throttled(system, 2),
+                handed_on(),
+                verify=token_saved_after_retries(system),
+            ),
+            FaultScenario(
+                f"{system}-token-save-throttled-x10",
+                f"Secrets Manager `PutSecretValue` of a rotated {name} token set: `ThrottlingException` ten times "
+                "in a row (the set waits in the token journal; the next refresh recovers it)",
+                token_save_throttled(system, 10),
+                handed_on(),
+                verify=token_kept_in_the_journal(system),
+            ),
+            FaultScenario(
+                f"{system}-token-answer-malformed",
+                f"{name}'s token endpoint rotates the tokens but answers `expires_in: null`",
+                token_answer_quirk(system, {"expires_in": None}),
+                handed_on(),
+                verify=token_saved_after_retries(system),
+            ),
+            FaultScenario(
+                f"{system}-client-secret-missing",
+                f"Our {name} OAuth client secret is missing when a token must be refreshed (every delivery)",
+                without_client_secret(system),
+                failed_early("integration_unusable", retries=MAX_RECEIVE_COUNT - 1),
+            ),
+        ]
+    return rows
 
 
 def one_hand_off_attempt(sandbox: Sandbox, seeded: Seeded) -> None:
@@ -940,34 +1018,6 @@ NESTED = "[" * 5000 + "]" * 5000
 HUGE_INTEGER = '{"jobId": ' + "9" * 5000 + ', "companyId": "' + str(uuid.UUID(int=2)) + '"}'
 
 HARDENING = [
-    FaultScenario(
-        "xero-token-save-throttled-x2",
-        "Secrets Manager `PutSecretValue` of a rotated Xero token set: `ThrottlingException` twice in a row",
-        xero_token_save_throttled(2),
-        handed_on(),
-        verify=token_saved_after_retries,
-    ),
-    FaultScenario(
-        "xero-token-save-throttled-x10",
-        "Secrets Manager `PutSecretValue` of a rotated Xero token set: `ThrottlingException` ten times in a row "
-        "(the set waits in the token journal; the next refresh recovers it)",
-        xero_token_save_throttled(10),
-        handed_on(),
-        verify=token_kept_in_the_journal,
-    ),
-    FaultScenario(
-        "xero-token-answer-malformed",
-        "Xero's token endpoint rotates the tokens but answers `expires_in: null`",
-        lambda sandbox: _with_token_quirk(xero_claimed(sandbox), sandbox, {"expires_in": None}),
-        handed_on(),
-        verify=token_saved_after_retries,
-    ),
-    FaultScenario(
-        "xero-client-secret-missing",
-        "Our Xero OAuth client secret is missing when a token must be refreshed (every delivery)",
-        lambda sandbox: _without_xero_client_secret(xero_claimed(sandbox), sandbox),
-        failed_early("integration_unusable", retries=MAX_RECEIVE_COUNT - 1),
-    ),
     FaultScenario(
         "idempotency-save-throttled-redriven-later",
         "The idempotency save fails after the hand-off; the same message comes back after the idempotency "
@@ -1048,18 +1098,6 @@ HARDENING = [
 ]
 
 
-def _with_token_quirk(seeded: Seeded, sandbox: Sandbox, quirk: dict[str, Any]) -> Seeded:
-    sandbox.xero.next_token_answer_quirk = quirk
-    return seeded
-
-
-def _without_xero_client_secret(seeded: Seeded, sandbox: Sandbox) -> Seeded:
-    sandbox.aws.client("secretsmanager").delete_secret(
-        SecretId="export-preflight/xero/client", ForceDeleteWithoutRecovery=True
-    )
-    return seeded
-
-
 SCENARIOS: tuple[FaultScenario, ...] = (
     *_pleo_rows(),
     *PLEO_ANSWERS,
@@ -1072,6 +1110,7 @@ SCENARIOS: tuple[FaultScenario, ...] = (
     *DELIVERY,
     *MALFORMED,
     *HARDENING,
+    *_oauth_rows(),
 )
 
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS), "scenario names must be unique"
