@@ -313,7 +313,9 @@ def run_systems(world: World, jobs: int = 5) -> list[SystemPath]:
     sandbox = world.sandbox
     assert sandbox.resources is not None
     rows = []
-    for system in sandbox.kinds:
+    for system, server in sandbox.accounting.items():
+        if hasattr(server, "enforce_rate_limits"):  # a rate window (Fortnox: 25 per 5 s) is not what we measure
+            server.enforce_rate_limits = False
         passing = sandbox.add_company(system, f"bench-{system}-pass")
         failing = sandbox.add_company(system, f"bench-{system}-fail")
         mappings = {**failing.configuration["mappings"], "expenseAccount": UNKNOWN_ACCOUNT}
