@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Trouble, send
-from ..models import Capability, CompanyConfiguration, FailureReasonType
-from ..oauth import OAuthTokens
+from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from ..settings import ConnectorSettings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -137,6 +137,33 @@ ACCOUNTING_TROUBLE = Trouble(
     unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
     rate_limit=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
 )
+
+
+def oauth_bearer(
+    env: ConnectorEnvironment,
+    config: CompanyConfiguration,
+    refresh: bool,
+    *,
+    auth_client: str,
+    auth_path: str,
+    client_secret_id: str,
+    system: str,
+    refusal: Callable[[httpx.Response], bool] = lambda response: False,
+    endpoint: type[TokenEndpoint] = TokenEndpoint,
+) -> OAuthBearer:
+    """The bearer auth of an OAuth connector: the company's token set (checked readable now,
+    raising ``CredentialsMissing`` / ``CredentialsUnreadable``), our client credentials under
+    ``client_secret_id``, and the token endpoint at ``auth_path`` of the ``auth_client`` HTTP client."""
+    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
+    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
+    token_endpoint = endpoint(
+        env.http[auth_client],
+        auth_path,
+        lambda: env.credentials.load(client_secret_id, ClientCredentials),
+        system,
+        trouble=ACCOUNTING_TROUBLE,
+    )
+    return OAuthBearer(env.tokens, config.accounting_credentials_secret_id, token_endpoint, refusal=refusal)
 
 
 def request_or_raise(

@@ -47,11 +47,10 @@ from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
-from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..models import Capability, CompanyConfiguration, FailureReasonType, TokenSet
 from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
 from ..settings import ConnectorSettings, base_url
 from .base import (
-    ACCOUNTING_TROUBLE,
     BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
@@ -60,6 +59,7 @@ from .base import (
     LedgerEntry,
     Support,
     json_body,
+    oauth_bearer,
     request_or_raise,
     unexpected_answer,
 )
@@ -505,18 +505,19 @@ def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
 
 
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> FortnoxConnector:
-    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
     settings = env.settings
     assert isinstance(settings, FortnoxSettings)
-    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
-    endpoint = FortnoxTokenEndpoint(
-        env.http["fortnox-auth"],
-        TOKEN_PATH,
-        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
-        NAME,
-        trouble=ACCOUNTING_TROUBLE,
+    auth = oauth_bearer(
+        env,
+        config,
+        refresh,
+        auth_client="fortnox-auth",
+        auth_path=TOKEN_PATH,
+        client_secret_id=settings.client_credentials_secret_id,
+        system=NAME,
+        refusal=_permission_refusal,
+        endpoint=FortnoxTokenEndpoint,
     )
-    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_permission_refusal)
     return FortnoxConnector(env.http["fortnox"], auth, config)
 
 

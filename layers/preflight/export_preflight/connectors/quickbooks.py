@@ -44,12 +44,11 @@ from pydantic import Field, HttpUrl
 from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
-from ..oauth import OAuthBearer, TokenEndpoint
+from ..models import Capability, CompanyConfiguration, FailureReasonType
+from ..oauth import OAuthBearer
 from ..observability import logger
 from ..settings import ConnectorSettings, base_url
 from .base import (
-    ACCOUNTING_TROUBLE,
     BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
@@ -58,6 +57,7 @@ from .base import (
     LedgerEntry,
     Support,
     json_body,
+    oauth_bearer,
     request_or_raise,
     unexpected_answer,
 )
@@ -558,18 +558,18 @@ def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
 
 
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> QuickBooksConnector:
-    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
     settings = env.settings
     assert isinstance(settings, QuickBooksSettings)
-    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
-    endpoint = TokenEndpoint(
-        env.http["quickbooks-oauth"],
-        TOKEN_PATH,
-        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
-        NAME,
-        trouble=ACCOUNTING_TROUBLE,
+    auth = oauth_bearer(
+        env,
+        config,
+        refresh,
+        auth_client="quickbooks-oauth",
+        auth_path=TOKEN_PATH,
+        client_secret_id=settings.client_credentials_secret_id,
+        system=NAME,
+        refusal=_not_about_the_token,
     )
-    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_not_about_the_token)
     return QuickBooksConnector(env.http["quickbooks"], auth, config)
 
 

@@ -16,11 +16,10 @@ from pydantic import Field, HttpUrl
 from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
-from ..oauth import OAuthBearer, TokenEndpoint
+from ..models import Capability, CompanyConfiguration, FailureReasonType
+from ..oauth import OAuthBearer
 from ..settings import ConnectorSettings, base_url
 from .base import (
-    ACCOUNTING_TROUBLE,
     BodyReader,
     ConnectionProfile,
     ConnectorEnvironment,
@@ -29,6 +28,7 @@ from .base import (
     LedgerEntry,
     Support,
     json_body,
+    oauth_bearer,
     request_or_raise,
     unexpected_answer,
 )
@@ -325,18 +325,18 @@ def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
 
 
 def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> XeroConnector:
-    assert config.accounting_credentials_secret_id is not None and env.tokens is not None
     settings = env.settings
     assert isinstance(settings, XeroSettings)
-    env.credentials.load(config.accounting_credentials_secret_id, TokenSet, refresh=refresh)  # usable at all?
-    endpoint = TokenEndpoint(
-        env.http["xero-identity"],
-        "/connect/token",
-        lambda: env.credentials.load(settings.client_credentials_secret_id, ClientCredentials),
-        NAME,
-        trouble=ACCOUNTING_TROUBLE,
+    auth = oauth_bearer(
+        env,
+        config,
+        refresh,
+        auth_client="xero-identity",
+        auth_path="/connect/token",
+        client_secret_id=settings.client_credentials_secret_id,
+        system=NAME,
+        refusal=_scope_refusal,
     )
-    auth = OAuthBearer(env.tokens, config.accounting_credentials_secret_id, endpoint, refusal=_scope_refusal)
     return XeroConnector(env.http["xero"], auth, config)
 
 
