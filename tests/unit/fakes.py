@@ -25,6 +25,7 @@ JOB = uuid.UUID("22222222-2222-4222-8222-222222222222")
 class FakeConnector:
     display_name: str = "Fakebooks"
     where_to_fix: str = "Fakebooks settings"
+    permission_advice: str | None = None
     profile: ConnectionProfile = field(
         default_factory=lambda: ConnectionProfile("AGR-1", "Acme ApS", frozenset({"SuperUser"}))
     )

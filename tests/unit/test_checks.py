@@ -221,3 +221,15 @@ def test_independent_checks_really_run_at_the_same_time():
 def test_unknown_prerequisites_are_a_programming_error():
     with pytest.raises(ValueError, match="unknown or circular"):
         run_checks(context(), (PreflightCheck("a", ("nope",), lambda ctx: CheckOutcome.passed("a")),), None)
+
+
+def test_missing_permissions_that_say_how_to_fix_themselves_get_no_generic_reconnect_advice(executor):
+    licence = "the company has no licence for supplier invoices; the customer must add it to their subscription"
+    connector = FakeConnector(ungranted={Capability.JOURNAL_ENTRY: licence}, permission_advice="Then export again.")
+    outcome = outcome_of(run_checks(context(connector=connector), CHECKS, executor), "permissions")
+    assert outcome.reason.endswith(f"{licence}. Then export again.") and "Reconnect" not in outcome.reason
+    generic = outcome_of(
+        run_checks(context(connector=FakeConnector(ungranted={Capability.JOURNAL_ENTRY: "a scope"})), CHECKS, executor),
+        "permissions",
+    )
+    assert "Reconnect Fakebooks in the integration settings with the needed access" in generic.reason

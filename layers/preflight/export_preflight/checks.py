@@ -155,7 +155,10 @@ def permissions(ctx: PreflightContext) -> CheckOutcome:
             "permissions",
             Reason.AUTHORIZATION_FAILURE,
             f"The {ctx.system} connection lacks permissions the export needs: {'; '.join(missing)}. "
-            f"Reconnect {ctx.system} in the integration settings with the needed access, then export again.",
+            + (
+                ctx.connector.permission_advice
+                or f"Reconnect {ctx.system} in the integration settings with the needed access, then export again."
+            ),
         )
     return CheckOutcome.passed("permissions", granted=sorted(ctx.profile.permissions))
 

@@ -64,6 +64,10 @@ class AccountingConnector(Protocol):
 
     display_name: str
     where_to_fix: str
+    # What to do about missing permissions, after the list; None: "Reconnect <system> in the
+    # integration settings with the needed access". A system whose missing permissions each
+    # say how to fix them (licences to buy, users to change) says only "Then export again."
+    permission_advice: str | None
 
     def authenticate(self) -> ConnectionProfile:
         """Prove reachability and credentials with the cheapest authenticated call."""

@@ -54,6 +54,7 @@ class EconomicConnector:
 
     display_name = NAME
     where_to_fix = "e-conomic (Settings > Chart of accounts / VAT codes / Journals) or the integration settings"
+    permission_advice: str | None = None
 
     def __init__(self, http: httpx.Client, credentials: EconomicCredentials, config: CompanyConfiguration) -> None:
         self._http = http

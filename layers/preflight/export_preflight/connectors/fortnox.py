@@ -129,6 +129,7 @@ class FortnoxConnector:
         "Fortnox (Settings > Bookkeeping: Financial years / Voucher series / Preferred accounts / Chart of "
         "accounts) or the integration settings"
     )
+    permission_advice: str | None = "Then export again."
 
     def __init__(
         self,

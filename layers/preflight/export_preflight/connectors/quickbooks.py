@@ -181,6 +181,7 @@ class QuickBooksConnector:
 
     display_name = NAME
     where_to_fix = "QuickBooks (Settings > Account and settings > Billing & subscription) or the integration settings"
+    permission_advice: str | None = None
 
     def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
         self._api = api

@@ -52,6 +52,7 @@ class XeroConnector:
 
     display_name = NAME
     where_to_fix = "Xero (Accounting > Chart of accounts / Tax rates) or the integration settings"
+    permission_advice: str | None = None
 
     def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
         self._api = api
