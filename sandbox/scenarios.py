@@ -27,21 +27,29 @@ class Seeded:
 Seeder = Callable[[Sandbox], list[Seeded]]
 
 
-def _one(
+def _scenario(
     sandbox: Sandbox,
+    system: str,
     label: str,
     outcome: str,
     reason_type: str | None,
     *,
-    number: int,
     job: dict | None = None,
     message: dict | None = None,
     **company: object,
 ) -> list[Seeded]:
-    seeded_company = sandbox.add_company("economic", label, agreement_number=number, **company)  # type: ignore[arg-type]
+    """One company on ``system`` (``company``: its seeding traits and ``configuration``), one
+    claimed job, and what the run expects of it."""
+    seeded_company = sandbox.add_company(system, label, **company)  # type: ignore[arg-type]
     seeded_job = sandbox.add_job(seeded_company, **(job or {}))
     sandbox.enqueue_job(seeded_job, **(message or {}))
     return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+
+
+def _one(
+    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, number: int, **rest: object
+) -> list[Seeded]:
+    return _scenario(sandbox, "economic", label, outcome, reason_type, agreement_number=number, **rest)  # type: ignore[arg-type]
 
 
 def passes(sandbox: Sandbox) -> list[Seeded]:
@@ -218,13 +226,8 @@ def unknown_company(sandbox: Sandbox) -> list[Seeded]:
     return [Seeded("unknown-company", None, None, "rejected", "unknown_company")]
 
 
-def _xero(
-    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, job: dict | None = None, **company: object
-) -> list[Seeded]:
-    seeded_company = sandbox.add_company("xero", label, **company)  # type: ignore[arg-type]
-    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
-    sandbox.enqueue_job(seeded_job)
-    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+def _xero(sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, **rest: object) -> list[Seeded]:
+    return _scenario(sandbox, "xero", label, outcome, reason_type, **rest)  # type: ignore[arg-type]
 
 
 VENDOR_SCOPES = (
@@ -341,28 +344,13 @@ XERO_SCENARIOS: tuple[Seeder, ...] = (
 
 
 def _fortnox(
-    sandbox: Sandbox,
-    label: str,
-    outcome: str,
-    reason_type: str | None,
-    *,
-    number: str,
-    job: dict | None = None,
-    **company: object,
+    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, number: str, **rest: object
 ) -> list[Seeded]:
-    seeded_company = sandbox.add_company("fortnox", label, organisation_number=number, **company)  # type: ignore[arg-type]
-    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
-    sandbox.enqueue_job(seeded_job)
-    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+    return _scenario(sandbox, "fortnox", label, outcome, reason_type, organisation_number=number, **rest)  # type: ignore[arg-type]
 
 
-def _quickbooks(
-    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, *, job: dict | None = None, **company: object
-) -> list[Seeded]:
-    seeded_company = sandbox.add_company("quickbooks", label, **company)  # type: ignore[arg-type]
-    seeded_job = sandbox.add_job(seeded_company, **(job or {}))
-    sandbox.enqueue_job(seeded_job)
-    return [Seeded(label, seeded_job["id"], seeded_company.company_id, outcome, reason_type)]
+def _quickbooks(sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, **rest: object) -> list[Seeded]:
+    return _scenario(sandbox, "quickbooks", label, outcome, reason_type, **rest)  # type: ignore[arg-type]
 
 
 def fortnox_passes(sandbox: Sandbox) -> list[Seeded]:
