@@ -414,3 +414,43 @@ class SimulatorServer:
             if method == request.method:
                 return handler(request, **match.groupdict())
         return self.unknown_route(request, path_known=path_known)
+
+
+class OAuthProvider:
+    """What every OAuth simulator shares (mixed in before ``SimulatorServer``): its grants,
+    the tokens they issued (for the leak checks), the number of token calls, and a one-shot
+    quirk for the next token answer. A subclass sets ``token_path`` and keeps ``_grants``
+    (under ``self.lock``) and ``next_token_answer_quirk``."""
+
+    token_path: str
+    lock: threading.RLock
+    _grants: list[Any]
+    # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
+    # a rotation whose answer does not fully parse, which must still keep the new refresh token.
+    next_token_answer_quirk: dict[str, Any]
+
+    @property
+    def grants(self) -> list[Any]:
+        """Every grant made so far (revoked ones included)."""
+        with self.lock:
+            return list(self._grants)
+
+    def issued_secrets(self) -> list[str]:
+        """Every token the grants currently hold or held last (for the leak checks)."""
+        return [
+            token
+            for grant in self.grants
+            for token in (grant.access_token, grant.refresh_token, grant.previous_refresh_token)
+            if token
+        ]
+
+    @property
+    def token_calls(self) -> int:
+        """Requests received at the token endpoint."""
+        return len(self.requests_to("POST", "(?i)" + re.escape(self.token_path)))  # type: ignore[attr-defined]
+
+    def _token_answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A successful token answer, with the one-shot quirk applied (and used up)."""
+        answer = {**body, **self.next_token_answer_quirk}
+        self.next_token_answer_quirk = {}
+        return answer

@@ -32,8 +32,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from .base import Fault, SimRequest, SimResponse, SimulatorServer
-from .registry import AccountingSeed, AccountingSimulator
+from .base import Fault, OAuthProvider, SimRequest, SimResponse, SimulatorServer
+from .registry import AccountingSeed, AccountingSimulator, seed_oauth_app, store_token_set
 
 __all__ = ["ACCESS_TOKEN_TTL", "ALL_SCOPES", "Company", "FortnoxSimulator", "Grant", "default_accounts"]
 
@@ -136,7 +136,7 @@ def _bearer(request: SimRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-class FortnoxSimulator(SimulatorServer):
+class FortnoxSimulator(OAuthProvider, SimulatorServer):
     """Fortnox's token endpoint and the API v3 reads the connector makes.
 
     Seed with ``add_app``, ``add_company`` and ``grant``. Refresh tokens are single-use: a
@@ -145,7 +145,8 @@ class FortnoxSimulator(SimulatorServer):
     ``inject_system_exception`` answers error 1000003.
     """
 
-    credential_paths = frozenset({"/oauth-v1/token"})
+    token_path = "/oauth-v1/token"
+    credential_paths = frozenset({token_path})
     credential_headers = frozenset({"authorization"})
 
     def __init__(
@@ -161,9 +162,7 @@ class FortnoxSimulator(SimulatorServer):
         self._access: dict[str, tuple[Grant, float]] = {}
         self._refresh: dict[str, tuple[Grant, float, bool]] = {}  # token -> (grant, expires at, used)
         self._windows: dict[tuple[str, int], list[float]] = {}
-        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
-        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
-        self.next_token_answer_quirk: dict[str, Any] = {}
+        self.next_token_answer_quirk: dict[str, Any] = {}  # see OAuthProvider
         self._databases = iter(range(1_000_001, 10_000_000))
         self.route("POST", r"/oauth-v1/token", self._token)
         for path, scope, handler in (
@@ -233,18 +232,6 @@ class FortnoxSimulator(SimulatorServer):
         """Answer matching API calls with Fortnox's system exception (1000003)."""
         return self.inject("GET", path, status=status, json=_error(status, 1000003).json, times=times)
 
-    @property
-    def grants(self) -> list[Grant]:
-        with self.lock:
-            return list(self._grants)
-
-    @property
-    def token_calls(self) -> int:
-        return len(self.requests_to("POST", r"/oauth-v1/token"))
-
-    def issued_secrets(self) -> list[str]:
-        return [t for g in self.grants for t in (g.access_token, g.refresh_token, g.previous_refresh_token) if t]
-
     def reset(self) -> None:
         with self.lock:
             super().reset()
@@ -300,8 +287,7 @@ class FortnoxSimulator(SimulatorServer):
                 return refused
             self._refresh[presented] = (grant, expires_at, True)
             grant.previous_refresh_token = presented
-            body = {**self._issue(grant), **self.next_token_answer_quirk}
-            self.next_token_answer_quirk = {}
+            body = self._token_answer(self._issue(grant))
         return SimResponse(200, body, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------ API guard
@@ -463,10 +449,9 @@ CLIENT_SECRET_ID = "export-preflight/fortnox/client"
 
 def _prepare(sandbox: Any, simulator: FortnoxSimulator) -> dict[str, str]:
     """Our OAuth app at Fortnox, and its client credentials in Secrets Manager."""
-    client_secret = f"fortnox-client-secret-{uuid.uuid4().hex}"
-    simulator.add_app(CLIENT_ID, client_secret)
-    sandbox.aws.put_secret(CLIENT_SECRET_ID, {"clientId": CLIENT_ID, "clientSecret": client_secret})
-    return {"fortnox client secret": client_secret}
+    return seed_oauth_app(
+        sandbox, simulator, client_id=CLIENT_ID, secret_id=CLIENT_SECRET_ID, label="fortnox client secret"
+    )
 
 
 def _seed(
@@ -492,16 +477,7 @@ def _seed(
     if expired_token:
         simulator.expire_access_token(grant)
     secret_id = f"export-preflight/fortnox/{slug}"
-    sandbox.aws.put_secret(
-        secret_id,
-        {
-            "accessToken": grant.access_token,
-            "refreshToken": grant.refresh_token,
-            "expiresAt": grant.expires_at,
-            "scope": grant.scope,
-        },
-        token_set=True,
-    )
+    store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=organisation_number,
         secret_id=secret_id,

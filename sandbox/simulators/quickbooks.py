@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from .base import Fault, SimRequest, SimResponse, SimulatorServer
-from .registry import AccountingSeed, AccountingSimulator
+from .base import Fault, OAuthProvider, SimRequest, SimResponse, SimulatorServer
+from .registry import AccountingSeed, AccountingSimulator, seed_oauth_app, store_token_set
 
 __all__ = [
     "ACCOUNTING_SCOPE",
@@ -233,10 +233,11 @@ def _bearer(request: SimRequest) -> str:
 _API = re.compile(r"/v3/company/(?P<realm>[^/]+)/.*")
 
 
-class QuickBooksSimulator(SimulatorServer):
+class QuickBooksSimulator(OAuthProvider, SimulatorServer):
     """Intuit's token endpoint and the QuickBooks Online Accounting API reads."""
 
-    credential_paths = frozenset({"/oauth2/v1/tokens/bearer"})
+    token_path = "/oauth2/v1/tokens/bearer"
+    credential_paths = frozenset({token_path})
     credential_headers = frozenset({"authorization"})
 
     def __init__(
@@ -252,9 +253,7 @@ class QuickBooksSimulator(SimulatorServer):
         super().__init__(latency=latency)
         self.clock = clock
         self.refresh_grace_seconds = refresh_grace_seconds
-        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
-        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
-        self.next_token_answer_quirk: dict[str, Any] = {}
+        self.next_token_answer_quirk: dict[str, Any] = {}  # see OAuthProvider
         self.minute_limit = minute_limit
         self.concurrent_limit = concurrent_limit
         self.work_seconds = work_seconds
@@ -328,23 +327,6 @@ class QuickBooksSimulator(SimulatorServer):
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return self.inject("GET", _API.pattern, status=429, json=body, headers=headers, times=times)
 
-    @property
-    def grants(self) -> list[QuickBooksGrant]:
-        with self.lock:
-            return list(self._grants)
-
-    def issued_secrets(self) -> list[str]:
-        return [
-            token
-            for grant in self.grants
-            for token in (grant.access_token, grant.refresh_token, grant.previous_refresh_token)
-            if token
-        ]
-
-    @property
-    def token_calls(self) -> int:
-        return len(self.requests_to("POST", r"/oauth2/v1/tokens/bearer"))
-
     def minor_versions(self) -> list[str | None]:
         """The ``minorversion`` of every API request received."""
         return [r.param("minorversion") for r in self.requests if _API.fullmatch(r.path)]
@@ -408,8 +390,7 @@ class QuickBooksSimulator(SimulatorServer):
                 return SimResponse(400, {"error": "invalid_grant"})
             record.used_at = now
             grant.previous_refresh_token = presented
-            body = {**self._issue(grant), **self.next_token_answer_quirk}
-            self.next_token_answer_quirk = {}
+            body = self._token_answer(self._issue(grant))
         return SimResponse(200, body, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------ API
@@ -567,10 +548,10 @@ DEFAULT_SCOPES = f"{ACCOUNTING_SCOPE} openid"
 
 
 def _prepare(sandbox: Any, simulator: QuickBooksSimulator) -> dict[str, str]:
-    client_secret = f"qbo-client-secret-{uuid.uuid4().hex}"
-    simulator.add_app(CLIENT_ID, client_secret)
-    sandbox.aws.put_secret(CLIENT_SECRET_ID, {"clientId": CLIENT_ID, "clientSecret": client_secret})
-    return {"quickbooks client secret": client_secret}
+    """Our OAuth app, and its client credentials in Secrets Manager."""
+    return seed_oauth_app(
+        sandbox, simulator, client_id=CLIENT_ID, secret_id=CLIENT_SECRET_ID, label="quickbooks client secret"
+    )
 
 
 def _seed(
@@ -594,16 +575,7 @@ def _seed(
     if expired_token:
         simulator.expire_access_token(grant)
     secret_id = f"export-preflight/quickbooks/{slug}"
-    sandbox.aws.put_secret(
-        secret_id,
-        {
-            "accessToken": grant.access_token,
-            "refreshToken": grant.refresh_token,
-            "expiresAt": grant.expires_at,
-            "scope": grant.scope,
-        },
-        token_set=True,
-    )
+    store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=seeded.realm_id,
         secret_id=secret_id,

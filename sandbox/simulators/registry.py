@@ -5,6 +5,7 @@ module that exports an ``AccountingSimulator`` and one line in that tuple."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,29 @@ class AccountingSimulator:
     environment: Callable[[Any], dict[str, str]]
     seed: Callable[..., AccountingSeed]
     prepare: Callable[[Sandbox, Any], dict[str, str]] = lambda sandbox, server: {}
+
+
+def seed_oauth_app(sandbox: Sandbox, simulator: Any, *, client_id: str, secret_id: str, label: str) -> dict[str, str]:
+    """``prepare`` of an OAuth system: our app at the provider, and its client credentials in
+    Secrets Manager under ``secret_id``; returns the client secret under ``label``."""
+    client_secret = f"{label.replace(' ', '-')}-{uuid.uuid4().hex}"
+    simulator.add_app(client_id, client_secret)
+    sandbox.aws.put_secret(secret_id, {"clientId": client_id, "clientSecret": client_secret})
+    return {label: client_secret}
+
+
+def store_token_set(sandbox: Sandbox, secret_id: str, grant: Any) -> None:
+    """A grant's tokens as the company's token-set secret (tagged so the function may rotate it)."""
+    sandbox.aws.put_secret(
+        secret_id,
+        {
+            "accessToken": grant.access_token,
+            "refreshToken": grant.refresh_token,
+            "expiresAt": grant.expires_at,
+            "scope": grant.scope,
+        },
+        token_set=True,
+    )
 
 
 def accounting_simulators() -> tuple[AccountingSimulator, ...]:

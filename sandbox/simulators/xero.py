@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from .base import Fault, SimRequest, SimResponse, SimulatorServer
-from .registry import AccountingSeed, AccountingSimulator
+from .base import Fault, OAuthProvider, SimRequest, SimResponse, SimulatorServer
+from .registry import AccountingSeed, AccountingSimulator, seed_oauth_app, store_token_set
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -403,7 +403,7 @@ _ACCOUNTING = re.compile(r"(?i)/api\.xro/2\.0/.*")
 # ------------------------------------------------------------------ simulator
 
 
-class XeroSimulator(SimulatorServer):
+class XeroSimulator(OAuthProvider, SimulatorServer):
     """Xero identity (token, connections) and Accounting API reads.
 
     Seed with ``add_app``, ``add_organisation`` and ``grant``; then the client refreshes at
@@ -426,7 +426,8 @@ class XeroSimulator(SimulatorServer):
     - ``clock``: epoch seconds; ``advance(seconds)`` moves the simulator's time forward.
     """
 
-    credential_paths = frozenset({"/connect/token"})
+    token_path = "/connect/token"
+    credential_paths = frozenset({token_path})
     credential_headers = frozenset({"authorization"})
 
     def __init__(
@@ -448,9 +449,7 @@ class XeroSimulator(SimulatorServer):
         self.refresh_grace_seconds = refresh_grace_seconds
         self.scope_claim = scope_claim
         self.invalid_client_status = invalid_client_status
-        # Fields to overwrite in the next successful token answer only (e.g. {"expires_in": None}):
-        # a rotation whose answer does not fully parse, which must still keep the new refresh token.
-        self.next_token_answer_quirk: dict[str, Any] = {}
+        self.next_token_answer_quirk: dict[str, Any] = {}  # see OAuthProvider
         self.enforce_rate_limits = enforce_rate_limits
         self.minute_limit = minute_limit
         self.day_limit = day_limit
@@ -614,26 +613,6 @@ class XeroSimulator(SimulatorServer):
 
         return self.inject("*", _ACCOUNTING.pattern, status=429, headers=headers, times=times, when=when)
 
-    @property
-    def grants(self) -> list[Grant]:
-        """Every grant made so far (revoked ones included)."""
-        with self.lock:
-            return list(self._grants)
-
-    def issued_secrets(self) -> list[str]:
-        """Every token the grants currently hold or held last (for the leak checks)."""
-        return [
-            token
-            for grant in self.grants
-            for token in (grant.access_token, grant.refresh_token, grant.previous_refresh_token)
-            if token
-        ]
-
-    @property
-    def token_calls(self) -> int:
-        """Requests received at ``POST /connect/token``."""
-        return len(self.requests_to("POST", r"(?i)/connect/token"))
-
     def reset(self) -> None:
         """Drop apps, organisations, grants, tokens, rate counters, the clock offset, recorded
         requests and faults."""
@@ -754,8 +733,7 @@ class XeroSimulator(SimulatorServer):
                 return _oauth_error(400, "invalid_grant")
             record.used_at = now
             grant.previous_refresh_token = presented
-            body = {**self._issue(grant), **self.next_token_answer_quirk}
-            self.next_token_answer_quirk = {}
+            body = self._token_answer(self._issue(grant))
         return SimResponse(200, dict(body), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     # ------------------------------------------------------------ auth
@@ -969,10 +947,9 @@ DEFAULT_SCOPES = "openid offline_access accounting.settings accounting.manualjou
 
 def _prepare(sandbox: Any, simulator: XeroSimulator) -> dict[str, str]:
     """Our OAuth app at Xero, and its client credentials in Secrets Manager."""
-    client_secret = f"xero-client-secret-{uuid.uuid4().hex}"
-    simulator.add_app(CLIENT_ID, client_secret)
-    sandbox.aws.put_secret(CLIENT_SECRET_ID, {"clientId": CLIENT_ID, "clientSecret": client_secret})
-    return {"xero client secret": client_secret}
+    return seed_oauth_app(
+        sandbox, simulator, client_id=CLIENT_ID, secret_id=CLIENT_SECRET_ID, label="xero client secret"
+    )
 
 
 def _seed(
@@ -998,16 +975,7 @@ def _seed(
     if expired_token:
         simulator.expire_access_token(grant)
     secret_id = f"export-preflight/xero/{slug}"
-    sandbox.aws.put_secret(
-        secret_id,
-        {
-            "accessToken": grant.access_token,
-            "refreshToken": grant.refresh_token,
-            "expiresAt": grant.expires_at,
-            "scope": grant.scope,
-        },
-        token_set=True,
-    )
+    store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=org.tenant_id,
         secret_id=secret_id,
