@@ -4,6 +4,7 @@ decision per job. Glue only: parse the record, call the service, report."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -16,10 +17,10 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from export_preflight.errors import TransientError
-from export_preflight.fate import fate_of
 from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
-from export_preflight.observability import count, count_outcome, logger, metrics, tracer
+from export_preflight.observability import count_outcome, logger, metrics, record_trace, trace_entity, tracer
+from export_preflight.records import meet_fate, system_dimension
 from export_preflight.runtime import get_runtime
 from export_preflight.service import Attempt
 from export_preflight.settings import get_settings
@@ -51,7 +52,19 @@ def decide(*, message: ClaimedJobMessage, attempt: Attempt) -> Decision:
     return get_runtime().service.decide(message, attempt=attempt)
 
 
-def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
+def process_record(record: SQSRecord, lambda_context: LambdaContext, trace: object = None) -> str:
+    """One record, in its own X-Ray subsegment annotated with job id, company id and outcome."""
+    with record_trace(trace) as annotate:
+        try:
+            outcome = _process(record, lambda_context, annotate)
+        except Exception:
+            annotate("outcome", "retry")
+            raise
+        annotate("outcome", outcome)
+    return outcome
+
+
+def _process(record: SQSRecord, lambda_context: LambdaContext, annotate: Callable[[str, str], None]) -> str:
     runtime = get_runtime()
     settings = runtime.settings
     logger.thread_safe_clear_keys()
@@ -67,53 +80,44 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
         if remaining_ms < settings.deadline_margin_ms:
             raise DeadlineReached(f"only {remaining_ms} ms left; leaving the record for redelivery")
         message = parse_message(record.body, max_bytes=settings.max_message_bytes)
+        annotate("job_id", str(message.job_id))
+        annotate("company_id", str(message.company_id))
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
         decision = decide(message=message, attempt=attempt)
     except Exception as error:  # every exception gets its fate; see export_preflight.fate
-        return meet_fate(error, record, receive_count)
+        return meet_fate(error, record, receive_count, queues=runtime.queues, retry_delay=settings.retry_delay)
     logger.info(
         "preflight decided",
-        extra={"outcome": decision.outcome, "reason_type": decision.reason_type, "reason": decision.reason},
+        extra={
+            "outcome": decision.outcome,
+            "reason_type": decision.reason_type,
+            "reason": decision.reason,
+            "accounting_system": decision.accounting_system,
+        },
     )
-    count_outcome(decision.outcome, decision.reason_type)
+    count_outcome(decision.outcome, decision.reason_type, system_dimension(decision.accounting_system))
     return decision.outcome
-
-
-def meet_fate(error: Exception, record: SQSRecord, receive_count: int) -> str:
-    """Carry out the error's fate: log it, count it, dead-letter (the record succeeds) or
-    back off (it fails). A dead letter SQS refused is retried like transient trouble."""
-    runtime = get_runtime()
-    fate = fate_of(error, receive_count=receive_count, retry_delay=runtime.settings.retry_delay)
-    extra: dict[str, object] = {"receive_count": receive_count}
-    if fate.action == "dead_letter":
-        try:
-            runtime.queues.dead_letter(record.body or "", kind=fate.kind, reason=fate.reason)
-        except TransientError as unsent:
-            return meet_fate(unsent, record, receive_count)
-        extra.update(reject_kind=fate.kind, reason=fate.reason)
-    else:
-        extra.update(error=str(error), retry_in_seconds=fate.delay_seconds)
-    getattr(logger, fate.log_level)(fate.log_message, extra=extra, exc_info=error if fate.traceback else None)
-    if fate.metric:
-        count(fate.metric)
-    if fate.action == "dead_letter":
-        count_outcome("rejected", fate.kind)
-        return "rejected"
-    runtime.queues.delay_redelivery(record.receipt_handle, fate.delay_seconds)
-    raise error
 
 
 async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(get_runtime().record_pool, process_record, record, lambda_context)
+    return await loop.run_in_executor(
+        get_runtime().record_pool, process_record, record, lambda_context, _invocation_trace
+    )
+
+
+# The invocation's X-Ray entity, handed to the record threads (None when tracing is off).
+_invocation_trace: object = None
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    global _invocation_trace
     idempotency_config.register_lambda_context(context)
     get_runtime().deadline.start(context.get_remaining_time_in_millis())
+    _invocation_trace = trace_entity()
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

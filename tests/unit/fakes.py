@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from export_preflight.checks import Connection, PreflightContext
 from export_preflight.connectors import ConnectionProfile, LedgerEntry, Support
@@ -41,6 +42,7 @@ class FakeConnector:
     )
     tax_known: dict[str, LedgerEntry] = field(default_factory=lambda: {"I25": LedgerEntry("I25", "Input VAT", True)})
     calls: list[str] = field(default_factory=list)
+    grant: Any = None  # an OAuth grant (FakeGrant), or None: static credentials
 
     def authenticate(self) -> ConnectionProfile:
         self.calls.append("authenticate")
@@ -64,6 +66,25 @@ class FakeConnector:
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
         self.calls.append("tax_codes")
         return {code: self.tax_known.get(code) for code in codes}
+
+
+@dataclass
+class FakeGrant:
+    """An OAuth grant: when its refresh token was last used, and renewals."""
+
+    refreshed_at: float
+    clock: float
+    renewals: int = 0
+    error: Exception | None = None
+
+    def last_refreshed_at(self) -> float:
+        return self.refreshed_at
+
+    def renew(self) -> None:
+        if self.error:
+            raise self.error
+        self.renewals += 1
+        self.refreshed_at = self.clock
 
 
 def configuration(**overrides: object) -> CompanyConfiguration:

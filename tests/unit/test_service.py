@@ -14,10 +14,18 @@ import pytest
 from export_preflight.errors import (
     AccountingSystemError,
     AccountingSystemUnavailable,
+    AwsUnavailable,
     HandOffNotSent,
     UnprocessableMessage,
 )
-from export_preflight.models import ClaimedJobMessage, CompanyConfiguration, Decision, ExportJob, FailureReasonType
+from export_preflight.models import (
+    ClaimedJobMessage,
+    CompanyConfiguration,
+    Decision,
+    ExportJob,
+    FailureReasonType,
+    Readiness,
+)
 from export_preflight.ports import Connection
 from export_preflight.service import HAND_OFF_RESEND_SECONDS, Attempt, PreflightService
 from tests.unit.fakes import COMPANY, ECONOMIC_REQUIREMENTS, JOB, FakeConnector, configuration, job
@@ -67,11 +75,17 @@ class FakeConnectors:
     fresh_connector: FakeConnector | None = None  # what a re-read of the secret yields
     reread_on_rejection: bool = True
     connects: list[tuple[str, bool]] = field(default_factory=list)
+    idle_seconds: float | None = None  # an OAuth grant's refresh token lapses after this long unused
 
     def connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
         self.connects.append((str(config.company_id), refresh))
         connector = self.fresh_connector if refresh and self.fresh_connector else self.connector
-        return Connection(connector, requirements=ECONOMIC_REQUIREMENTS, reread_on_rejection=self.reread_on_rejection)
+        return Connection(
+            connector,
+            requirements=ECONOMIC_REQUIREMENTS,
+            reread_on_rejection=self.reread_on_rejection,
+            refresh_token_idle_seconds=self.idle_seconds,
+        )
 
 
 @dataclass
@@ -107,6 +121,17 @@ class MemoryDecisionLog:
         self.records[job_id] = (decision, "released", at)
 
 
+@dataclass
+class MemoryReadinessLog:
+    records: dict[str, Readiness] = field(default_factory=dict)
+    broken: bool = False
+
+    def record(self, readiness: Readiness) -> None:
+        if self.broken:
+            raise AwsUnavailable("DynamoDB PutItem on the readiness table failed (ThrottlingException)")
+        self.records[readiness.company_id] = readiness
+
+
 class FakeSecrets:
     def known_values(self, secret_ids: list[str]) -> list[str]:
         return ["pasted-secret-value"]
@@ -119,6 +144,7 @@ class World:
     connectors: FakeConnectors = field(default_factory=FakeConnectors)
     hand_off: FakeHandOff = field(default_factory=FakeHandOff)
     decisions: MemoryDecisionLog = field(default_factory=MemoryDecisionLog)
+    readiness: MemoryReadinessLog = field(default_factory=MemoryReadinessLog)
 
     def get(self, company_id: UUID) -> CompanyConfiguration | None:
         return self.configurations.get(company_id)
@@ -131,6 +157,7 @@ class World:
             secrets=FakeSecrets(),
             hand_off=self.hand_off,
             decisions=self.decisions,
+            readiness=self.readiness,
             executor=None,
             clock=lambda: self.decisions.clock,
         )

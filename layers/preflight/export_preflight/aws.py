@@ -1,8 +1,8 @@
 """AWS adapters: company configuration (DynamoDB), credentials (Secrets Manager), the
-credential leases and token journal (DynamoDB), the job decision log (DynamoDB) and the
-queues (ready jobs, dead letters, claimed jobs). Reads of configuration and secrets go
-through Powertools parameters providers, which cache them for a TTL. boto3 clients are
-made on first use."""
+credential leases and token journal (DynamoDB), the job decision log and the readiness
+table (DynamoDB) and the queues (ready jobs, dead letters, claimed jobs, readiness). Reads
+of configuration and secrets go through Powertools parameters providers, which cache them
+for a TTL. boto3 clients are made on first use."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from uuid import UUID
 import boto3
 from aws_lambda_powertools.utilities.parameters import DynamoDBProvider, SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, SetSecretError
+from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -29,7 +30,7 @@ from .errors import (
     PreflightError,
     UnprocessableMessage,
 )
-from .models import CompanyConfiguration, Decision, PleoCredentials, TokenSet
+from .models import CompanyConfiguration, Decision, PleoCredentials, Readiness, TokenSet
 from .oauth import JournalEntry
 from .observability import logger
 from .settings import Settings
@@ -99,6 +100,36 @@ class CompanyConfigurations:
                 f"the configuration item of company {company_id} is malformed ({fields})",
                 kind="malformed_company_configuration",
             ) from None
+
+    def company_ids(self) -> list[str]:
+        """Every configured company (a paginated Scan of the keys only)."""
+        try:
+            pages = self._dynamodb.get_paginator("scan").paginate(
+                TableName=self._settings.company_config_table, ProjectionExpression="companyId"
+            )
+            return sorted(item["companyId"]["S"] for page in pages for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB Scan on the company configuration table", error) from None
+
+    def put(self, configuration: CompanyConfiguration, document: dict[str, Any]) -> None:
+        """Store a company's configuration item (``document`` as given, validated as
+        ``configuration``): the operator CLI's ``config put``."""
+        item = {k: v for k, v in document.items() if k != "companyId"}
+        try:
+            self._dynamodb.put_item(
+                TableName=self._settings.company_config_table,
+                Item={
+                    "companyId": {"S": str(configuration.company_id)},
+                    # a map, as the console shows it (numbers as Decimal, as DynamoDB wants)
+                    "configuration": TypeSerializer().serialize(json.loads(json.dumps(item), parse_float=Decimal)),
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB PutItem on the company configuration table", error) from None
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
 
 
 def _plain(value: Any) -> Any:
@@ -377,6 +408,11 @@ class DynamoDBDecisionLog:
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("DynamoDB DeleteItem on the job decisions table", error) from None
 
+    def recorded(self, job_id: str) -> Decision | None:
+        """The job's recorded decision, if any (the CLI's ``rerun``)."""
+        item = self._get(job_id)
+        return Decision.model_validate_json(item["decision"]["S"]) if item else None
+
     def _get(self, job_id: str) -> dict[str, Any] | None:
         try:
             found = self._dynamodb.get_item(
@@ -400,8 +436,51 @@ class DynamoDBDecisionLog:
             raise _unavailable("DynamoDB UpdateItem on the job decisions table", error) from None
 
 
+class DynamoDBReadinessLog:
+    """``ReadinessLog`` (see ports.py) in the readiness table: one item per company, its
+    last known readiness, kept for ``readiness_retention_seconds`` after the last check."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    def record(self, readiness: Readiness) -> None:
+        checked_at = readiness.checked_at.timestamp()
+        try:
+            self._dynamodb.put_item(
+                TableName=self._settings.readiness_table,
+                Item={
+                    "companyId": {"S": readiness.company_id},
+                    "status": {"S": readiness.status},
+                    "checkedAt": {"N": repr(checked_at)},
+                    "readiness": {"S": readiness.model_dump_json()},
+                    "expiresAt": {"N": str(int(checked_at) + self._settings.readiness_retention_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(companyId) OR checkedAt <= :checked",
+                ExpressionAttributeValues={":checked": {"N": repr(checked_at)}},
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return  # a later check is recorded already
+            raise _unavailable("DynamoDB PutItem on the readiness table", error) from None
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB PutItem on the readiness table", error) from None
+
+    def all(self) -> list[Readiness]:
+        """Every company's last known readiness (a paginated Scan)."""
+        try:
+            pages = self._dynamodb.get_paginator("scan").paginate(TableName=self._settings.readiness_table)
+            return [Readiness.model_validate_json(item["readiness"]["S"]) for page in pages for item in page["Items"]]
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB Scan on the readiness table", error) from None
+
+
 class Queues:
-    """Sends to the ready-jobs queue (hand-off) and the claimed-jobs DLQ (rejects)."""
+    """Sends to the ready-jobs queue (hand-off), the DLQs (rejects), the claimed-jobs queue
+    (re-runs) and the readiness queue (the sweep)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -432,15 +511,21 @@ class Queues:
             raise _unavailable("SQS SendMessage", error) from None
         return str(response["MessageId"])
 
-    def dead_letter(self, body: str, *, kind: str, reason: str) -> str:
-        """Move an unprocessable message to the DLQ, with why, without burning retries."""
-        return self._send(self._settings.claimed_jobs_dlq_url, body, {"rejectKind": kind, "rejectReason": reason[:256]})
+    def dead_letter(self, body: str, *, kind: str, reason: str, dlq_url: str | None = None) -> str:
+        """Move an unprocessable message to the DLQ (the claimed-jobs DLQ unless ``dlq_url``
+        says otherwise), with why, without burning retries."""
+        return self._send(
+            dlq_url or self._settings.claimed_jobs_dlq_url, body, {"rejectKind": kind, "rejectReason": reason[:256]}
+        )
 
-    def delay_redelivery(self, receipt_handle: str, seconds: int) -> None:
-        """Back off: the claimed-jobs message becomes visible again in ``seconds``."""
+    def delay_redelivery(self, receipt_handle: str, seconds: int, *, queue_url: str | None = None) -> None:
+        """Back off: the message (of the claimed-jobs queue unless ``queue_url`` says
+        otherwise) becomes visible again in ``seconds``."""
         try:
             self._sqs.change_message_visibility(
-                QueueUrl=self._settings.claimed_jobs_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+                QueueUrl=queue_url or self._settings.claimed_jobs_queue_url,
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=seconds,
             )
         except (ClientError, BotoCoreError) as error:
             # The queue's own visibility timeout still brings the message back: log, go on.
@@ -449,6 +534,34 @@ class Queues:
     def send_claimed(self, body: dict[str, Any]) -> str:
         """Put a message on the claimed-jobs queue (the re-run path)."""
         return self._send(self._settings.claimed_jobs_queue_url, json.dumps(body), {})
+
+    def send_readiness(self, bodies: list[tuple[dict[str, Any], int]]) -> int:
+        """Put (body, delay seconds) messages on the readiness queue, ten per call; returns
+        how many SQS took. Entries SQS refused are tried once more, then logged."""
+        sent = 0
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(i), "MessageBody": json.dumps(body), "DelaySeconds": delay}
+                for i, (body, delay) in enumerate(bodies[start : start + 10])
+            ]
+            for attempt in (1, 2):
+                try:
+                    answer = self._sqs.send_message_batch(QueueUrl=self._settings.readiness_queue_url, Entries=entries)
+                except (ClientError, BotoCoreError) as error:
+                    if attempt == 2:
+                        raise _unavailable("SQS SendMessageBatch on the readiness queue", error) from None
+                    continue
+                sent += len(answer.get("Successful", []))
+                failed = {f["Id"] for f in answer.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+            if entries:
+                logger.error(
+                    "SQS refused readiness messages; those companies wait for the next sweep",
+                    extra={"companies": [json.loads(str(e["MessageBody"]))["companyId"] for e in entries]},
+                )
+        return sent
 
     def _send(self, queue_url: str, body: str, attributes: dict[str, str]) -> str:
         try:

@@ -254,10 +254,14 @@ class CheckReport:
 
     outcomes: tuple[CheckOutcome, ...]
     errors: tuple[TransientError, ...]
+    unfinished: tuple[str, ...] = ()  # the checks that raised ``errors``, in the same order
 
     @property
     def failures(self) -> list[CheckOutcome]:
         return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    def passed(self, name: str) -> bool:
+        return any(o.check == name and o.status == "passed" for o in self.outcomes)
 
 
 def run_checks(
@@ -300,6 +304,7 @@ def run_checks(
     return CheckReport(
         outcomes=tuple(results[c.name] for c in checks if c.name in results),
         errors=tuple(errors[c.name] for c in checks if c.name in errors),
+        unfinished=tuple(c.name for c in checks if c.name in errors),
     )
 
 

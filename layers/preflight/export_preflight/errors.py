@@ -20,6 +20,9 @@ class TransientError(PreflightError):
     """
 
     reason_type: FailureReasonType = FailureReasonType.SERVICE_UNREACHABLE
+    # Which remote party is in trouble, for metrics: "pleo", "aws", an accounting system id;
+    # None: our own side.
+    party: str | None = None
 
     def __init__(
         self,
@@ -37,15 +40,20 @@ class TransientError(PreflightError):
 class PleoUnavailable(TransientError):
     """Pleo answered 429/5xx, timed out, or could not be reached."""
 
+    party = "pleo"
+
 
 class AwsUnavailable(TransientError):
     """An AWS dependency (Secrets Manager, DynamoDB, SQS) throttled or failed."""
+
+    party = "aws"
 
 
 class AccountingSystemUnavailable(TransientError):
     """The accounting system answered 429/5xx, timed out, or could not be reached."""
 
     reason_type = FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
+    party = "accounting"  # the service names the company's system when it knows it
 
 
 class IntegrationMisconfigured(TransientError):

@@ -31,6 +31,9 @@ class Fate:
     reason: str = ""
     metric: str | None = None
     traceback: bool = False
+    # The remote party in trouble (``TransientRetry``'s dimension): "pleo", "aws", an
+    # accounting system id, or "ours".
+    party: str = "ours"
 
 
 def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) -> Fate:
@@ -51,6 +54,7 @@ def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) ->
             "transient trouble; the message will be retried",
             delay_seconds=retry_delay(receive_count, error.retry_after),
             metric="TransientRetry",
+            party=error.party or "ours",
         )
     if isinstance(error, IdempotencyPersistenceLayerError):
         # The decision may have been acted on but not recorded: the decision log makes a
@@ -62,6 +66,7 @@ def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) ->
             delay_seconds=retry_delay(receive_count, None),
             metric="TransientRetry",
             traceback=True,
+            party="aws",
         )
     if isinstance(error, IdempotencyAlreadyInProgressError):
         return Fate(

@@ -123,6 +123,9 @@ class TokenSet(BaseModel):
     refresh_token: SecretStr = Field(alias="refreshToken", min_length=1)
     expires_at: float = Field(alias="expiresAt", description="epoch seconds")
     scope: str | None = None
+    # When the refresh token was last used (epoch seconds): refresh tokens lapse after a
+    # period unused (Xero 60 days). None in sets stored before this was recorded.
+    refreshed_at: float | None = Field(default=None, alias="refreshedAt")
 
     def fresh(self, now: float, skew: float = REFRESH_SKEW_SECONDS) -> bool:
         return self.expires_at - skew > now
@@ -134,6 +137,7 @@ class TokenSet(BaseModel):
                 "refreshToken": self.refresh_token.get_secret_value(),
                 "expiresAt": self.expires_at,
                 "scope": self.scope,
+                "refreshedAt": self.refreshed_at,
             }
         )
 
@@ -296,7 +300,42 @@ class Decision(BaseModel):
     reason_type: FailureReasonType | None = None
     reason: str | None = None
     job_status: str | None = None
+    accounting_system: str | None = None
     checks: list[CheckOutcome] = Field(default_factory=list)
+
+
+ReadinessStatus = Literal["ready", "not_ready", "unknown"]
+
+
+class Readiness(BaseModel):
+    """Whether a company could export now: the checks of a dry run (or of a job's preflight).
+
+    ``not_ready``: a check failed (``problems`` are the failing checks, most important
+    first); ``unknown``: trouble kept checks from finishing (``problems`` say which).
+    ``grant_lapses_at``: when the OAuth grant's refresh token would lapse from disuse."""
+
+    model_config = ConfigDict(frozen=True)
+
+    company_id: str
+    status: ReadinessStatus
+    accounting_system: str | None = None
+    display_name: str | None = None
+    problems: list[CheckOutcome] = Field(default_factory=list)
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    checked_at: datetime
+    source: Literal["sweep", "job", "cli"] = "cli"
+    job_id: str | None = None
+    grant_lapses_at: datetime | None = None
+    grant_renewed: bool = False  # this check refreshed the grant to keep it alive
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    @property
+    def reason_type(self) -> FailureReasonType | None:
+        """The most important problem's reason type."""
+        return self.problems[0].reason_type if self.problems else None
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

@@ -55,6 +55,8 @@ LEASE_SECONDS = 45
 assert LEASE_SECONDS > REFRESH_BUDGET_SECONDS, "the lease must outlive a bounded refresh"
 # Used when an answer's expires_in is missing or nonsense: short, so the token is renewed soon.
 FALLBACK_EXPIRES_IN = 300
+# For token sets stored without ``refreshedAt``: access tokens live at most this long.
+ASSUMED_ACCESS_LIFETIME_SECONDS = 3600
 OAUTH_ERRORS = ("invalid_client", "unauthorized_client", "invalid_request", "invalid_scope", "unsupported_grant_type")
 
 
@@ -201,6 +203,7 @@ def parse_answer(answer: str, previous: TokenSet, received_at: float) -> tuple[T
             refresh_token=SecretStr(refresh) if isinstance(refresh, str) and refresh else previous.refresh_token,
             expires_at=received_at + float(expires_in) if usable else 0.0,
             scope=scope if isinstance(scope, str) else previous.scope,
+            refreshed_at=received_at,
         ),
         usable,
     )
@@ -367,6 +370,21 @@ class OAuthBearer(httpx.Auth):
         """The token set in use (read, and refreshed if due, on first use)."""
         if self._current is None or not self._current.fresh(time.time()):
             self._current = self._tokens.current(self._secret_id, self._endpoint)
+        return self._current
+
+    def last_refreshed_at(self) -> float:
+        """When the refresh token was last used: recorded with the set, or else estimated
+        on the early side from the access token's expiry (no provider issues them for
+        longer than an hour)."""
+        tokens = self.current()
+        if tokens.refreshed_at is not None:
+            return tokens.refreshed_at
+        return tokens.expires_at - ASSUMED_ACCESS_LIFETIME_SECONDS
+
+    def renew(self) -> TokenSet:
+        """Refresh now, whatever the access token's expiry (keeps an idle grant alive),
+        through the same leased lifecycle; once across containers."""
+        self._current = self._tokens.refresh(self._secret_id, self._endpoint, rejected=self.current())
         return self._current
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -15,18 +18,62 @@ tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ExportPreflight"))
 
 
-def count_outcome(outcome: str, reason_type: str | None = None) -> None:
-    """One EMF metric ``PreflightOutcome`` per decided message, by outcome and reason type."""
+def count_outcome(outcome: str, reason_type: str | None = None, accounting_system: str | None = None) -> None:
+    """One EMF metric ``PreflightOutcome`` per decided message, by outcome, reason type and
+    accounting system."""
+    count_by(
+        "PreflightOutcome",
+        outcome=outcome,
+        reasonType=reason_type or "none",
+        accountingSystem=accounting_system or "unknown",
+    )
+
+
+def count_by(name: str, value: float = 1, **dimensions: str) -> None:
+    """One EMF metric with its own dimensions (besides ``service``), emitted now. Dimension
+    values must come from bounded sets: never a company or job id."""
     with single_metric(
-        name="PreflightOutcome",
+        name=name,
         unit=MetricUnit.Count,
-        value=1,
+        value=value,
         namespace=metrics.namespace,
         default_dimensions=metrics.default_dimensions,
     ) as metric:
         metric.add_dimension(name="service", value=str(metrics.service))
-        metric.add_dimension(name="outcome", value=outcome)
-        metric.add_dimension(name="reasonType", value=reason_type or "none")
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)
+
+
+def trace_entity() -> Any:
+    """The invocation's X-Ray entity, to hand to record threads; None when tracing is off."""
+    if tracer.disabled:
+        return None
+    try:
+        return _recorder().get_trace_entity()
+    except Exception:  # no segment (e.g. outside Lambda): no tracing
+        return None
+
+
+@contextmanager
+def record_trace(entity: Any, name: str = "## record") -> Iterator[Callable[[str, str], None]]:
+    """A subsegment for one record, in whichever thread handles it (the X-Ray SDK's
+    threading recipe: the parent entity is set in the thread); yields ``annotate(key,
+    value)`` (a no-op when tracing is off), so a trace is found by job id."""
+    if entity is None:
+        yield lambda key, value: None
+        return
+    recorder = _recorder()
+    recorder.set_trace_entity(entity)
+    try:
+        with recorder.in_subsegment(name) as subsegment:
+            yield subsegment.put_annotation
+    finally:
+        recorder.clear_trace_entities()
+
+
+def _recorder() -> Any:
+    """The X-Ray SDK's recorder behind the Tracer (Powertools types it as a generic provider)."""
+    return tracer.provider
 
 
 def count(name: str, value: float = 1) -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from .connectors.base import JOURNAL_MAPPINGS, AccountingConnector, ConnectionProfile
 from .errors import TransientError
-from .models import CheckOutcome, CompanyConfiguration, Decision, ExportJob, FailureReasonType
+from .models import CheckOutcome, CompanyConfiguration, Decision, ExportJob, FailureReasonType, Readiness
 
 
 class ConfigurationSource(Protocol):
@@ -65,6 +65,8 @@ class Connection:
     # Re-read the secret and re-run once when the credentials are rejected (static
     # credentials may have been rotated meanwhile; OAuth connectors re-read under their lease).
     reread_on_rejection: bool = False
+    # OAuth: seconds a refresh token may go unused before it lapses (see ConnectorSpec).
+    refresh_token_idle_seconds: float | None = None
 
     def authenticate(self) -> ConnectionProfile:
         assert self.connector is not None
@@ -101,3 +103,12 @@ class DecisionLog(Protocol):
     def settle(self, job_id: str) -> None: ...
 
     def release(self, job_id: str) -> None: ...
+
+
+class ReadinessLog(Protocol):
+    """The last known readiness of each company (the readiness table)."""
+
+    def record(self, readiness: Readiness) -> None:
+        """Store it, unless the company has a record checked later (an older result never
+        overwrites a newer one)."""
+        ...

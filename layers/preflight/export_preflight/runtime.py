@@ -12,6 +12,7 @@ from .aws import (
     Credentials,
     DynamoDBDecisionLog,
     DynamoDBLease,
+    DynamoDBReadinessLog,
     DynamoDBTokenJournal,
     Queues,
 )
@@ -34,6 +35,9 @@ class Runtime:
     settings: Settings
     service: PreflightService
     queues: Queues
+    configurations: CompanyConfigurations
+    decisions: DynamoDBDecisionLog
+    readiness: DynamoDBReadinessLog
     record_pool: ThreadPoolExecutor
     deadline: InvocationDeadline
 
@@ -61,8 +65,11 @@ def get_runtime() -> Runtime:
         if settings.check_concurrency
         else None
     )
+    configurations = CompanyConfigurations(settings)
+    decisions = DynamoDBDecisionLog(settings)
+    readiness = DynamoDBReadinessLog(settings)
     service = PreflightService(
-        configurations=CompanyConfigurations(settings),
+        configurations=configurations,
         pleo=PleoCompanies(
             new_client(settings.base_url(settings.pleo_api_base_url), timeout_seconds=timeout),
             credentials,
@@ -76,7 +83,8 @@ def get_runtime() -> Runtime:
         ),
         secrets=credentials,
         hand_off=queues,
-        decisions=DynamoDBDecisionLog(settings),
+        decisions=decisions,
+        readiness=readiness,
         executor=check_pool,
     )
     record_workers = settings.max_parallel_records if settings.check_concurrency else 1
@@ -84,6 +92,9 @@ def get_runtime() -> Runtime:
         settings=settings,
         service=service,
         queues=queues,
+        configurations=configurations,
+        decisions=decisions,
+        readiness=readiness,
         record_pool=ThreadPoolExecutor(max_workers=record_workers, thread_name_prefix="record"),
         deadline=deadline,
     )

@@ -1,20 +1,37 @@
 """One claimed job, end to end: load the company's configuration (it names the Pleo
 credentials), re-read the job from Pleo, run the checks, record the decision, then fail
-the job early in Pleo or hand it on. Free of Lambda glue and of adapters: it sees the
-ports of ``ports.py`` only."""
+the job early in Pleo or hand it on. And the same checks without a job (``check_company``,
+a dry run: nothing is written to Pleo or handed on), for the readiness sweep and the
+operator CLI. Free of Lambda glue and of adapters: it sees the ports of ``ports.py`` only."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import UUID
 
 from .checks import CHECKS, CheckReport, PreflightContext, run_checks
-from .errors import HandOffNotSent, TransientError, UnprocessableMessage
-from .models import CheckOutcome, ClaimedJobMessage, CompanyConfiguration, Decision, ExportJob, FailureReasonType
+from .errors import (
+    AccountingSystemError,
+    AccountingSystemUnavailable,
+    HandOffNotSent,
+    TransientError,
+    UnprocessableMessage,
+)
+from .models import (
+    CheckOutcome,
+    ClaimedJobMessage,
+    CompanyConfiguration,
+    Decision,
+    ExportJob,
+    FailureReasonType,
+    JobStatus,
+    Readiness,
+)
 from .models import FailureReasonType as Reason
 from .observability import count, logger
 from .ports import (
@@ -25,6 +42,7 @@ from .ports import (
     HandOff,
     PleoAccess,
     PleoJobs,
+    ReadinessLog,
     SecretValues,
 )
 from .sanitize import sanitize_reason
@@ -51,6 +69,12 @@ class Attempt:
         return self.is_last_delivery or (left is not None and left <= self.next_retry_in_seconds)
 
 
+# A run with no retry to come (the CLI): whatever is unfinished is reported as such.
+ONLY_ATTEMPT = Attempt(receive_count=1, max_receive_count=1)
+# Stands for the job in a dry run (no job): never sent anywhere.
+NO_JOB = UUID(int=0)
+
+
 class PreflightService:
     """Decides one claimed job. Transient trouble raises ``TransientError`` (retry)."""
 
@@ -63,6 +87,7 @@ class PreflightService:
         secrets: SecretValues,
         hand_off: HandOff,
         decisions: DecisionLog,
+        readiness: ReadinessLog,
         executor: Executor | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,6 +97,7 @@ class PreflightService:
         self._secrets = secrets
         self._hand_off = hand_off
         self._decisions = decisions
+        self._readiness = readiness
         self._executor = executor
         self._clock = clock
 
@@ -101,17 +127,37 @@ class PreflightService:
                 job_id=str(message.job_id),
                 company_id=str(message.company_id),
                 reason="job not found in Pleo",
+                accounting_system=config.accounting_system,
             )
         if not job.in_progress:
             logger.info("job is no longer in progress; leaving it alone", extra={"job_status": job.status})
-            return self._skipped(job, job.status, f"job is {job.status}")
+            return self._skipped(job, job.status, f"job is {job.status}", config)
 
         report = self._run_checks(job, config, connection)
         failures = report.failures
         if not failures and report.errors:
             if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
-                raise report.errors[0]
+                raise _with_party(report.errors[0], config)
             failures = [_give_up(report.errors[0])]
+        # The company's readiness, as this job found it: stored while the decision is acted on.
+        recording = self._submit(
+            self._record_readiness,
+            self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None),
+        )
+        try:
+            return self._act(message, job, config, pleo, report, failures)
+        finally:
+            _join(recording)
+
+    def _act(
+        self,
+        message: ClaimedJobMessage,
+        job: ExportJob,
+        config: CompanyConfiguration,
+        pleo: PleoJobs,
+        report: CheckReport,
+        failures: list[CheckOutcome],
+    ) -> Decision:
         if failures:
             reason_type, reason = summarize(failures)
             secrets = self._secrets.known_values(
@@ -123,6 +169,7 @@ class PreflightService:
                 company_id=str(job.company_id),
                 reason_type=reason_type,
                 reason=sanitize_reason(reason, secrets),
+                accounting_system=config.accounting_system,
                 checks=list(report.outcomes),
             )
         else:
@@ -131,14 +178,138 @@ class PreflightService:
                 job_id=str(job.id),
                 company_id=str(job.company_id),
                 job_status=job.status,
+                accounting_system=config.accounting_system,
                 checks=list(report.outcomes),
             )
         decision, act = self._claim(intended, message.rerun)
         if not act:
             return decision
         if decision.outcome == "failed_early":
-            return self._fail(pleo, job, decision)
+            return self._fail(pleo, job, decision, config)
         return self._hand_on(job, config, decision, message.rerun)
+
+    # ------------------------------------------------------------ readiness (no job)
+
+    def check_company(
+        self,
+        company_id: UUID,
+        *,
+        attempt: Attempt = ONLY_ATTEMPT,
+        source: Literal["sweep", "cli"] = "cli",
+        keep_alive_seconds: float | None = None,
+        record: bool = True,
+    ) -> Readiness:
+        """Every check for a company, without a job (a dry run): nothing is written to Pleo
+        or handed on. What a job would bring comes from the configuration: vendor
+        bookkeeping is checked when the company has it enabled ("if a job needs it"),
+        receipts when it exports them. Same checks, reason types and texts as for a job.
+
+        Transient trouble raises ``TransientError`` unless this is the last attempt; then
+        the readiness is ``unknown``. ``keep_alive_seconds``: refresh an OAuth grant that
+        would lapse from disuse within that time. ``record``: store the result."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        config = self._configurations.get(company_id)
+        if config is None:
+            return Readiness(
+                company_id=str(company_id),
+                status="not_ready",
+                problems=[
+                    CheckOutcome.failed(
+                        "configuration",
+                        Reason.MISSING_CONFIGURATION,
+                        f"No integration configuration exists for company {company_id}. "
+                        "Add the company configuration item (export-preflight config put), then check again.",
+                    )
+                ],
+                checked_at=now,
+                source=source,
+            )
+        job = ExportJob(
+            id=NO_JOB,
+            company_id=company_id,
+            status=JobStatus.IN_PROGRESS,
+            vendor_based_bookkeeping=config.vendor_bookkeeping_enabled,
+        )
+        connection = self._connectors.connect(config)
+        report = self._run_checks(job, config, connection)
+        if report.errors and not report.failures and not attempt.is_last_delivery:
+            raise _with_party(report.errors[0], config)
+        readiness = self._readiness_of(config, report, connection, source=source, keep_alive=keep_alive_seconds)
+        if record:
+            self._record_readiness(readiness)
+        return readiness
+
+    def _readiness_of(
+        self,
+        config: CompanyConfiguration,
+        report: CheckReport,
+        connection: Connection,
+        *,
+        source: Literal["sweep", "job", "cli"],
+        keep_alive: float | None,
+        job_id: str | None = None,
+    ) -> Readiness:
+        secrets = self._secrets.known_values(
+            [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
+        )
+        unfinished = [
+            CheckOutcome.failed(name, error.reason_type, f"could not finish: {error}")
+            for name, error in zip(report.unfinished, report.errors, strict=True)
+        ]
+        problems = [
+            problem.model_copy(update={"reason": sanitize_reason(problem.reason or "", secrets)})
+            for problem in (*report.failures, *unfinished)
+        ]
+        lapses_at, renewed = self._grant_lapse(connection, report, keep_alive)
+        return Readiness(
+            company_id=str(config.company_id),
+            status="not_ready" if report.failures else "unknown" if unfinished else "ready",
+            accounting_system=config.accounting_system,
+            display_name=config.display_name,
+            problems=problems,
+            checks=list(report.outcomes),
+            checked_at=datetime.fromtimestamp(self._clock(), UTC),
+            source=source,
+            job_id=job_id,
+            grant_lapses_at=lapses_at,
+            grant_renewed=renewed,
+        )
+
+    def _grant_lapse(
+        self, connection: Connection, report: CheckReport, keep_alive: float | None
+    ) -> tuple[datetime | None, bool]:
+        """When the connection's OAuth grant would lapse from disuse; renewed first when that
+        is within ``keep_alive`` seconds (the sweep keeps grants alive until the next one)."""
+        grant = connection.connector.grant if connection.connector is not None else None
+        idle = connection.refresh_token_idle_seconds
+        if grant is None or idle is None or not report.passed("authentication"):
+            return None, False
+        renewed = False
+        try:
+            lapses = grant.last_refreshed_at() + idle
+            if keep_alive is not None and lapses - self._clock() < keep_alive:
+                logger.info("refreshing an OAuth grant before it lapses from disuse", extra={"lapses_at": lapses})
+                grant.renew()
+                renewed = True
+                lapses = grant.last_refreshed_at() + idle
+        except (TransientError, AccountingSystemError) as error:
+            logger.warning(
+                "could not keep the OAuth grant alive; the next sweep tries again", extra={"error": str(error)}
+            )
+            return None, renewed
+        return datetime.fromtimestamp(lapses, UTC), renewed
+
+    def _record_readiness(self, readiness: Readiness) -> None:
+        try:
+            self._readiness.record(readiness)
+        except Exception as error:  # the readiness record must never cost a decision
+            logger.warning("could not record the company's readiness", extra={"error": str(error)})
+
+    def _submit(self, work: Callable[[Readiness], None], readiness: Readiness) -> Future[None] | None:
+        if self._executor is None:
+            work(readiness)
+            return None
+        return self._executor.submit(work, readiness)
 
     def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool]:
         """The decision to act on: ours, or the one a previous delivery recorded and may not
@@ -165,14 +336,14 @@ class PreflightService:
         logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})
         return decision, True
 
-    def _fail(self, pleo: PleoJobs, job: ExportJob, decision: Decision) -> Decision:
+    def _fail(self, pleo: PleoJobs, job: ExportJob, decision: Decision, config: CompanyConfiguration) -> Decision:
         assert decision.reason_type is not None and decision.reason is not None
         confirmed = pleo.fail_job(job.id, decision.reason_type, decision.reason)
         self._settle(str(job.id))
         if confirmed.failure_reason_type not in (None, decision.reason_type.value):
             # Our event met a 422: the job had been failed meanwhile (e.g. expired).
             return self._skipped(
-                confirmed, confirmed.status, f"job was failed meanwhile ({confirmed.failure_reason_type})"
+                confirmed, confirmed.status, f"job was failed meanwhile ({confirmed.failure_reason_type})", config
             )
         return decision.model_copy(update={"job_status": confirmed.status})
 
@@ -202,9 +373,14 @@ class PreflightService:
             logger.warning("could not mark the decision as acted on", extra={"error": str(error)})
 
     @staticmethod
-    def _skipped(job: ExportJob, status: str, reason: str) -> Decision:
+    def _skipped(job: ExportJob, status: str, reason: str, config: CompanyConfiguration) -> Decision:
         return Decision(
-            outcome="skipped", job_id=str(job.id), company_id=str(job.company_id), job_status=status, reason=reason
+            outcome="skipped",
+            job_id=str(job.id),
+            company_id=str(job.company_id),
+            job_status=status,
+            reason=reason,
+            accounting_system=config.accounting_system,
         )
 
     def _configuration(self, company_id: UUID, message: ClaimedJobMessage) -> CompanyConfiguration:
@@ -270,6 +446,18 @@ def summarize(failures: list[CheckOutcome]) -> tuple[FailureReasonType, str]:
     if others:
         reason = f"{reason} Also: {' '.join(others)}"
     return primary.reason_type, reason
+
+
+def _with_party(error: TransientError, config: CompanyConfiguration) -> TransientError:
+    """Name the company's accounting system as the party in trouble (for metrics)."""
+    if isinstance(error, AccountingSystemUnavailable) and config.accounting_system:
+        error.party = config.accounting_system
+    return error
+
+
+def _join(recording: Future[None] | None) -> None:
+    if recording is not None:
+        recording.result()
 
 
 def _give_up(error: TransientError) -> CheckOutcome:

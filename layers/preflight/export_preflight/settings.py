@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     ready_jobs_queue_url: str = ""
     claimed_jobs_dlq_url: str = ""
     claimed_jobs_queue_url: str = ""
+    # The readiness sweep (see README, "Readiness before the job").
+    readiness_table: str = "export-preflight-readiness"
+    readiness_queue_url: str = ""
+    readiness_dlq_url: str = ""
+    readiness_spread_seconds: int = Field(default=900, ge=0, le=900)  # SQS DelaySeconds: at most 900
+    readiness_sweep_interval_hours: int = Field(default=24, ge=1, le=168)
+    readiness_retention_seconds: int = Field(default=35 * 86_400, gt=0)
 
     http_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
     config_cache_seconds: int = Field(default=300, ge=0)

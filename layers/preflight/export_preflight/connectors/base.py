@@ -68,6 +68,9 @@ class AccountingConnector(Protocol):
     # integration settings with the needed access". A system whose missing permissions each
     # say how to fix them (licences to buy, users to change) says only "Then export again."
     permission_advice: str | None
+    # The OAuth grant behind the connection (None: static credentials); the readiness
+    # sweep reads when it would lapse and keeps it alive.
+    grant: OAuthBearer | None
 
     def authenticate(self) -> ConnectionProfile:
         """Prove reachability and credentials with the cheapest authenticated call."""
@@ -133,6 +136,8 @@ class ConnectorSpec:
     )
     # Configuration fields the system wants as numbers (see CompanyConfiguration.reference_problems).
     numeric_fields: frozenset[str] = frozenset()
+    # OAuth: days a refresh token may go unused before it lapses (None: it does not).
+    refresh_token_idle_days: int | None = None
 
 
 ACCOUNTING_TROUBLE = Trouble(

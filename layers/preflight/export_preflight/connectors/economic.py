@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError
 from ..models import Capability, CompanyConfiguration, FailureReasonType
+from ..oauth import OAuthBearer
 from ..settings import ConnectorSettings, base_url
 from .base import (
     BodyReader,
@@ -55,6 +56,7 @@ class EconomicConnector:
     display_name = NAME
     where_to_fix = "e-conomic (Settings > Chart of accounts / VAT codes / Journals) or the integration settings"
     permission_advice: str | None = None
+    grant: OAuthBearer | None = None
 
     def __init__(self, http: httpx.Client, credentials: EconomicCredentials, config: CompanyConfiguration) -> None:
         self._http = http

@@ -141,6 +141,7 @@ class FortnoxConnector:
     ) -> None:
         self._api = api
         self._auth = auth
+        self.grant: OAuthBearer | None = auth
         self._organisation_number = config.accounting_company_ref or ""
         self._series = config.mappings.journal
         self._today = today
@@ -538,4 +539,5 @@ SPEC = ConnectorSpec(
     numeric_fields=frozenset(  # 4-digit BAS account numbers; the organisation number has its own shape check
         {"mappings.expenseAccount", "mappings.contraAccount", "mappings.vendorPayablesAccount"}
     ),
+    refresh_token_idle_days=45,  # refresh token: single-use, valid 45 days
 )

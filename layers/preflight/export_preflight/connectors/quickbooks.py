@@ -186,6 +186,7 @@ class QuickBooksConnector:
     def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
         self._api = api
         self._auth = auth
+        self.grant: OAuthBearer | None = auth
         self._realm = config.accounting_company_ref or ""
         self._roles = _roles(config)
         self._company_name: str | None = None
@@ -586,4 +587,5 @@ SPEC = ConnectorSpec(
     ),
     reread_on_rejection=False,
     vendor_mappings=(),  # bills post to the company's default Accounts Payable unless one is mapped
+    refresh_token_idle_days=100,  # refresh token: rolling: valid 100 days from last use
 )

@@ -93,7 +93,13 @@ class ConnectorRegistry:
                 f"{spec.display_name} in the integration settings, then export again.",
             )
             return Connection(None, problem, requirements=requirements)
-        return Connection(connector, requirements=requirements, reread_on_rejection=spec.reread_on_rejection)
+        idle_days = spec.refresh_token_idle_days
+        return Connection(
+            connector,
+            requirements=requirements,
+            reread_on_rejection=spec.reread_on_rejection,
+            refresh_token_idle_seconds=idle_days * 86_400 if idle_days is not None else None,
+        )
 
     def _problem(self, config: CompanyConfiguration, spec: ConnectorSpec | None) -> CheckOutcome | None:
         system = config.accounting_system

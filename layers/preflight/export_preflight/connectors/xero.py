@@ -57,6 +57,7 @@ class XeroConnector:
     def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
         self._api = api
         self._auth = auth
+        self.grant: OAuthBearer | None = auth
         self._tenant = config.accounting_company_ref or ""
         self._organisation_name: str | None = None
         self._actions_found: dict[str, str] | None = None
@@ -353,4 +354,5 @@ SPEC = ConnectorSpec(
     ),
     reread_on_rejection=False,
     vendor_mappings=(),  # bills post to Xero's own Accounts Payable system account
+    refresh_token_idle_days=60,  # refresh token: expires after 60 days unused
 )

@@ -1,0 +1,79 @@
+"""What the SQS-triggered functions do with each record besides deciding it: carry out the
+fate of a record whose handling raised (see ``fate``), and count what became of it. The
+functions stay glue: parse, call the service, report."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from .aws import Queues
+from .connectors import CONNECTORS
+from .errors import TransientError
+from .fate import RetryDelay, fate_of
+from .models import Readiness
+from .observability import count, count_by, count_outcome, logger
+
+PARTIES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
+
+
+def system_dimension(system: str | None) -> str:
+    """An accounting system id as a metric dimension: known ids only (the set is bounded)."""
+    return system if system in CONNECTORS else "unknown"
+
+
+def meet_fate(
+    error: Exception,
+    record: SQSRecord,
+    receive_count: int,
+    *,
+    queues: Queues,
+    retry_delay: RetryDelay,
+    queue_url: str | None = None,
+    dlq_url: str | None = None,
+) -> str:
+    """Carry out the error's fate: log it, count it, dead-letter (the record succeeds) or
+    back off (it fails: raises ``error``). A dead letter SQS refused is retried like
+    transient trouble. ``queue_url``/``dlq_url``: the record's queue and its DLQ (default:
+    the claimed-jobs queue's)."""
+    fate = fate_of(error, receive_count=receive_count, retry_delay=retry_delay)
+    extra: dict[str, object] = {"receive_count": receive_count}
+    if fate.action == "dead_letter":
+        try:
+            queues.dead_letter(record.body or "", kind=fate.kind, reason=fate.reason, dlq_url=dlq_url)
+        except TransientError as unsent:
+            return meet_fate(
+                unsent,
+                record,
+                receive_count,
+                queues=queues,
+                retry_delay=retry_delay,
+                queue_url=queue_url,
+                dlq_url=dlq_url,
+            )
+        extra.update(reject_kind=fate.kind, reason=fate.reason)
+    else:
+        extra.update(error=str(error), retry_in_seconds=fate.delay_seconds, remote_party=fate.party)
+    getattr(logger, fate.log_level)(fate.log_message, extra=extra, exc_info=error if fate.traceback else None)
+    if fate.metric == "TransientRetry":
+        count_by("TransientRetry", remoteParty=fate.party if fate.party in PARTIES else "ours")
+    elif fate.metric:
+        count(fate.metric)
+    if fate.action == "dead_letter":
+        count_outcome("rejected", fate.kind)
+        return "rejected"
+    queues.delay_redelivery(record.receipt_handle, fate.delay_seconds, queue_url=queue_url)
+    raise error
+
+
+def count_readiness(readiness: Readiness) -> None:
+    """A company's readiness, by system (``ReadinessResult``); a not-ready company once
+    (``CompanyNotReady``) and per failing reason type (``NotReadyReason``); a grant refreshed
+    to keep it alive (``OAuthKeepAliveRefresh``)."""
+    system = system_dimension(readiness.accounting_system)
+    count_by("ReadinessResult", accountingSystem=system, readiness=readiness.status)
+    if readiness.status == "not_ready":
+        count_by("CompanyNotReady")
+        for reason_type in dict.fromkeys(p.reason_type for p in readiness.problems if p.reason_type):
+            count_by("NotReadyReason", accountingSystem=system, reasonType=str(reason_type))
+    if readiness.grant_renewed:
+        count_by("OAuthKeepAliveRefresh", accountingSystem=system)
