@@ -3,9 +3,6 @@ decision per job. Glue only: parse the record, call the service, report."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -19,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
-from export_preflight.observability import count_outcome, logger, metrics, record_trace, trace_entity, tracer
-from export_preflight.records import meet_fate, system_dimension
+from export_preflight.observability import count_outcome, logger, metrics, tracer
+from export_preflight.records import Annotate, RecordRunner, meet_fate, system_dimension
 from export_preflight.runtime import get_runtime
 from export_preflight.service import Attempt
 from export_preflight.settings import get_settings
@@ -52,19 +49,7 @@ def decide(*, message: ClaimedJobMessage, attempt: Attempt) -> Decision:
     return get_runtime().service.decide(message, attempt=attempt)
 
 
-def process_record(record: SQSRecord, lambda_context: LambdaContext, trace: object = None) -> str:
-    """One record, in its own X-Ray subsegment annotated with job id, company id and outcome."""
-    with record_trace(trace) as annotate:
-        try:
-            outcome = _process(record, lambda_context, annotate)
-        except Exception:
-            annotate("outcome", "retry")
-            raise
-        annotate("outcome", outcome)
-    return outcome
-
-
-def _process(record: SQSRecord, lambda_context: LambdaContext, annotate: Callable[[str, str], None]) -> str:
+def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: Annotate) -> str:
     runtime = get_runtime()
     settings = runtime.settings
     logger.thread_safe_clear_keys()
@@ -99,25 +84,16 @@ def _process(record: SQSRecord, lambda_context: LambdaContext, annotate: Callabl
     return decision.outcome
 
 
-async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        get_runtime().record_pool, process_record, record, lambda_context, _invocation_trace
-    )
-
-
-# The invocation's X-Ray entity, handed to the record threads (None when tracing is off).
-_invocation_trace: object = None
+records = RecordRunner(process_record, "## record")
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    global _invocation_trace
     idempotency_config.register_lambda_context(context)
     get_runtime().deadline.start(context.get_remaining_time_in_millis())
-    _invocation_trace = trace_entity()
+    records.start()
     return async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event, record_handler=records.handle, processor=processor, context=context
     )

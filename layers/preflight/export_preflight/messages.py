@@ -1,18 +1,29 @@
-"""The claimed-jobs message: parsing and validation. Anything that is not a claimed job
-raises ``UnprocessableMessage`` (it goes to the DLQ at once, with the reason)."""
+"""Queue messages (a claimed job, a company to check for readiness): parsing and
+validation. Anything else raises ``UnprocessableMessage`` (it goes to the DLQ at once,
+with the reason)."""
 
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import UnprocessableMessage
 from .models import ClaimedJobMessage
 
+MessageT = TypeVar("MessageT", bound=BaseModel)
 
-def parse_message(body: str | None, *, max_bytes: int) -> ClaimedJobMessage:
-    """Validate a claimed-jobs message; anything else raises ``UnprocessableMessage``."""
+
+def parse_message(
+    body: str | None,
+    *,
+    max_bytes: int,
+    model: type[MessageT] = ClaimedJobMessage,  # type: ignore[assignment]
+    what: str = "a claimed job",
+) -> MessageT:
+    """Validate a message as ``model`` (a claimed job unless told otherwise); anything else
+    raises ``UnprocessableMessage``."""
     if body is None or not body.strip():
         raise UnprocessableMessage("message body is empty", kind="malformed_message")
     size = len(body.encode(errors="replace"))
@@ -31,7 +42,7 @@ def parse_message(body: str | None, *, max_bytes: int) -> ClaimedJobMessage:
     if not isinstance(document, dict):
         raise UnprocessableMessage("message body is not a JSON object", kind="malformed_message")
     try:
-        return ClaimedJobMessage.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise UnprocessableMessage(f"message is not a claimed job ({problems})", kind="malformed_message") from None
+        raise UnprocessableMessage(f"message is not {what} ({problems})", kind="malformed_message") from None

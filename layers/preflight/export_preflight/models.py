@@ -56,6 +56,15 @@ class ClaimedJobMessage(BaseModel):
     rerun: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
+class ReadinessMessage(BaseModel):
+    """Body of a message on the readiness queue (one per company, from the sweep)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    company_id: UUID = Field(alias="companyId")
+    sweep: str | None = Field(default=None, max_length=64)
+
+
 # ---------------------------------------------------------------- Pleo
 
 

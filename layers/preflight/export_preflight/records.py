@@ -4,16 +4,53 @@ functions stay glue: parse, call the service, report."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .aws import Queues
 from .connectors import CONNECTORS
 from .errors import TransientError
 from .fate import RetryDelay, fate_of
 from .models import Readiness
-from .observability import count, count_by, count_outcome, logger
+from .observability import count, count_by, count_outcome, logger, record_trace, trace_entity
+from .runtime import get_runtime
+
+Annotate = Callable[[str, str], None]
+Process = Callable[[SQSRecord, LambdaContext, Annotate], str]
 
 PARTIES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
+
+
+class RecordRunner:
+    """Runs each record of a batch in the runtime's record pool (the batch's records run side
+    by side), each in its own X-Ray subsegment: ``process`` annotates it (job id, company
+    id) and its outcome is annotated last ("retry" when it raised)."""
+
+    def __init__(self, process: Process, name: str) -> None:
+        self._process = process
+        self._name = name
+        self._trace: object = None
+
+    def start(self) -> None:
+        """At the start of each invocation: the invocation's X-Ray entity, for the record threads."""
+        self._trace = trace_entity()
+
+    async def handle(self, record: SQSRecord, lambda_context: LambdaContext) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(get_runtime().record_pool, self.run, record, lambda_context)
+
+    def run(self, record: SQSRecord, lambda_context: LambdaContext) -> str:
+        with record_trace(self._trace, self._name) as annotate:
+            try:
+                outcome = self._process(record, lambda_context, annotate)
+            except Exception:
+                annotate("outcome", "retry")
+                raise
+            annotate("outcome", outcome)
+        return outcome
 
 
 def system_dimension(system: str | None) -> str:

@@ -107,6 +107,31 @@ class PreflightService:
         instead of leaving it ``in_progress`` until it expires. The job read from Pleo is
         the source of truth: it is decided in its own company's context, whatever the
         message says."""
+        prepared = self._prepare(message)
+        if isinstance(prepared, Decision):
+            return prepared
+        config, pleo, job, connection = prepared
+        report = self._run_checks(job, config, connection)
+        failures = report.failures
+        if not failures and report.errors:
+            if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
+                raise _with_party(report.errors[0], config)
+            failures = [_give_up(report.errors[0])]
+        # The company's readiness, as this job found it: stored while the decision is acted on.
+        recording = self._submit(
+            self._record_readiness,
+            self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None),
+        )
+        try:
+            return self._act(message, job, config, pleo, report, failures)
+        finally:
+            _join(recording)
+
+    def _prepare(
+        self, message: ClaimedJobMessage
+    ) -> Decision | tuple[CompanyConfiguration, PleoJobs, ExportJob, Connection]:
+        """The job as Pleo has it, in its own company's context, with that company's
+        configuration and accounting connection; or the decision to leave it alone."""
         config = self._configuration(message.company_id, message)
         connection = self._connect_early(config)
         pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)
@@ -132,22 +157,7 @@ class PreflightService:
         if not job.in_progress:
             logger.info("job is no longer in progress; leaving it alone", extra={"job_status": job.status})
             return self._skipped(job, job.status, f"job is {job.status}", config)
-
-        report = self._run_checks(job, config, connection)
-        failures = report.failures
-        if not failures and report.errors:
-            if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
-                raise _with_party(report.errors[0], config)
-            failures = [_give_up(report.errors[0])]
-        # The company's readiness, as this job found it: stored while the decision is acted on.
-        recording = self._submit(
-            self._record_readiness,
-            self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None),
-        )
-        try:
-            return self._act(message, job, config, pleo, report, failures)
-        finally:
-            _join(recording)
+        return config, pleo, job, connection
 
     def _act(
         self,
@@ -158,35 +168,31 @@ class PreflightService:
         report: CheckReport,
         failures: list[CheckOutcome],
     ) -> Decision:
-        if failures:
-            reason_type, reason = summarize(failures)
-            secrets = self._secrets.known_values(
-                [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
-            )
-            intended = Decision(
-                outcome="failed_early",
-                job_id=str(job.id),
-                company_id=str(job.company_id),
-                reason_type=reason_type,
-                reason=sanitize_reason(reason, secrets),
-                accounting_system=config.accounting_system,
-                checks=list(report.outcomes),
-            )
-        else:
-            intended = Decision(
-                outcome="handed_off",
-                job_id=str(job.id),
-                company_id=str(job.company_id),
-                job_status=job.status,
-                accounting_system=config.accounting_system,
-                checks=list(report.outcomes),
-            )
+        intended = self._intended(job, config, report, failures)
         decision, act = self._claim(intended, message.rerun)
         if not act:
             return decision
         if decision.outcome == "failed_early":
             return self._fail(pleo, job, decision, config)
         return self._hand_on(job, config, decision, message.rerun)
+
+    def preview(self, message: ClaimedJobMessage) -> Decision:
+        """What ``decide`` would decide for the job now, without acting on it: nothing is
+        recorded, posted to Pleo or handed on (the CLI's ``job --dry-run``). Transient
+        trouble raises ``TransientError``."""
+        prepared = self._prepare(message)
+        if isinstance(prepared, Decision):
+            return prepared
+        config, _, job, connection = prepared
+        report = self._run_checks(job, config, connection)
+        if not report.failures and report.errors:
+            raise _with_party(report.errors[0], config)
+        return self._intended(job, config, report, report.failures)
+
+    def read_job(self, company_id: UUID, job_id: UUID) -> ExportJob | None:
+        """The job as Pleo has it, read with its company's credentials (the CLI's ``rerun``)."""
+        config = self._configuration(company_id, ClaimedJobMessage(jobId=job_id, companyId=company_id))
+        return self._read_job(config.pleo_credentials_secret_id or "", job_id)[1]
 
     # ------------------------------------------------------------ readiness (no job)
 
@@ -208,21 +214,20 @@ class PreflightService:
         the readiness is ``unknown``. ``keep_alive_seconds``: refresh an OAuth grant that
         would lapse from disuse within that time. ``record``: store the result."""
         now = datetime.fromtimestamp(self._clock(), UTC)
-        config = self._configurations.get(company_id)
+        try:
+            config = self._configurations.get(company_id)
+        except UnprocessableMessage as error:  # a malformed item: the company is not ready
+            readiness = _configuration_problem(company_id, Reason.INVALID_CONFIGURATION, error.reason, now, source)
+            if record:
+                self._record_readiness(readiness)
+            return readiness
         if config is None:
-            return Readiness(
-                company_id=str(company_id),
-                status="not_ready",
-                problems=[
-                    CheckOutcome.failed(
-                        "configuration",
-                        Reason.MISSING_CONFIGURATION,
-                        f"No integration configuration exists for company {company_id}. "
-                        "Add the company configuration item (export-preflight config put), then check again.",
-                    )
-                ],
-                checked_at=now,
-                source=source,
+            return _configuration_problem(
+                company_id,
+                Reason.MISSING_CONFIGURATION,
+                f"No integration configuration exists for company {company_id}",
+                now,
+                source,
             )
         job = ExportJob(
             id=NO_JOB,
@@ -310,6 +315,34 @@ class PreflightService:
             work(readiness)
             return None
         return self._executor.submit(work, readiness)
+
+    def _intended(
+        self, job: ExportJob, config: CompanyConfiguration, report: CheckReport, failures: list[CheckOutcome]
+    ) -> Decision:
+        if failures:
+            reason_type, reason = summarize(failures)
+            secrets = self._secrets.known_values(
+                [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
+            )
+            intended = Decision(
+                outcome="failed_early",
+                job_id=str(job.id),
+                company_id=str(job.company_id),
+                reason_type=reason_type,
+                reason=sanitize_reason(reason, secrets),
+                accounting_system=config.accounting_system,
+                checks=list(report.outcomes),
+            )
+        else:
+            intended = Decision(
+                outcome="handed_off",
+                job_id=str(job.id),
+                company_id=str(job.company_id),
+                job_status=job.status,
+                accounting_system=config.accounting_system,
+                checks=list(report.outcomes),
+            )
+        return intended
 
     def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool]:
         """The decision to act on: ours, or the one a previous delivery recorded and may not
@@ -446,6 +479,25 @@ def summarize(failures: list[CheckOutcome]) -> tuple[FailureReasonType, str]:
     if others:
         reason = f"{reason} Also: {' '.join(others)}"
     return primary.reason_type, reason
+
+
+def _configuration_problem(
+    company_id: UUID, reason_type: FailureReasonType, problem: str, now: datetime, source: Literal["sweep", "cli"]
+) -> Readiness:
+    return Readiness(
+        company_id=str(company_id),
+        status="not_ready",
+        problems=[
+            CheckOutcome.failed(
+                "configuration",
+                reason_type,
+                f"{problem[0].upper()}{problem[1:]}. Correct the company configuration item "
+                "(export-preflight config validate, then config put), then check again.",
+            )
+        ],
+        checked_at=now,
+        source=source,
+    )
 
 
 def _with_party(error: TransientError, config: CompanyConfiguration) -> TransientError:
