@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LAYER_LOCK := layers/preflight/requirements.txt
 DEV_LOCK   := requirements-dev.txt
 
-.PHONY: help check-python install lock lock-check run test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
+.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,15 +27,16 @@ check-python: ## check that PYTHON (default python3) is 3.11, 3.12 or 3.13, or s
 # the lock, nothing left over. pip is first brought to the lock's version (the
 # venv's bundled pip is older and much slower), then checks every file against
 # the lock's hashes (-qq: errors only, which keeps this machine's index warnings out).
-$(STAMP): $(DEV_LOCK) $(LAYER_LOCK)
+$(STAMP): $(DEV_LOCK) $(LAYER_LOCK) pyproject.toml
 	@$(MAKE) --no-print-directory check-python PYTHON=$(PYTHON)
 	$(PYTHON) -m venv --clear $(VENV)
 	sed -n '/^pip==/,/[^\\]$$/p' $(DEV_LOCK) > $(VENV)/pip-lock.txt
 	$(PY) -m pip install -qq --require-hashes -r $(VENV)/pip-lock.txt
 	$(PY) -m pip install -qq --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install -qq --no-deps --no-build-isolation --no-index -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv (Python 3.11-3.13) with exactly the locked runtime and development dependencies
+install: $(STAMP) ## create .venv (Python 3.11-3.13) with the locked dependencies and the export-preflight command
 
 # uv (pinned in the dev lock) resolves once for every platform and Python >= 3.11
 # (--universal), so one lock serves the 3.11/3.13 venvs and the arm64 Lambda, and
@@ -100,6 +101,9 @@ build: validate ## same as validate: the build lands in .aws-sam/
 
 deploy: validate ## deploy with SAM (needs AWS credentials; asks before changing anything)
 	.venv-sam/bin/sam deploy --guided
+
+readiness: $(STAMP) ## run the readiness sweep locally (moto + simulators) and print the readiness table
+	$(PY) -m sandbox.readiness
 
 bench: $(STAMP) ## the performance benchmark (writes docs/performance.md)
 	$(PY) -m bench.preflight_bench

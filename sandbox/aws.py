@@ -30,6 +30,9 @@ class Resources:
     idempotency_table: str = "export-preflight-idempotency"
     credential_lock_table: str = "export-preflight-credential-locks"
     decisions_table: str = "export-preflight-job-decisions"
+    readiness_queue_url: str = ""
+    readiness_dlq_url: str = ""
+    readiness_table: str = "export-preflight-readiness"
 
     def environment(self) -> dict[str, str]:
         """The function's environment variables for these resources."""
@@ -41,6 +44,9 @@ class Resources:
             "READY_JOBS_QUEUE_URL": self.ready_jobs_queue_url,
             "CLAIMED_JOBS_DLQ_URL": self.claimed_jobs_dlq_url,
             "CLAIMED_JOBS_QUEUE_URL": self.claimed_jobs_queue_url,
+            "READINESS_TABLE": self.readiness_table,
+            "READINESS_QUEUE_URL": self.readiness_queue_url,
+            "READINESS_DLQ_URL": self.readiness_dlq_url,
             "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
 
@@ -115,29 +121,24 @@ class LocalAws:
         httpx.post(f"{self.endpoint_url}/moto-api/reset").raise_for_status()
 
     def create_resources(self, *, visibility_timeout: int = 180) -> Resources:
-        """Queues with redrive and SSE, and the four tables, as in template.yaml."""
+        """Queues with redrive and SSE, and the five tables, as in template.yaml."""
         sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName="export-preflight-claimed-jobs-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        claimed_url = sqs.create_queue(
-            QueueName="export-preflight-claimed-jobs",
-            Attributes={
-                "VisibilityTimeout": str(visibility_timeout),
-                "SqsManagedSseEnabled": "true",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
-            },
-        )["QueueUrl"]
+        claimed_url, dlq_url = self._queue_with_dlq("export-preflight-claimed-jobs", visibility_timeout)
         ready_url = sqs.create_queue(
             QueueName="export-preflight-ready-jobs.fifo",
             Attributes={"FifoQueue": "true", "SqsManagedSseEnabled": "true"},
         )["QueueUrl"]
-        resources = Resources(claimed_url, dlq_url, ready_url)
+        readiness_url, readiness_dlq_url = self._queue_with_dlq("export-preflight-readiness", visibility_timeout)
+        resources = Resources(
+            claimed_url, dlq_url, ready_url, readiness_queue_url=readiness_url, readiness_dlq_url=readiness_dlq_url
+        )
         dynamodb = self.client("dynamodb")
         for table, key in (
             (resources.company_config_table, "companyId"),
             (resources.idempotency_table, "id"),
             (resources.credential_lock_table, "lockId"),
             (resources.decisions_table, "jobId"),
+            (resources.readiness_table, "companyId"),
         ):
             dynamodb.create_table(
                 TableName=table,
@@ -146,6 +147,21 @@ class LocalAws:
                 BillingMode="PAY_PER_REQUEST",
             )
         return resources
+
+    def _queue_with_dlq(self, name: str, visibility_timeout: int) -> tuple[str, str]:
+        """A queue whose messages move to its DLQ after ``MAX_RECEIVE_COUNT`` receives."""
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(visibility_timeout),
+                "SqsManagedSseEnabled": "true",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+            },
+        )["QueueUrl"]
+        return url, dlq_url
 
     # ------------------------------------------------------------ seeding
 

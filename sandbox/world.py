@@ -5,6 +5,7 @@ simulator of ``ACCOUNTING_SIMULATORS``, and the real handler wired to them. Used
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from .simulators.registry import AccountingSimulator, accounting_simulators
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_PATHS = (ROOT / "layers" / "preflight", ROOT / "functions" / "preflight")
+READINESS_APP = ROOT / "functions" / "readiness" / "app.py"
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Sandbox:
         self.resources: Resources | None = None
         self.companies: dict[str, Company] = {}
         self._app: ModuleType | None = None
+        self._readiness_app: ModuleType | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -103,6 +106,8 @@ class Sandbox:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
             "HTTP_TIMEOUT_SECONDS": "2",
+            # the sweep's messages arrive at once locally (the real default spreads them over 15 minutes)
+            "READINESS_SPREAD_SECONDS": "0",
             # retries come back at once locally (the real default backs off 15 s, 30 s, ...)
             "RETRY_BACKOFF_BASE_SECONDS": "0",
             "RETRY_BACKOFF_MAX_SECONDS": "0",
@@ -138,6 +143,32 @@ class Sandbox:
             _follow_stdout(self._app.logger)
         return self._app
 
+    @property
+    def readiness_app(self) -> ModuleType:
+        """The real readiness function module (``functions/readiness/app.py``; its own name,
+        as both functions' modules are called ``app``)."""
+        if self._readiness_app is None:
+            _ = self.app  # the code paths on sys.path, the preflight function imported first
+            spec = importlib.util.spec_from_file_location("readiness_app", READINESS_APP)
+            assert spec is not None and spec.loader is not None
+            self._readiness_app = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(self._readiness_app)
+        return self._readiness_app
+
+    def sweep(self) -> dict[str, Any]:
+        """Run the scheduled sweep once, then drain the readiness queue through the readiness
+        function (as its SQS event source would); returns the sweep's answer."""
+        from .lambda_context import LocalLambdaContext
+
+        assert self.resources is not None
+        started = self.readiness_app.sweep_handler({}, LocalLambdaContext(timeout_ms=300_000))
+        self.readiness_poller().drain(max_seconds=60)
+        return dict(started)
+
+    def readiness_poller(self, *, timeout_ms: int = 30_000) -> LocalPoller:
+        assert self.resources is not None
+        return self._poller(self.resources.readiness_queue_url, self.readiness_app.lambda_handler, timeout_ms)
+
     def reset_handler_caches(self) -> None:
         from export_preflight import runtime, settings
 
@@ -146,13 +177,12 @@ class Sandbox:
 
     def poller(self, *, timeout_ms: int = 30_000) -> LocalPoller:
         assert self.resources is not None
+        return self._poller(self.resources.claimed_jobs_queue_url, self.app.lambda_handler, timeout_ms)
+
+    def _poller(self, queue_url: str, handler: Any, timeout_ms: int) -> LocalPoller:
         sqs = self.aws.client("sqs")
-        arn = sqs.get_queue_attributes(QueueUrl=self.resources.claimed_jobs_queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        return LocalPoller(
-            sqs, self.resources.claimed_jobs_queue_url, arn, self.app.lambda_handler, timeout_ms=timeout_ms
-        )
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return LocalPoller(sqs, queue_url, arn, handler, timeout_ms=timeout_ms)
 
     # ------------------------------------------------------------ seeding
 
