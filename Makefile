@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LAYER_LOCK := layers/preflight/requirements.txt
 DEV_LOCK   := requirements-dev.txt
 
-.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build deploy bench clean
+.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build check-env deploy deploy-guided bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -99,8 +99,19 @@ checkov: ## checkov security scan of template.yaml only (own venv: .venv-checkov
 
 build: validate ## same as validate: the build lands in .aws-sam/
 
-deploy: validate ## deploy with SAM (needs AWS credentials; asks before changing anything)
-	.venv-sam/bin/sam deploy --guided
+# The environment to deploy: a [<ENV>.deploy.parameters] section of samconfig.toml.
+ENV ?= staging
+
+check-env: ## check that samconfig.toml has a section for ENV (default staging)
+	@grep -q '^\[$(ENV)\.deploy\.parameters\]' samconfig.toml || { \
+	  echo "ERROR: samconfig.toml has no [$(ENV).deploy.parameters]: use ENV=staging or ENV=prod," >&2; \
+	  echo "  or create it with: make deploy-guided ENV=$(ENV)" >&2; exit 1; }
+
+deploy: check-env validate ## deploy ENV (default staging) as samconfig.toml says; shows the change set and asks first
+	.venv-sam/bin/sam deploy --config-env $(ENV)
+
+deploy-guided: validate ## first deploy of ENV: answer SAM's questions, saved into samconfig.toml [ENV.*]
+	.venv-sam/bin/sam deploy --guided --config-env $(ENV)
 
 readiness: $(STAMP) ## run the readiness sweep locally (moto + simulators) and print the readiness table
 	$(PY) -m sandbox.readiness
