@@ -111,7 +111,10 @@ PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS" \
 # --- Summary --------------------------------------------------------------------
 BUILD=.aws-sam/build
 [[ -d "$BUILD/PreflightLayer/python/export_preflight" ]] || die "layer build lacks python/export_preflight"
-[[ -f "$BUILD/PreflightFunction/app.py" ]] || die "function build lacks app.py"
+for function in PreflightFunction ReadinessFunction ReadinessSweepFunction; do
+  # sam build skips a missing CodeUri with a notice only: check every function landed.
+  [[ -f "$BUILD/$function/app.py" ]] || die "the $function build lacks app.py"
+done
 # Native extensions must target the Lambda architecture (arm64 / aarch64).
 wrong_arch="$(find "$BUILD/PreflightLayer" -name '*.so' | grep -E 'x86_64|amd64' || true)"
 [[ -z "$wrong_arch" ]] || die "x86_64 native extensions in the arm64 layer: $wrong_arch"

@@ -59,7 +59,7 @@ class Sandbox:
 
     def __getattr__(self, name: str) -> SimulatorServer:
         """``sandbox.economic``, ``sandbox.xero``, ...: the accounting simulators by system id."""
-        accounting = self.__dict__.get("accounting", {})
+        accounting: dict[str, SimulatorServer] = self.__dict__.get("accounting", {})
         if name in accounting:
             return accounting[name]
         raise AttributeError(name)
@@ -233,7 +233,7 @@ class Sandbox:
     def queue_bodies(self, queue_url: str) -> list[dict[str, Any]]:
         """Drain a queue (ready jobs or DLQ) and return its messages with attributes."""
         sqs = self.aws.client("sqs")
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(
                 QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
