@@ -187,9 +187,9 @@ def _print_readiness(readiness: Readiness, out: IO[str]) -> None:
     name = f" ({readiness.display_name})" if readiness.display_name else ""
     system = readiness.accounting_system or "no accounting system"
     print(f"company {readiness.company_id}{name}, {system}: {readiness.status.upper().replace('_', ' ')}", file=out)
-    unfinished = {p.check: p for p in readiness.problems} if readiness.status == "unknown" else {}
+    unfinished = {p.check for p in readiness.problems if (p.reason or "").startswith("could not finish")}
     for outcome in readiness.checks or readiness.problems:
-        _print_check(unfinished.get(outcome.check, outcome), out, unknown=outcome.check in unfinished)
+        _print_check(outcome, out, unknown=outcome.check in unfinished)
     if readiness.grant_lapses_at:
         renewed = " (refreshed now to keep it alive)" if readiness.grant_renewed else ""
         print(f"  OAuth grant lapses if unused by {_when(readiness.grant_lapses_at)}{renewed}", file=out)

@@ -47,6 +47,7 @@ from .ports import (
 )
 from .sanitize import sanitize_reason
 
+CHECK_ORDER = {check.name: index for index, check in enumerate(CHECKS)}
 # A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
 HAND_OFF_RESEND_SECONDS = 240
 
@@ -272,7 +273,8 @@ class PreflightService:
             accounting_system=config.accounting_system,
             display_name=config.display_name,
             problems=problems,
-            checks=list(report.outcomes),
+            # every check in order; an unfinished one as its problem
+            checks=sorted([*report.outcomes, *unfinished], key=lambda o: CHECK_ORDER.get(o.check, len(CHECK_ORDER))),
             checked_at=datetime.fromtimestamp(self._clock(), UTC),
             source=source,
             job_id=job_id,
