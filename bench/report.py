@@ -75,7 +75,8 @@ def excess_line(path: Any, cfg: Any, reference: float) -> str:
         f"{ms(path.extra['aws_over'])} each beyond {cfg.aws_latency * 1000:g} ms; {path.extra['chain_http']:.0f} HTTP, "
         f"{ms(path.extra['http_over'])} each beyond {cfg.http_latency * 1000:g} ms)"
     ]
-    parts += [f"not overlapped: {', '.join(f'{k} {ms(v)}' for k, v in off if v >= 0.0005)}"] if off else []
+    off = [f"{k} {ms(v)}" for k, v in off if v >= 0.0005]
+    parts += [f"not overlapped: {', '.join(off)}"] if off else []
     parts.append(f"local work with no call in flight {ms(a.get('local work', 0.0))}")
     parts.append(f"the reference handler takes {ms(reference)} ({reference / path.floor:.2f} × floor) for the same job")
     return f"{ms(sum(a.values()) - path.floor)} beyond the floor (mean): " + "; ".join(parts)
