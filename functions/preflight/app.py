@@ -3,6 +3,10 @@ decision per job. Glue only: parse the record, call the service, report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from functools import cache
+
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -13,13 +17,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from export_preflight.aws import CLIENTS
 from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count_outcome, logger, metrics, tracer
 from export_preflight.records import Annotate, RecordRunner, meet_fate, system_dimension
 from export_preflight.runtime import get_runtime
-from export_preflight.service import Attempt
+from export_preflight.service import Attempt, Prepared
 from export_preflight.settings import get_settings
 
 settings = get_settings()
@@ -31,22 +36,37 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=settings.idempotency_expiry_seconds,
     raise_on_no_idempotency_key=True,
 )
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
 
 class DeadlineReached(TransientError):
     """Too little time left in this invocation to start another job."""
 
 
-@idempotent_function(
-    data_keyword_argument="message",
-    config=idempotency_config,
-    persistence_store=persistence,
-    output_serializer=PydanticSerializer(model=Decision),
-)
-def decide(*, message: ClaimedJobMessage, attempt: Attempt) -> Decision:
+def decide_once(
+    *,
+    message: ClaimedJobMessage,
+    attempt: Attempt,
+    prepared: Future[Prepared] | None = None,
+    pending: list[Future[None]] | None = None,
+) -> Decision:
     """One decision per job id, whatever the number of deliveries."""
-    return get_runtime().service.decide(message, attempt=attempt)
+    return get_runtime().service.decide(message, attempt=attempt, prepared=prepared, pending=pending)
+
+
+@cache
+def idempotent_decide() -> Callable[..., Decision]:
+    """``decide_once`` behind the idempotency record; built with the first record (its
+    DynamoDB client is the process's shared one), not at import."""
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=CLIENTS.client("dynamodb")
+    )
+    wrapped: Callable[..., Decision] = idempotent_function(
+        data_keyword_argument="message",
+        config=idempotency_config,
+        persistence_store=persistence,
+        output_serializer=PydanticSerializer(model=Decision),
+    )(decide_once)
+    return wrapped
 
 
 def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: Annotate) -> str:
@@ -68,7 +88,15 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: A
         annotate("job_id", str(message.job_id))
         annotate("company_id", str(message.company_id))
         logger.thread_safe_append_keys(correlation_id=str(message.job_id), company_id=str(message.company_id))
-        decision = decide(message=message, attempt=attempt)
+        # The reads (configuration, job, authentication) start now, while the idempotency
+        # record is written; what follows the action overlaps the record's completion.
+        pending: list[Future[None]] = []
+        try:
+            decision = idempotent_decide()(
+                message=message, attempt=attempt, prepared=runtime.service.prepare_soon(message), pending=pending
+            )
+        finally:
+            wait(pending)
     except Exception as error:  # every exception gets its fate; see export_preflight.fate
         return meet_fate(error, record, receive_count, queues=runtime.queues, retry_delay=settings.retry_delay)
     logger.info(

@@ -17,10 +17,10 @@ QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/readiness"
 
 
 @pytest.fixture
-def queues():
+def queues(monkeypatch):
     queues = Queues(Settings(readiness_queue_url=QUEUE))
     client = boto3.client("sqs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    queues.__dict__["_sqs"] = client  # the cached client, stubbed
+    monkeypatch.setattr(Queues, "_sqs", property(lambda self: client))  # the shared client, stubbed
     with Stubber(client) as stubber:
         yield queues, stubber
 

@@ -9,7 +9,7 @@ import pytest
 from aws_xray_sdk import global_sdk_config
 from aws_xray_sdk.core import xray_recorder
 
-from export_preflight.observability import record_trace
+from export_preflight.observability import NoTracer, record_trace, tracing_on
 
 
 @pytest.fixture
@@ -42,3 +42,27 @@ def test_records_in_other_threads_get_their_own_annotated_subsegments(segment):
 def test_without_tracing_annotations_are_a_no_op():
     with record_trace(None) as annotate:
         annotate("job_id", "job-1")  # nothing to annotate, nothing raised
+
+
+@pytest.mark.parametrize(
+    ("environment", "on"),
+    [
+        ({"LAMBDA_TASK_ROOT": "/var/task"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, False),
+        ({}, False),  # outside Lambda: no X-Ray daemon to send to
+    ],
+)
+def test_tracing_is_on_only_where_powertools_would_trace(monkeypatch, environment, on):
+    for name in ("LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert tracing_on() is on
+
+
+def test_where_tracing_is_off_the_handler_decorator_changes_nothing():
+    def handler(event, context):
+        return "done"
+
+    assert NoTracer().capture_lambda_handler(capture_response=False)(handler) is handler

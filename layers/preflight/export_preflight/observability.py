@@ -9,12 +9,37 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 # POWERTOOLS_* variables configure all three; the defaults keep a missing variable
 # from turning into a metrics flush error that would fail a whole batch.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "export-preflight")
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_on() -> bool:
+    """Powertools' own rule: off when POWERTOOLS_TRACE_DISABLED says so, or outside Lambda
+    (or in SAM local / Chalice)."""
+    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+        return False
+    return bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV)) and not (
+        os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV)
+    )
+
+
+class NoTracer:
+    """Stands in for the Tracer where tracing is off, so the X-Ray SDK (a tenth of a
+    second of imports) is not loaded there: tracing is paid for only where it is on."""
+
+    disabled = True
+    provider = None
+
+    def capture_lambda_handler(self, lambda_handler: Any = None, **options: Any) -> Any:
+        return lambda_handler if lambda_handler is not None else (lambda handler: handler)
+
+
+tracer: Tracer | NoTracer = Tracer(service=SERVICE) if tracing_on() else NoTracer()
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ExportPreflight"))
 
 
@@ -72,8 +97,10 @@ def record_trace(entity: Any, name: str = "## record") -> Iterator[Callable[[str
 
 
 def _recorder() -> Any:
-    """The X-Ray SDK's recorder behind the Tracer (Powertools types it as a generic provider)."""
-    return tracer.provider
+    """The X-Ray SDK's recorder (the Tracer's provider), imported only when tracing."""
+    from aws_xray_sdk.core import xray_recorder
+
+    return xray_recorder
 
 
 def count(name: str, value: float = 1) -> None:

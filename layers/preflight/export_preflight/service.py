@@ -6,12 +6,13 @@ operator CLI. Free of Lambda glue and of adapters: it sees the ports of ``ports.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 from .checks import CHECKS, CheckReport, PreflightContext, run_checks
@@ -47,6 +48,10 @@ from .ports import (
 )
 from .sanitize import sanitize_reason
 
+T = TypeVar("T")
+# The first steps of a decision: the job's configuration, Pleo for its company, the job and
+# the accounting connection; or the decision to leave the job alone.
+Prepared: TypeAlias = Decision | tuple[CompanyConfiguration, PleoJobs, ExportJob, Connection]
 CHECK_ORDER = {check.name: index for index, check in enumerate(CHECKS)}
 # A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
 HAND_OFF_RESEND_SECONDS = 240
@@ -102,16 +107,36 @@ class PreflightService:
         self._executor = executor
         self._clock = clock
 
-    def decide(self, message: ClaimedJobMessage, *, attempt: Attempt) -> Decision:
+    def prepare_soon(self, message: ClaimedJobMessage) -> Future[Prepared] | None:
+        """Start the read-only first steps of ``decide`` (configuration, the job from Pleo,
+        authentication) now, e.g. while the idempotency record is written; hand the result
+        to ``decide``. Nothing is written by these steps. None without an executor."""
+        if self._executor is None:
+            return None
+        return self._executor.submit(contextvars.copy_context().run, self._prepare, message)
+
+    def decide(
+        self,
+        message: ClaimedJobMessage,
+        *,
+        attempt: Attempt,
+        prepared: Future[Prepared] | None = None,
+        pending: list[Future[None]] | None = None,
+    ) -> Decision:
         """Run preflight for one message. On the last attempt (see ``Attempt.is_last_for``),
         transient accounting-system trouble fails the job with the most precise reason
         instead of leaving it ``in_progress`` until it expires. The job read from Pleo is
         the source of truth: it is decided in its own company's context, whatever the
-        message says."""
-        prepared = self._prepare(message)
-        if isinstance(prepared, Decision):
-            return prepared
-        config, pleo, job, connection = prepared
+        message says.
+
+        ``prepared``: the first steps, started by ``prepare_soon``. ``pending``: when given,
+        the writes that follow the action (marking the decision acted on, the readiness
+        record) are left running there for the caller to wait for, so they overlap its own
+        (e.g. the idempotency record's completion); otherwise they are waited for here."""
+        ready = prepared.result() if prepared is not None else self._prepare(message)
+        if isinstance(ready, Decision):
+            return ready
+        config, pleo, job, connection = ready
         report = self._run_checks(job, config, connection)
         failures = report.failures
         if not failures and report.errors:
@@ -119,18 +144,17 @@ class PreflightService:
                 raise _with_party(report.errors[0], config)
             failures = [_give_up(report.errors[0])]
         # The company's readiness, as this job found it: stored while the decision is acted on.
-        recording = self._submit(
-            self._record_readiness,
-            self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None),
-        )
+        readiness = self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None)
+        waits: list[Future[None]] = [] if pending is None else pending
+        self._submit(self._record_readiness, readiness, waits)
         try:
-            return self._act(message, job, config, pleo, report, failures)
+            return self._act(message, job, config, pleo, report, failures, waits)
         finally:
-            _join(recording)
+            if pending is None:
+                for wait in waits:
+                    wait.result()
 
-    def _prepare(
-        self, message: ClaimedJobMessage
-    ) -> Decision | tuple[CompanyConfiguration, PleoJobs, ExportJob, Connection]:
+    def _prepare(self, message: ClaimedJobMessage) -> Prepared:
         """The job as Pleo has it, in its own company's context, with that company's
         configuration and accounting connection; or the decision to leave it alone."""
         config = self._configuration(message.company_id, message)
@@ -168,14 +192,18 @@ class PreflightService:
         pleo: PleoJobs,
         report: CheckReport,
         failures: list[CheckOutcome],
+        waits: list[Future[None]],
     ) -> Decision:
         intended = self._intended(job, config, report, failures)
         decision, act = self._claim(intended, message.rerun)
         if not act:
             return decision
         if decision.outcome == "failed_early":
-            return self._fail(pleo, job, decision, config)
-        return self._hand_on(job, config, decision, message.rerun)
+            decided = self._fail(pleo, job, decision, config)
+        else:
+            decided = self._hand_on(job, config, decision, message.rerun)
+        self._submit(self._settle, str(job.id), waits)
+        return decided
 
     def preview(self, message: ClaimedJobMessage) -> Decision:
         """What ``decide`` would decide for the job now, without acting on it: nothing is
@@ -312,11 +340,12 @@ class PreflightService:
         except Exception as error:  # the readiness record must never cost a decision
             logger.warning("could not record the company's readiness", extra={"error": str(error)})
 
-    def _submit(self, work: Callable[[Readiness], None], readiness: Readiness) -> Future[None] | None:
+    def _submit(self, work: Callable[[T], None], argument: T, waits: list[Future[None]]) -> None:
+        """Run ``work`` in the background (into ``waits``), or now without an executor."""
         if self._executor is None:
-            work(readiness)
-            return None
-        return self._executor.submit(work, readiness)
+            work(argument)
+        else:
+            waits.append(self._executor.submit(contextvars.copy_context().run, work, argument))
 
     def _intended(
         self, job: ExportJob, config: CompanyConfiguration, report: CheckReport, failures: list[CheckOutcome]
@@ -374,7 +403,6 @@ class PreflightService:
     def _fail(self, pleo: PleoJobs, job: ExportJob, decision: Decision, config: CompanyConfiguration) -> Decision:
         assert decision.reason_type is not None and decision.reason is not None
         confirmed = pleo.fail_job(job.id, decision.reason_type, decision.reason)
-        self._settle(str(job.id))
         if confirmed.failure_reason_type not in (None, decision.reason_type.value):
             # Our event met a 422: the job had been failed meanwhile (e.g. expired).
             return self._skipped(
@@ -396,7 +424,6 @@ class PreflightService:
         except HandOffNotSent:
             self._decisions.release(str(job.id))  # nothing was enqueued: the next delivery starts afresh
             raise
-        self._settle(str(job.id))
         return decision
 
     def _settle(self, job_id: str) -> None:
@@ -507,11 +534,6 @@ def _with_party(error: TransientError, config: CompanyConfiguration) -> Transien
     if isinstance(error, AccountingSystemUnavailable) and config.accounting_system:
         error.party = config.accounting_system
     return error
-
-
-def _join(recording: Future[None] | None) -> None:
-    if recording is not None:
-        recording.result()
 
 
 def _give_up(error: TransientError) -> CheckOutcome:

@@ -36,6 +36,7 @@ and a user's right per area; ``limit``/``page`` paging with ``MetaInformation.@T
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -148,6 +149,7 @@ class FortnoxConnector:
         self._company_name: str | None = None
         self._year: FinancialYear | bool | None = False  # False: not looked up yet
         self._accounts_found: list[JsonObject] | None = None
+        self._accounts_lock = threading.Lock()
         self._series_found: dict[str, JsonObject] | None = None
 
     # ------------------------------------------------------------ C1 + C4
@@ -351,11 +353,14 @@ class FortnoxConnector:
         return self._series_found
 
     def _accounts(self, year: FinancialYear) -> list[JsonObject]:
-        if self._accounts_found is None:
-            self._accounts_found = self._collection(
-                "/accounts", "Accounts", year, what="looking up the mapped accounts"
-            )
-        return self._accounts_found
+        """The chart of accounts, read once: the account and VAT-code checks run side by
+        side and both look here (the lock keeps the second from reading it again)."""
+        with self._accounts_lock:
+            if self._accounts_found is None:
+                self._accounts_found = self._collection(
+                    "/accounts", "Accounts", year, what="looking up the mapped accounts"
+                )
+            return self._accounts_found
 
     def _collection(self, path: str, key: str, year: FinancialYear, *, what: str) -> list[JsonObject]:
         read = BodyReader(NAME, what)
