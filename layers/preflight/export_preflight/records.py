@@ -55,7 +55,7 @@ class RecordRunner:
 
 def system_dimension(system: str | None) -> str:
     """An accounting system id as a metric dimension: known ids only (the set is bounded)."""
-    return system if system in CONNECTORS else "unknown"
+    return system if system is not None and system in CONNECTORS else "unknown"
 
 
 def meet_fate(
