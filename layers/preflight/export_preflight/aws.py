@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import boto3
-from aws_lambda_powertools.utilities.parameters import DynamoDBProvider, SecretsProvider
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, SetSecretError
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -64,10 +65,10 @@ class AwsClients:
     def client(self, service: str) -> Any:
         return self._once(service, lambda session: session.client(service, config=BOTO_CONFIG))
 
-    def dynamodb_resource(self) -> Any:
-        """For Powertools' DynamoDBProvider, which reads through a Table resource. (Not the
-        client's stand-in: a resource's client (de)serialises Python values itself.)"""
-        return self._once("dynamodb-resource", lambda session: session.resource("dynamodb", config=BOTO_CONFIG))
+    def build_soon(self, *services: str) -> None:
+        """Build these clients in a background thread: a cold start's first job waits on the
+        network most of the time, and needs them only later (the hand-off's SQS client)."""
+        threading.Thread(target=lambda: [self.client(s) for s in services], name="aws-clients", daemon=True).start()
 
     def _once(self, name: str, build: Callable[[boto3.session.Session], Any]) -> Any:
         key = (name, os.environ.get("AWS_ENDPOINT_URL"))
@@ -105,29 +106,37 @@ def _unavailable(service: str, error: BaseException | None) -> AwsUnavailable:
     return AwsUnavailable(f"{service} failed ({code})")
 
 
+class ConfigurationItems(BaseProvider):
+    """Powertools' parameter cache (``get(name, max_age=...)``) over the configuration table,
+    read with the process's one DynamoDB client. (Powertools' own DynamoDBProvider reads
+    through a Table resource: a second DynamoDB client and the resource model to load, on
+    every cold start.)"""
+
+    def __init__(self, table: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._table = table
+
+    def _get(self, name: str, **sdk_options: Any) -> Any:
+        found = CLIENTS.client("dynamodb").get_item(TableName=self._table, Key={"companyId": {"S": name}})
+        item = found.get("Item")
+        if item is None or "configuration" not in item:
+            raise KeyError(name)  # no configuration item: not found
+        return _DESERIALIZE.deserialize(item["configuration"])
+
+    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+        raise NotImplementedError("configuration items are read one company at a time")
+
+
+_DESERIALIZE = TypeDeserializer()
+
+
 class CompanyConfigurations:
     """Company configuration items from DynamoDB, cached for ``config_cache_seconds``."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-        self._lock = threading.Lock()
-        self._providers: list[DynamoDBProvider] = []
-
-    @property
-    def _provider(self) -> DynamoDBProvider:
-        if not self._providers:
-            with self._lock:
-                if not self._providers:
-                    self._providers.append(
-                        DynamoDBProvider(
-                            table_name=self._settings.company_config_table,
-                            key_attr="companyId",
-                            value_attr="configuration",
-                            boto3_client=CLIENTS.dynamodb_resource(),
-                        )
-                    )
-        return self._providers[0]
+        self._provider = ConfigurationItems(settings.company_config_table)
 
     def get(self, company_id: UUID) -> CompanyConfiguration | None:
         """The company's configuration, or None when there is no item for it."""

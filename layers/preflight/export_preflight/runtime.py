@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from .aws import (
+    CLIENTS,
     CompanyConfigurations,
     Credentials,
     DynamoDBDecisionLog,
@@ -87,6 +88,7 @@ def get_runtime() -> Runtime:
         readiness=readiness,
         executor=check_pool,
     )
+    CLIENTS.build_soon("sqs")  # needed last (the hand-off): built while the first job waits on the network
     record_workers = settings.max_parallel_records if settings.check_concurrency else 1
     return Runtime(
         settings=settings,
