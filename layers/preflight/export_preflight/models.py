@@ -1,5 +1,6 @@
 """Domain models: the queue message, the Pleo export job, company configuration,
-credentials, and the values the check engine produces."""
+credentials, and the values the check engine produces. Each model builds its validator on
+first use (``defer_build``): a cold start pays only for the models its first job needs."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class JobStatus(StrEnum):
 class ClaimedJobMessage(BaseModel):
     """Body of a message on the claimed-jobs queue. Extra fields are allowed and ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     job_id: UUID = Field(alias="jobId")
     company_id: UUID = Field(alias="companyId")
@@ -59,7 +60,7 @@ class ClaimedJobMessage(BaseModel):
 class ReadinessMessage(BaseModel):
     """Body of a message on the readiness queue (one per company, from the sweep)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     company_id: UUID = Field(alias="companyId")
     sweep: str | None = Field(default=None, max_length=64)
@@ -71,7 +72,7 @@ class ReadinessMessage(BaseModel):
 class ExportJob(BaseModel):
     """An export job as Pleo returns it (``GET /v3/export-jobs/{jobId}`` -> ``data``)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True, populate_by_name=True)
 
     id: UUID
     company_id: UUID = Field(alias="companyId")
@@ -109,14 +110,14 @@ class ExportJob(BaseModel):
 class PleoApiKey(BaseModel):
     """Pleo API key: sent as the HTTP Basic user name with an empty password."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, hide_input_in_errors=True)
     api_key: SecretStr = Field(alias="apiKey", min_length=1)
 
 
 class PleoAccessToken(BaseModel):
     """A Pleo OAuth access token, sent as a bearer token."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True, hide_input_in_errors=True)
     access_token: SecretStr = Field(alias="accessToken", min_length=1)
 
 
@@ -126,7 +127,9 @@ REFRESH_SKEW_SECONDS = 120
 class TokenSet(BaseModel):
     """What a credentials secret of an OAuth connection holds."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True
+    )
 
     access_token: SecretStr = Field(alias="accessToken", min_length=1)
     refresh_token: SecretStr = Field(alias="refreshToken", min_length=1)
@@ -160,7 +163,9 @@ class TokenSet(BaseModel):
 class ClientCredentials(BaseModel):
     """Our OAuth client at the provider (one per integration, not per customer)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="ignore", frozen=True, hide_input_in_errors=True, populate_by_name=True
+    )
     client_id: str = Field(alias="clientId", min_length=1)
     client_secret: SecretStr = Field(alias="clientSecret", min_length=1)
 
@@ -179,7 +184,9 @@ class Mappings(BaseModel):
     the configuration check names whatever is missing.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
 
     journal: str | None = None
     expense_account: str | None = Field(default=None, alias="expenseAccount")
@@ -216,7 +223,9 @@ class CompanyConfiguration(BaseModel):
     See README, "Company configuration item", for the stored format.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
 
     company_id: UUID = Field(alias="companyId")
     display_name: str | None = Field(default=None, alias="displayName")
@@ -274,7 +283,7 @@ class Capability(StrEnum):
 class CheckOutcome(BaseModel):
     """The result of one preflight check: a business fact, never an exception."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     check: str
     status: Literal["passed", "failed", "skipped"]
@@ -301,7 +310,7 @@ Outcome = Literal["failed_early", "handed_off", "skipped", "rejected"]
 class Decision(BaseModel):
     """What preflight decided for one message; this is what the idempotency record stores."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     outcome: Outcome
     job_id: str | None = None
@@ -323,7 +332,7 @@ class Readiness(BaseModel):
     first); ``unknown``: trouble kept checks from finishing (``problems`` say which).
     ``grant_lapses_at``: when the OAuth grant's refresh token would lapse from disuse."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     company_id: str
     status: ReadinessStatus
