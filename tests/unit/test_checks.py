@@ -218,6 +218,55 @@ def test_independent_checks_really_run_at_the_same_time():
     assert [o.status for o in report.outcomes] == ["passed"] * 3
 
 
+def test_local_checks_and_a_lone_remote_check_run_in_the_calling_thread():
+    caller = threading.get_ident()
+    seen: dict[str, bool] = {}
+
+    def note(name):
+        def run(ctx):
+            seen[name] = threading.get_ident() == caller
+            return CheckOutcome.passed(name)
+
+        return run
+
+    checks = (
+        PreflightCheck("local", (), note("local"), local=True),
+        PreflightCheck("lone", ("local",), note("lone")),  # the only check in flight
+        PreflightCheck("a", ("lone",), note("a")),
+        PreflightCheck("b", ("lone",), note("b")),  # the last to start: the caller runs it
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        report = run_checks(context(), checks, pool)
+    assert [o.status for o in report.outcomes] == ["passed"] * 4
+    assert seen == {"local": True, "lone": True, "a": False, "b": True}
+
+
+def test_checks_go_to_the_pool_while_one_of_them_may_still_let_another_start():
+    caller = threading.get_ident()
+    seen: dict[str, bool] = {}
+
+    def slow(ctx):
+        seen["slow"] = threading.get_ident() == caller
+        return CheckOutcome.passed("slow")
+
+    def fast(ctx):
+        seen["fast"] = threading.get_ident() == caller
+        return CheckOutcome.passed("fast")
+
+    def after(ctx):
+        seen["after"] = threading.get_ident() == caller
+        return CheckOutcome.passed("after")
+
+    checks = (
+        PreflightCheck("slow", (), slow),
+        PreflightCheck("fast", (), fast),
+        PreflightCheck("after", ("fast",), after),  # still to start while both run
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        run_checks(context(), checks, pool)
+    assert seen == {"slow": False, "fast": False, "after": True}
+
+
 def test_unknown_prerequisites_are_a_programming_error():
     with pytest.raises(ValueError, match="unknown or circular"):
         run_checks(context(), (PreflightCheck("a", ("nope",), lambda ctx: CheckOutcome.passed("a")),), None)

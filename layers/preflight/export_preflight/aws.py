@@ -42,7 +42,15 @@ from .settings import Settings
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Standard retry mode backs off on throttling inside the SDK; what is left is ours to retry.
-BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=5)
+# One client per service serves every thread: with botocore's 10 connections, a batch of ten
+# jobs (three AWS calls in flight per job at times) made connections beyond the pool and
+# dropped them after one call, each a new TLS handshake on AWS. As many as the check pool.
+BOTO_CONFIG = Config(
+    retries={"max_attempts": 3, "mode": "standard"},
+    connect_timeout=3,
+    read_timeout=5,
+    max_pool_connections=64,
+)
 _NOT_FOUND_CODES = {"ResourceNotFoundException"}
 # Answers that will not change by retrying: the secret id is wrong or not ours to read.
 _REFUSED_CODES = {"AccessDeniedException", "ValidationException", "InvalidParameterException", "DecryptionFailure"}

@@ -62,6 +62,9 @@ class PreflightCheck:
     name: str
     needs: tuple[str, ...]
     run: Callable[[PreflightContext], CheckOutcome]
+    # Looks at the context only (no remote call, nothing to wait for): the engine runs it
+    # in its own thread, where a hand-off to the pool would cost more than the check.
+    local: bool = False
 
 
 # ---------------------------------------------------------------- the checks
@@ -230,12 +233,13 @@ def mapped_tax_codes(ctx: PreflightContext) -> CheckOutcome:
 
 
 CHECKS: tuple[PreflightCheck, ...] = (
-    PreflightCheck("connection_settings", (), connection_settings),
+    PreflightCheck("connection_settings", (), connection_settings, local=True),
     PreflightCheck("authentication", ("connection_settings",), authentication),
-    PreflightCheck("company_context", ("authentication",), company_context),
+    PreflightCheck("company_context", ("authentication",), company_context, local=True),
+    # remote for some systems (Fortnox probes each area)
     PreflightCheck("permissions", ("authentication",), permissions),
-    PreflightCheck("bookkeeping_mode", (), bookkeeping_mode),
-    PreflightCheck("mappings_complete", (), mappings_complete),
+    PreflightCheck("bookkeeping_mode", (), bookkeeping_mode, local=True),
+    PreflightCheck("mappings_complete", (), mappings_complete, local=True),
     # Looking things up in the accounting system needs the right company and the rights to read.
     PreflightCheck(
         "capabilities", ("company_context", "permissions", "mappings_complete", "bookkeeping_mode"), capabilities
@@ -271,6 +275,11 @@ def run_checks(
 
     A check that raises ``AccountingSystemError`` failed (a permanent answer); one that
     raises ``TransientError`` neither passed nor failed, and its dependents are skipped.
+
+    With an executor, only checks that may wait on a remote party go to it, and not all of
+    those: the calling thread would only wait, so it runs one itself whenever that cannot
+    delay another check (it is the only check in flight, or no check is left to start).
+    Local checks run in the calling thread as soon as they are ready.
     """
     pending = {check.name: check for check in checks}
     results: dict[str, CheckOutcome] = {}
@@ -278,6 +287,7 @@ def run_checks(
     running: dict[Future[CheckOutcome], str] = {}
 
     while pending or running:
+        ready: list[PreflightCheck] = []
         progressed = True
         while progressed:
             progressed = False
@@ -289,13 +299,25 @@ def run_checks(
                 progressed = True
                 if blocker is not None:
                     results[name] = CheckOutcome.skipped(name, because=blocker)
-                elif executor is None:
+                elif executor is None or check.local:
                     _record(name, partial(_run_one, check, ctx), results, errors)
                 else:
-                    running[executor.submit(_run_one, check, ctx)] = name
+                    ready.append(check)
+        if ready:
+            mine = ready.pop() if not pending or (not running and len(ready) == 1) else None
+            assert executor is not None
+            for check in ready:
+                running[executor.submit(_run_one, check, ctx)] = check.name
+            if mine is not None:
+                _record(mine.name, partial(_run_one, mine, ctx), results, errors)
+                continue
         if not running:
             if pending:
                 raise ValueError(f"checks with unknown or circular prerequisites: {sorted(pending)}")
+            break
+        if not pending:  # nothing left to start: collect what runs, in any order
+            for future, name in running.items():
+                _record(name, future.result, results, errors)
             break
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in done:
