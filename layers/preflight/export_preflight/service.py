@@ -143,10 +143,10 @@ class PreflightService:
             if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
                 raise _with_party(report.errors[0], config)
             failures = [_give_up(report.errors[0])]
-        # The company's readiness, as this job found it: stored while the decision is acted on.
-        readiness = self._readiness_of(config, report, connection, source="job", job_id=str(job.id), keep_alive=None)
+        # The company's readiness, as this job found it: built and stored while the decision
+        # is acted on (off the job's critical path).
         waits: list[Future[None]] = [] if pending is None else pending
-        self._submit(self._record_readiness, readiness, waits)
+        self._submit(self._record_job_readiness, (config, report, connection, str(job.id)), waits)
         try:
             return self._act(message, job, config, pleo, report, failures, waits)
         finally:
@@ -333,6 +333,15 @@ class PreflightService:
             )
             return None, renewed
         return datetime.fromtimestamp(lapses, UTC), renewed
+
+    def _record_job_readiness(self, found: tuple[CompanyConfiguration, CheckReport, Connection, str]) -> None:
+        config, report, connection, job_id = found
+        try:
+            readiness = self._readiness_of(config, report, connection, source="job", job_id=job_id, keep_alive=None)
+        except Exception as error:  # the readiness record must never cost a decision
+            logger.warning("could not record the company's readiness", extra={"error": str(error)})
+            return
+        self._record_readiness(readiness)
 
     def _record_readiness(self, readiness: Readiness) -> None:
         try:
