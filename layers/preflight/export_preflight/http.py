@@ -1,5 +1,7 @@
 """The one place HTTP clients are made: TLS verification on, bounded timeouts,
-no redirects (a redirect would carry our credentials to another host)."""
+no redirects (a redirect would carry our credentials to another host), no cookies (one
+client serves every company of the container: a cookie one company's answer set must never
+ride along with another company's request)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import certifi
@@ -41,6 +44,7 @@ def new_client(base_url: str, *, timeout_seconds: float, max_connections: int = 
         follow_redirects=False,
         verify=_tls_context(),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # accepts none, sends none
     )
 
 
