@@ -190,7 +190,9 @@ class QuickBooksConnector:
         self._realm = config.accounting_company_ref or ""
         self._roles = _roles(config)
         self._company_name: str | None = None
-        self._lock = threading.Lock()
+        # One lock per thing read once per job: the account and tax-code checks run side by
+        # side, and one lock for all made the tax codes wait for the preferences and accounts.
+        self._locks = {name: threading.Lock() for name in ("preferences", "Account", "TaxCode")}
         self._preferences: JsonObject | None = None
         self._lists: dict[str, list[JsonObject]] = {}
 
@@ -346,7 +348,7 @@ class QuickBooksConnector:
         return LedgerEntry(ref=ref, name=name, usable=not problem, problem=problem)
 
     def _company_preferences(self) -> JsonObject:
-        with self._lock:
+        with self._locks["preferences"]:
             if self._preferences is None:
                 what = "reading the company preferences"
                 read = BodyReader(NAME, what)
@@ -359,7 +361,7 @@ class QuickBooksConnector:
 
     def _list(self, entity: str, *, what: str) -> list[JsonObject]:
         """Every row of a name list, inactive ones included, page by page."""
-        with self._lock:
+        with self._locks[entity]:
             if entity not in self._lists:
                 read = BodyReader(NAME, what)
                 rows: list[JsonObject] = []
