@@ -179,3 +179,20 @@ def test_a_readiness_store_in_trouble_never_costs_the_decision(world):
     )
 
     assert decision.outcome == "handed_off" and len(world.hand_off.sent) == 1
+
+
+def test_a_busy_companys_jobs_do_not_each_write_the_same_readiness(world):
+    writes: list[str] = []
+    record = world.readiness.record
+    world.readiness.record = lambda readiness: (writes.append(readiness.status), record(readiness))  # type: ignore[method-assign]
+    service = world.service()
+    message = ClaimedJobMessage.model_validate({"jobId": str(JOB), "companyId": str(COMPANY)})
+
+    service.decide(message, attempt=Attempt())
+    service.decide(message, attempt=Attempt())  # the same findings: not written again
+    world.connectors.connector.accounts_known.pop("5820")
+    world.pleo.jobs[JOB] = world.pleo.jobs[JOB].model_copy(update={"status": "in_progress"})
+    world.decisions.records.clear()
+    service.decide(message, attempt=Attempt())  # changed: written
+
+    assert writes == ["ready", "not_ready"]

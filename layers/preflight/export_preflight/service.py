@@ -77,6 +77,8 @@ class Attempt:
 
 # A run with no retry to come (the CLI): whatever is unfinished is reported as such.
 ONLY_ATTEMPT = Attempt(receive_count=1, max_receive_count=1)
+# A job's readiness record is not written again within this time when nothing changed.
+JOB_READINESS_UNCHANGED_SECONDS = 600
 # Stands for the job in a dry run (no job): never sent anywhere.
 NO_JOB = UUID(int=0)
 
@@ -104,6 +106,8 @@ class PreflightService:
         self._hand_off = hand_off
         self._decisions = decisions
         self._readiness = readiness
+        # company id -> (what its last job-recorded readiness said, when): see _record_job_readiness
+        self._recorded: dict[str, tuple[object, float]] = {}
         self._executor = executor
         self._clock = clock
 
@@ -335,13 +339,22 @@ class PreflightService:
         return datetime.fromtimestamp(lapses, UTC), renewed
 
     def _record_job_readiness(self, found: tuple[CompanyConfiguration, CheckReport, Connection, str]) -> None:
+        """Record what a job found, unless this container recorded the same for the company
+        within ``JOB_READINESS_UNCHANGED_SECONDS`` (a busy company's jobs would otherwise
+        each write the same record)."""
         config, report, connection, job_id = found
         try:
             readiness = self._readiness_of(config, report, connection, source="job", job_id=job_id, keep_alive=None)
         except Exception as error:  # the readiness record must never cost a decision
             logger.warning("could not record the company's readiness", extra={"error": str(error)})
             return
+        same = (readiness.status, tuple((p.check, p.reason_type, p.reason) for p in readiness.problems))
+        last = self._recorded.get(readiness.company_id)
+        now = self._clock()
+        if last is not None and last[0] == same and now - last[1] < JOB_READINESS_UNCHANGED_SECONDS:
+            return
         self._record_readiness(readiness)
+        self._recorded[readiness.company_id] = (same, now)
 
     def _record_readiness(self, readiness: Readiness) -> None:
         try:
