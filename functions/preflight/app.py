@@ -7,7 +7,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from functools import cache
 
-from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -28,8 +27,6 @@ from export_preflight.service import Attempt, Prepared
 from export_preflight.settings import get_settings
 
 settings = get_settings()
-# Every failure is reported per item (ReportBatchItemFailures), even when all failed.
-processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 idempotency_config = IdempotencyConfig(
     # a re-run (README, "Re-running one job") is a new decision for the same job
     event_key_jmespath="[job_id, rerun]",
@@ -120,8 +117,4 @@ records = RecordRunner(process_record, "## record")
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency_config.register_lambda_context(context)
-    get_runtime().deadline.start(context.get_remaining_time_in_millis())
-    records.start()
-    return async_process_partial_response(
-        event=event, record_handler=records.handle, processor=processor, context=context
-    )
+    return records.process_batch(event, context)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 
-from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -26,8 +25,6 @@ from export_preflight.observability import count, logger, metrics, tracer
 from export_preflight.records import Annotate, RecordRunner, count_readiness, meet_fate
 from export_preflight.runtime import get_runtime
 from export_preflight.service import Attempt
-
-processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 
 
 @logger.inject_lambda_context
@@ -103,8 +100,4 @@ records = RecordRunner(process_record, "## readiness")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    get_runtime().deadline.start(context.get_remaining_time_in_millis())
-    records.start()
-    return async_process_partial_response(
-        event=event, record_handler=records.handle, processor=processor, context=context
-    )
+    return records.process_batch(event, context)

@@ -221,15 +221,16 @@ class Credentials:
         self._settings = settings
 
         self._lock = threading.Lock()
-        self._providers: list[SecretsProvider] = []
+        self._secrets: SecretsProvider | None = None
 
     @property
     def _provider(self) -> SecretsProvider:
-        if not self._providers:
+        """Built on first use (its client is the process's shared one), once across threads."""
+        if self._secrets is None:
             with self._lock:
-                if not self._providers:
-                    self._providers.append(SecretsProvider(boto3_client=CLIENTS.client("secretsmanager")))
-        return self._providers[0]
+                if self._secrets is None:
+                    self._secrets = SecretsProvider(boto3_client=CLIENTS.client("secretsmanager"))
+        return self._secrets
 
     def pleo(self, secret_id: str, *, refresh: bool = False) -> PleoCredentials:
         raw = self._raw(secret_id, refresh=refresh)

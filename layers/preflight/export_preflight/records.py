@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -25,18 +27,32 @@ PARTIES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
 
 
 class RecordRunner:
-    """Runs each record of a batch in the runtime's record pool (the batch's records run side
-    by side), each in its own X-Ray subsegment: ``process`` annotates it (job id, company
-    id) and its outcome is annotated last ("retry" when it raised)."""
+    """One SQS batch through Powertools' batch processor, every failure reported per item
+    (ReportBatchItemFailures, even when all failed). Each record runs in the runtime's record
+    pool (the batch's records side by side), in its own X-Ray subsegment: ``process``
+    annotates it (job id, company id) and its outcome is annotated last ("retry" when it
+    raised)."""
 
     def __init__(self, process: Process, name: str) -> None:
         self._process = process
         self._name = name
         self._trace: object = None
+        self._processor = AsyncBatchProcessor(
+            # the service's logger (Powertools' Logger; the processor only calls its log methods)
+            event_type=EventType.SQS,
+            raise_on_entire_batch_failure=False,
+            logger=logger,  # type: ignore[arg-type]
+        )
 
-    def start(self) -> None:
-        """At the start of each invocation: the invocation's X-Ray entity, for the record threads."""
+    def process_batch(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """The invocation: its deadline and X-Ray entity for the record threads, then each record."""
+        get_runtime().deadline.start(context.get_remaining_time_in_millis())
         self._trace = trace_entity()
+        return dict(
+            async_process_partial_response(
+                event=event, record_handler=self.handle, processor=self._processor, context=context
+            )
+        )
 
     async def handle(self, record: SQSRecord, lambda_context: LambdaContext) -> str:
         loop = asyncio.get_running_loop()
