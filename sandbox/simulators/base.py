@@ -111,6 +111,16 @@ class Fault:
         return self.when is None or self.when(request)
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One request and the answer the simulator gave it (contract tests read these)."""
+
+    request: SimRequest
+    response: SimResponse
+    injected: bool
+    """True when an injected fault answered, not the simulator's own handler."""
+
+
 Handler = Callable[..., SimResponse]
 
 
@@ -225,6 +235,7 @@ class SimulatorServer:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._faults: list[Fault] = []
         self._requests: list[SimRequest] = []
+        self._exchanges: list[Exchange] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -300,10 +311,18 @@ class SimulatorServer:
         with self.lock:
             return list(self._requests)
 
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """A copy of every request with the answer it got, in arrival order (dropped
+        connections have no answer and are not listed)."""
+        with self.lock:
+            return list(self._exchanges)
+
     def reset_requests(self) -> None:
-        """Forget the recorded requests."""
+        """Forget the recorded requests and exchanges."""
         with self.lock:
             self._requests.clear()
+            self._exchanges.clear()
 
     def requests_to(self, method: str, path_regex: str) -> list[SimRequest]:
         """Recorded requests whose method and (full) path match."""
@@ -367,6 +386,7 @@ class SimulatorServer:
         state. The server keeps running on the same port."""
         with self.lock:
             self._requests.clear()
+            self._exchanges.clear()
             self._faults.clear()
 
     # ------------------------------------------------------------ dispatch
@@ -397,12 +417,17 @@ class SimulatorServer:
                 injected = SimResponse(fault.status, fault.json, raw=fault.raw)
                 decorated = self.decorate(request, injected)
                 decorated.headers = {**(decorated.headers or {}), **(fault.headers or {})}
-                return decorated
+                return self._record(request, decorated, injected=True)
         try:
             response = self._route(request)
         except Exception as error:  # a simulator bug must reach the test as a 500, not a dropped socket
             response = SimResponse(500, {"type": "SIMULATOR_ERROR", "message": f"{type(error).__name__}: {error}"})
-        return self.decorate(request, response)
+        return self._record(request, self.decorate(request, response), injected=False)
+
+    def _record(self, request: SimRequest, response: SimResponse, *, injected: bool) -> SimResponse:
+        with self.lock:
+            self._exchanges.append(Exchange(request, response, injected))
+        return response
 
     def _route(self, request: SimRequest) -> SimResponse:
         path_known = False
