@@ -7,10 +7,12 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 
 from .simulators.fortnox import CLIENT_ID as FORTNOX_CLIENT_ID
+from .simulators.fortnox import default_accounts
 from .simulators.xero import CLIENT_ID as XERO_CLIENT_ID
 from .world import Sandbox
 
@@ -394,7 +396,9 @@ def fortnox_no_supplier_invoice_licence(sandbox: Sandbox) -> list[Seeded]:
         number="556000-0004",
         job={"vendor_based_bookkeeping": True},
         configuration={"vendorBookkeepingEnabled": True},
-        company={"licences": {"companyinformation", "bookkeeping", "inbox", "archive", "connectfile"}},
+        company={
+            "licences": {"companyinformation", "bookkeeping", "settings", "supplier", "inbox", "archive", "connectfile"}
+        },
     )
 
 
@@ -444,8 +448,74 @@ def fortnox_inactive_account(sandbox: Sandbox) -> list[Seeded]:
     )
 
 
+def fortnox_vendor_passes(sandbox: Sandbox) -> list[Seeded]:
+    """A vendor job: supplier invoices, suppliers and the preferred supplier debt account
+    (SUPDEBT 2440, read with the settings scope) are all there."""
+    return _fortnox(
+        sandbox,
+        "fortnox-vendor",
+        "handed_off",
+        None,
+        number="556000-0009",
+        job={"vendor_based_bookkeeping": True},
+        configuration={"vendorBookkeepingEnabled": True},
+    )
+
+
+def fortnox_series_not_manual(sandbox: Sandbox) -> list[Seeded]:
+    """The mapped voucher series A is not manual: Fortnox would refuse the API's vouchers."""
+    return _fortnox(
+        sandbox,
+        "fortnox-series-not-manual",
+        "failed_early",
+        "invalid_configuration",
+        number="556000-0010",
+        company={"automatic_series": {"A"}},
+    )
+
+
+def _last_year_and_this(*, locked: bool) -> dict[str, object]:
+    """Last year and this year as financial years (ids 1 and 2); last year's chart has no
+    2890 (the clearing account was created this year); last year locked or not."""
+    year = datetime.now(UTC).year
+    return {
+        "financial_years": [(f"{year - 1}-01-01", f"{year - 1}-12-31"), (f"{year}-01-01", f"{year}-12-31")],
+        "charts": {1: [entry for entry in default_accounts() if entry["Number"] != 2890]},
+        "locked_until": f"{year - 1}-12-31" if locked else f"{year - 2}-12-31",
+    }
+
+
+def fortnox_previous_year_open(sandbox: Sandbox) -> list[Seeded]:
+    """Last year is not locked, so a job may still carry its expenses, but the contra
+    account 2890 does not exist in last year's chart."""
+    return _fortnox(
+        sandbox,
+        "fortnox-previous-year-open",
+        "failed_early",
+        "invalid_configuration",
+        number="556000-0011",
+        company=_last_year_and_this(locked=False),
+    )
+
+
+def fortnox_previous_year_locked(sandbox: Sandbox) -> list[Seeded]:
+    """The same company once last year is locked: only this year counts, and it passes."""
+    return _fortnox(
+        sandbox,
+        "fortnox-previous-year-locked",
+        "handed_off",
+        None,
+        number="556000-0012",
+        company=_last_year_and_this(locked=True),
+    )
+
+
 FORTNOX_SCENARIOS: tuple[Seeder, ...] = (
     fortnox_passes,
+    fortnox_vendor_passes,
+    fortnox_series_not_manual,
+    fortnox_previous_year_open,
+    fortnox_previous_year_locked,
     fortnox_expired_token,
     fortnox_refresh_replayed,
     fortnox_no_supplier_invoice_licence,

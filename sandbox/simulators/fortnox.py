@@ -15,8 +15,15 @@ replayed refresh token revokes the whole grant (the safe assumption for single-u
 the HTTP statuses carrying each code (401 token, 403 licence / user / scope, 404 not found,
 500 system exception); 2000663 for a scope not granted *and* for a user without the right;
 the check order API licence, scope, area licence, user; the 429 body; the shapes of
-``/predefinedaccounts`` (``SUPPLIERDEBT``), ``/inbox``, ``/archive``,
-``/voucherfileconnections``; VAT codes as account ``VATCode`` values (``I``, ``IVEU``).
+``/inbox``, ``/archive``, ``/voucherfileconnections``; VAT codes as account ``VATCode``
+values (``I``, ``IVEU``); a voucher series' ``Manual`` flag as the only thing that decides
+whether it takes API vouchers (integrators' reports, not Fortnox's pages).
+
+From Fortnox's own pages and its official SDK (``tests/contract/vendors/fortnox``): the
+predefined account ``SUPDEBT`` (2440 in a BAS chart); the scope of each resource
+(``settings`` for predefined accounts and the locked period, ``supplier`` for suppliers,
+``supplierinvoice`` for supplier invoices, ``bookkeeping`` for years, accounts and voucher
+series); ``GET /3/settings/lockedperiod`` answering ``{"LockedPeriod": {"EndDate"}}``.
 """
 
 from __future__ import annotations
@@ -41,7 +48,16 @@ ACCESS_TOKEN_TTL = 3600
 REFRESH_TOKEN_TTL = 45 * 86400
 WINDOW_SECONDS = 5.0
 WINDOW_LIMIT = 25
-ALL_SCOPES = ("companyinformation", "bookkeeping", "supplierinvoice", "inbox", "archive", "connectfile")
+ALL_SCOPES = (
+    "companyinformation",
+    "bookkeeping",
+    "settings",
+    "supplier",
+    "supplierinvoice",
+    "inbox",
+    "archive",
+    "connectfile",
+)
 
 MESSAGES = {
     1000003: "System exception",
@@ -101,10 +117,16 @@ class Company:
     financial_years: list[tuple[str, str]] = field(default_factory=list)
     """(from, to) ISO dates; ids are positions + 1. Default: the current calendar year."""
     accounts: list[dict[str, Any]] = field(default_factory=default_accounts)
+    charts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    """Accounts of one financial year by its id, where that year's chart differs from ``accounts``."""
     voucher_series: dict[str, str] = field(
         default_factory=lambda: {"A": "Redovisningsverifikationer", "L": "Leverantörsfakturor"}
     )
-    predefined: dict[str, int] = field(default_factory=lambda: {"SUPPLIERDEBT": 2440, "INVAT": 2641, "CASH": 1930})
+    automatic_series: set[str] = field(default_factory=set)
+    """Codes of voucher series that are not manual (``Manual: false``)."""
+    predefined: dict[str, int] = field(default_factory=lambda: {"SUPDEBT": 2440})
+    locked_until: str | None = None
+    """The locked period's end (ISO date), or None when nothing is locked."""
 
 
 @dataclass
@@ -170,7 +192,9 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
             ("financialyears", "bookkeeping", self._financial_years),
             ("accounts", "bookkeeping", self._accounts),
             ("voucherseries", "bookkeeping", self._voucher_series),
-            ("predefinedaccounts", "bookkeeping", self._predefined),
+            ("predefinedaccounts", "settings", self._predefined),
+            ("settings/lockedperiod", "settings", self._locked_period),
+            ("suppliers", "supplier", self._empty("Suppliers")),
             ("supplierinvoices", "supplierinvoice", self._empty("SupplierInvoices")),
             ("inbox", "inbox", self._folder("inbox_root")),
             ("archive", "archive", self._folder("root")),
@@ -397,7 +421,8 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
         if year is None:
             return _error(400, 2000588)
         with self.lock:
-            items = [{**item, "Year": year} for item in grant.company.accounts]
+            chart = grant.company.charts.get(year, grant.company.accounts)
+            items = [{**item, "Year": year} for item in chart]
         return self._page(items, request, "Accounts")
 
     def _voucher_series(self, request: SimRequest, grant: Grant) -> SimResponse:
@@ -410,7 +435,7 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
                     "@url": f"https://api.fortnox.se/3/voucherseries/{code}",
                     "Code": code,
                     "Description": description,
-                    "Manual": True,
+                    "Manual": code not in grant.company.automatic_series,
                     "NextVoucherNumber": 1,
                     "Year": year,
                     "Approver": {"Id": 0, "Name": ""},
@@ -426,6 +451,10 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
                 for name, number in grant.company.predefined.items()
             ]
         return SimResponse(200, {"PreDefinedAccounts": items})
+
+    def _locked_period(self, request: SimRequest, grant: Grant) -> SimResponse:
+        with self.lock:
+            return SimResponse(200, {"LockedPeriod": {"EndDate": grant.company.locked_until}})
 
     def _empty(self, key: str) -> Callable[[SimRequest, Grant], SimResponse]:
         def handler(request: SimRequest, grant: Grant) -> SimResponse:

@@ -194,7 +194,7 @@ def seed_fortnox(server: SimulatorServer, traits: Traits) -> Seeded:
     assert isinstance(server, FortnoxSimulator)
     client_secret = f"fortnox-client-secret-{uuid.uuid4().hex}"
     server.add_app(FORTNOX_CLIENT_ID, client_secret)
-    predefined = {"SUPPLIERDEBT": 0 if traits.unsupported is Capability.VENDOR_BOOKKEEPING else 2440}
+    predefined = {"SUPDEBT": 0 if traits.unsupported is Capability.VENDOR_BOOKKEEPING else 2440}
     company = server.add_company(organisation_number="556677-8899", name="Conformance AB", predefined=predefined)
     other = server.add_company(organisation_number="559988-7766", name="Conformance Holding AB")
     scopes = [s for s in ALL_SCOPES if traits.permissions == "granted" or s != "bookkeeping"]

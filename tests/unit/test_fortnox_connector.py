@@ -20,11 +20,13 @@ from tests.unit.fakes import configuration
 
 BASE = "https://api.fortnox.se"
 ORG = "556677-8899"
-ALL_SCOPES = "companyinformation bookkeeping supplierinvoice inbox archive connectfile"
+ALL_SCOPES = "companyinformation bookkeeping settings supplier supplierinvoice inbox archive connectfile"
 TODAY = date(2026, 5, 4)
 
 COMPANY = {"CompanyInformation": {"CompanyName": "Acme AB", "OrganizationNumber": ORG, "CountryCode": "SE"}}
 YEARS = {"FinancialYears": [{"Id": 3, "FromDate": "2026-01-01", "ToDate": "2026-12-31"}], "MetaInformation": {}}
+PREVIOUS_YEAR = {"FinancialYears": [{"Id": 2, "FromDate": "2025-01-01", "ToDate": "2025-12-31"}], "MetaInformation": {}}
+LOCKED_2025 = {"LockedPeriod": {"EndDate": "2025-12-31"}}
 ACCOUNTS = {
     "MetaInformation": {"@TotalPages": 1, "@CurrentPage": 1},
     "Accounts": [
@@ -38,7 +40,7 @@ SERIES = {
     "MetaInformation": {"@TotalPages": 1},
     "VoucherSeriesCollection": [{"Code": "A", "Description": "Redovisning"}],
 }
-PREDEFINED = {"PreDefinedAccounts": [{"Name": "SUPPLIERDEBT", "Account": 2440}]}
+PREDEFINED = {"PreDefinedAccounts": [{"Name": "SUPDEBT", "Account": 2440}]}
 
 
 def fortnox_error(status: int, code: int, message: str = "Fel") -> httpx.Response:
@@ -93,14 +95,22 @@ def connector(tokens):
         yield new_connector(http, tokens)
 
 
+def years_by_date(request: httpx.Request) -> httpx.Response:
+    """Fortnox's ``financialyears?date=``: the year covering the date, or none."""
+    on = request.url.params.get("date", "")
+    return httpx.Response(200, json=YEARS if on.startswith("2026") else PREVIOUS_YEAR if on.startswith("2025") else {})
+
+
 def healthy(api):
     api.get("/3/companyinformation").respond(200, json=COMPANY)
-    api.get("/3/financialyears").respond(200, json=YEARS)
+    api.get("/3/financialyears").mock(side_effect=years_by_date)
     api.get("/3/accounts").respond(200, json=ACCOUNTS)
     api.get("/3/voucherseries").respond(200, json=SERIES)
     api.get("/3/predefinedaccounts").respond(200, json=PREDEFINED)
     for path in ("/3/supplierinvoices", "/3/inbox", "/3/archive", "/3/voucherfileconnections"):
         api.get(path).respond(200, json={"MetaInformation": {}})
+    api.get("/3/settings/lockedperiod").respond(200, json=LOCKED_2025)
+    api.get("/3/suppliers").respond(200, json={"MetaInformation": {}, "Suppliers": []})
 
 
 # ---------------------------------------------------------------- company and ledger
@@ -134,7 +144,7 @@ def test_accounts_and_vat_codes_are_read_for_todays_financial_year(api, connecto
     assert accounts["5410"].usable and "inactive" in accounts["5420"].problem and accounts["9999"] is None
     assert codes["I"].usable and not codes["IVEU"].usable and codes["ZZ"] is None
     assert api.routes[2].calls.last.request.url.params["financialyear"] == "3"
-    assert api.routes[1].calls.last.request.url.params["date"] == "2026-05-04"
+    assert api.routes[1].calls[0].request.url.params["date"] == "2026-05-04"
 
 
 def test_no_financial_year_for_today_fails_journal_entries_and_the_lookups_say_why(api, connector):
@@ -148,7 +158,7 @@ def test_no_financial_year_for_today_fails_journal_entries_and_the_lookups_say_w
 
 def test_a_missing_voucher_series_and_an_unset_supplier_debt_account_are_unsupported(api, tokens):
     healthy(api)
-    api.get("/3/predefinedaccounts").respond(200, json={"PreDefinedAccounts": [{"Name": "SUPPLIERDEBT", "Account": 0}]})
+    api.get("/3/predefinedaccounts").respond(200, json={"PreDefinedAccounts": [{"Name": "SUPDEBT", "Account": 0}]})
     with new_client(BASE, timeout_seconds=2) as http:
         connector = new_connector(http, tokens)
         connector._series = "Z"
@@ -163,6 +173,124 @@ def test_a_missing_voucher_series_and_an_unset_supplier_debt_account_are_unsuppo
     assert not vendor.supported and "Preferred accounts" in vendor.detail
 
 
+def test_vendor_bookkeeping_finds_the_preferred_supplier_debt_account_by_fortnoxs_name_supdebt(api, connector):
+    """Fortnox names it SUPDEBT (predefined-accounts page; the SDK's PredefinedAccountName)."""
+    healthy(api)
+    support = connector.supports(connector.authenticate(), Capability.VENDOR_BOOKKEEPING)
+    assert support.supported and "2440" in support.detail
+
+
+def test_a_voucher_series_that_is_not_manual_cannot_take_the_jobs_vouchers(api, connector):
+    healthy(api)
+    api.get("/3/voucherseries").respond(
+        200, json={"VoucherSeriesCollection": [{"Code": "A", "Description": "Redovisning", "Manual": False}]}
+    )
+    support = connector.supports(connector.authenticate(), Capability.JOURNAL_ENTRY)
+    assert not support.supported
+    assert "voucher series A of the Fortnox company Acme AB (556677-8899) is not a manual series" in support.detail
+    assert "map a manual voucher series" in support.detail and "tick Manual for series A" in support.detail
+
+
+def _previous_year(api, *, locked_until, scope=ALL_SCOPES, chart_2025=None, series_2025=None):
+    """2026 is today's year; 2025 exists with its own chart and series; the lock ends ``locked_until``."""
+    healthy(api)
+    api.get("/3/settings/lockedperiod").respond(200, json={"LockedPeriod": {"EndDate": locked_until}})
+    this_year = {**ACCOUNTS, "Accounts": [*ACCOUNTS["Accounts"], {"Number": 2890, "Active": True}]}
+    last_year = chart_2025 if chart_2025 is not None else this_year
+
+    def accounts(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=this_year if request.url.params["financialyear"] == "3" else last_year)
+
+    def series(request: httpx.Request) -> httpx.Response:
+        wanted = series_2025 if request.url.params["financialyear"] == "2" and series_2025 is not None else SERIES
+        return httpx.Response(200, json=wanted)
+
+    api.get("/3/accounts").mock(side_effect=accounts)
+    api.get("/3/voucherseries").mock(side_effect=series)
+    return FakeTokens(scope)
+
+
+def test_an_open_previous_year_counts_for_accounts_vat_codes_and_series(api):
+    """In January a job still carries December's expenses: while 2025 is not locked, its
+    chart and its voucher series must take them too."""
+    chart_2025 = {"Accounts": [{"Number": 5410, "Active": False}, {"Number": 2641, "Active": False, "VATCode": "I"}]}
+    tokens = _previous_year(
+        api, locked_until="2024-12-31", chart_2025=chart_2025, series_2025={"VoucherSeriesCollection": []}
+    )
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens)
+        profile = connector.authenticate()
+        accounts = connector.accounts(["5410", "2890"])
+        codes = connector.tax_codes(["I"])
+        journal = connector.supports(profile, Capability.JOURNAL_ENTRY)
+    assert not accounts["5410"].usable
+    assert accounts["5410"].problem.startswith(
+        "is inactive in the financial year 2025-01-01–2025-12-31, which still takes vouchers (it is not locked"
+    )
+    assert "lock that year in Fortnox (Settings > Bookkeeping > Lock period)" in accounts["5410"].problem
+    assert not accounts["2890"].usable and "does not exist in the financial year 2025-01-01–2025-12-31" in (
+        accounts["2890"].problem
+    )
+    assert not codes["I"].usable and "only on inactive accounts (2641) in the financial year 2025" in codes["I"].problem
+    assert (
+        not journal.supported and "voucher series A does not exist in the financial year 2025-01-01" in journal.detail
+    )
+
+
+def test_a_locked_previous_year_no_longer_counts(api):
+    chart_2025 = {"Accounts": [{"Number": 5410, "Active": False}]}
+    tokens = _previous_year(
+        api, locked_until="2025-12-31", chart_2025=chart_2025, series_2025={"VoucherSeriesCollection": []}
+    )
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, tokens)
+        profile = connector.authenticate()
+        assert connector.accounts(["5410"])["5410"].usable
+        journal = connector.supports(profile, Capability.JOURNAL_ENTRY)
+    assert journal.supported and "2025" not in journal.detail
+    years = [call.request.url.params.get("financialyear") for call in api.routes[2].calls]
+    assert years == ["3"], "a locked year's chart is not read"
+
+
+def test_without_the_settings_scope_the_previous_year_counts_as_open_and_the_reason_says_why(api):
+    chart_2025 = {"Accounts": [{"Number": 5410, "Active": False}]}
+    tokens = _previous_year(
+        api, locked_until="2025-12-31", scope="companyinformation bookkeeping", chart_2025=chart_2025
+    )
+    with new_client(BASE, timeout_seconds=2) as http:
+        entry = new_connector(http, tokens).accounts(["5410"])["5410"]
+    assert not entry.usable and "cannot read Fortnox's locked period without the scope settings" in entry.problem
+    assert not [call for call in api.calls if call.request.url.path == "/3/settings/lockedperiod"]
+
+
+def test_a_grant_without_settings_is_told_the_scope_not_that_the_user_lacks_bookkeeping_rights(api, connector):
+    healthy(api)
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, FakeTokens(ALL_SCOPES.replace(" settings", "")))
+        profile = connector.authenticate()
+        missing = connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY, Capability.VENDOR_BOOKKEEPING})
+    assert len(missing) == 1 and "scope settings (preferred accounts and locked period) was not granted" in missing[0]
+    assert "bookkeeping" not in missing[0]
+
+
+def test_a_vendor_job_needs_the_supplier_scope(api):
+    healthy(api)
+    with new_client(BASE, timeout_seconds=2) as http:
+        connector = new_connector(http, FakeTokens(ALL_SCOPES.replace(" supplier ", " ")))
+        profile = connector.authenticate()
+        assert connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY}) == []
+        missing = connector.missing_permissions(profile, {Capability.VENDOR_BOOKKEEPING})
+    assert len(missing) == 1 and "scope supplier (suppliers) was not granted" in missing[0]
+
+
+def test_a_preferred_accounts_refusal_names_the_settings_scope(api, connector):
+    healthy(api)
+    api.get("/3/predefinedaccounts").mock(return_value=fortnox_error(403, 2000663))
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.supports(connector.authenticate(), Capability.VENDOR_BOOKKEEPING)
+    assert "(scope settings)" in str(raised.value) and "bookkeeping" not in str(raised.value)
+
+
 # ---------------------------------------------------------------- the three permission gates
 
 
@@ -172,7 +300,11 @@ def test_gate_one_a_scope_not_granted_is_named_without_a_call(api):
         connector = new_connector(http, FakeTokens("companyinformation bookkeeping"))
         profile = connector.authenticate()
         missing = connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY, Capability.VENDOR_BOOKKEEPING})
-    assert len(missing) == 1 and "scope supplierinvoice" in missing[0] and "re-activate" in missing[0]
+    assert missing == [
+        "the Fortnox scopes supplierinvoice (supplier invoices), supplier (suppliers), settings (preferred "
+        "accounts and locked period) were not granted to the integration; a Fortnox user with the needed permissions (or a system administrator, for a service account) must re-activate the integration by "
+        "connecting Fortnox again in the integration settings and approve every requested area"
+    ]
     assert not api.routes[5].called  # no supplier-invoice probe for a scope never granted
 
 
@@ -320,9 +452,9 @@ SERIES_GARBAGE = [
 ]
 PREDEFINED_GARBAGE: list[tuple[str, object]] = [
     ("PreDefinedAccounts missing", {}),
-    ("PreDefinedAccounts an object", {"PreDefinedAccounts": {"Name": "SUPPLIERDEBT"}}),
+    ("PreDefinedAccounts an object", {"PreDefinedAccounts": {"Name": "SUPDEBT"}}),
     ("Name a number", {"PreDefinedAccounts": [{"Name": 1, "Account": 2440}]}),
-    ("Account a list", {"PreDefinedAccounts": [{"Name": "SUPPLIERDEBT", "Account": [2440]}]}),
+    ("Account a list", {"PreDefinedAccounts": [{"Name": "SUPDEBT", "Account": [2440]}]}),
 ]
 
 

@@ -26,11 +26,24 @@ consenting user's missing permission (third-party: Invantive's Fortnox error lis
 FAQ's advice "reactivate the integration with a user who has the correct permissions");
 the refresh refusal is an RFC 6749 ``invalid_grant``; the HTTP statuses that carry the
 codes (the code is what counts here); VAT codes are the ``VATCode`` values accounts carry
-(a third-party client reads them that way); ``SUPPLIERDEBT`` names the preferred supplier
-debt account in ``GET /3/predefinedaccounts``; ``GET /3/supplierinvoices``, ``/3/inbox``,
-``/3/archive`` and ``/3/voucherfileconnections`` as the cheapest reads that prove a licence
-and a user's right per area; ``limit``/``page`` paging with ``MetaInformation.@TotalPages``;
-"today" is the UTC date.
+(a third-party client reads them that way); ``GET /3/supplierinvoices``, ``/3/suppliers``,
+``/3/inbox``, ``/3/archive`` and ``/3/voucherfileconnections`` as the cheapest reads that
+prove a licence and a user's right per area; ``limit``/``page`` paging with
+``MetaInformation.@TotalPages``; "today" is the UTC date.
+
+Checked against Fortnox's own pages and its official SDK (``tests/contract/vendors/fortnox``
+holds the facts with their sources): the preferred supplier-debt account is named
+``SUPDEBT`` in ``GET /3/predefinedaccounts``; the scopes table puts PredefinedAccounts and
+the locked period under ``settings``, Suppliers under ``supplier`` and SupplierInvoices under
+``supplierinvoice``; ``GET /3/settings/lockedperiod`` answers ``{"LockedPeriod": {"EndDate"}}``
+(no date: nothing locked); Fortnox asks integrations to check the financial year of the
+voucher's date.
+
+Reported by integrators, not by Fortnox [3rd-party]: a voucher series whose ``Manual`` is
+false does not take vouchers through the API ("Verifikationsserien är inte manuell").
+Our choice: a job may carry expenses of the previous financial year while that year is not
+locked, so an open previous year's voucher series and accounts must be usable too; without
+the ``settings`` scope the locked period cannot be read and the previous year counts as open.
 """
 
 from __future__ import annotations
@@ -80,7 +93,10 @@ USER_NOT_ALLOWED = 2000663
 PERMISSION_CODES = frozenset({NO_SCOPE_LICENCE, NO_API_LICENCE, USER_NOT_ALLOWED})
 
 ORGANISATION_NUMBER = re.compile(r"[0-9]{6}-?[0-9]{4}")
-SUPPLIER_DEBT = "SUPPLIERDEBT"
+SUPPLIER_DEBT = "SUPDEBT"
+"""The preferred supplier-debt account's name in ``GET /3/predefinedaccounts`` (Fortnox's
+predefined-accounts page; the official SDK's ``PredefinedAccountName``)."""
+LOCK_PERIOD = "Fortnox (Settings > Bookkeeping > Lock period)"
 MANAGE_INTEGRATIONS = "Fortnox (Settings > Manage integrations)"
 REACTIVATE = (
     "a Fortnox user with the needed permissions (or a system administrator, for a service account) must "
@@ -100,13 +116,17 @@ class Area:
 
 
 BOOKKEEPING = Area("bookkeeping (vouchers, accounts, financial years)", ("bookkeeping",), "/financialyears")
+SETTINGS = Area("preferred accounts and locked period", ("settings",), "/settings/lockedperiod")
+SUPPLIERS = Area("suppliers", ("supplier",), "/suppliers")
 SUPPLIER_INVOICES = Area("supplier invoices", ("supplierinvoice",), "/supplierinvoices")
 INBOX = Area("file upload (inbox)", ("inbox",), "/inbox")
 ARCHIVE = Area("file upload (archive)", ("archive",), "/archive")
 FILE_CONNECTIONS = Area("file connections (connectfile)", ("connectfile",), "/voucherfileconnections")
 AREAS_NEEDED: dict[Capability, tuple[tuple[Area, ...], ...]] = {
     Capability.JOURNAL_ENTRY: ((BOOKKEEPING,),),
-    Capability.VENDOR_BOOKKEEPING: ((SUPPLIER_INVOICES,),),
+    # A supplier invoice needs its supplier (found or created) and posts to the preferred
+    # supplier-debt account, a settings resource.
+    Capability.VENDOR_BOOKKEEPING: ((SUPPLIER_INVOICES,), (SUPPLIERS,), (SETTINGS,)),
     # A receipt is uploaded to the inbox or the archive, then connected to its voucher.
     Capability.ATTACHMENT_UPLOAD: ((INBOX, ARCHIVE), (FILE_CONNECTIONS,)),
 }
@@ -120,6 +140,35 @@ class FinancialYear:
 
     def __str__(self) -> str:
         return f"{self.from_date}–{self.to_date}" if self.from_date and self.to_date else f"id {self.id}"
+
+
+@dataclass(frozen=True)
+class OpenYears:
+    """The financial years a job's vouchers may fall in: today's, and the previous one while
+    it is not locked. ``lock_known`` is false when the locked period could not be read (the
+    previous year then counts as open)."""
+
+    current: FinancialYear
+    previous: FinancialYear | None
+    lock_known: bool
+
+    @property
+    def all(self) -> tuple[FinancialYear, ...]:
+        return (self.current,) if self.previous is None else (self.current, self.previous)
+
+    def why_open(self, year: FinancialYear) -> str:
+        """Why ``year`` matters ("" for today's year), as a clause of a reason."""
+        if year is self.current:
+            return ""
+        if self.lock_known:
+            return (
+                f", which still takes vouchers (it is not locked; a job may carry its expenses): fix it there, or "
+                f"lock that year in {LOCK_PERIOD} once no more expenses belong to it"
+            )
+        return (
+            f", which may still take vouchers (the integration cannot read Fortnox's locked period without the scope "
+            f"settings; {REACTIVATE} and approve it): fix it there, or grant the settings scope"
+        )
 
 
 class FortnoxConnector:
@@ -148,9 +197,12 @@ class FortnoxConnector:
         self._today = today
         self._company_name: str | None = None
         self._year: FinancialYear | bool | None = False  # False: not looked up yet
-        self._accounts_found: list[JsonObject] | None = None
+        self._open: OpenYears | None = None
+        self._locked_until: str | bool | None = False  # False: not read yet; None: nothing locked
+        self._years_lock = threading.Lock()
+        self._accounts_found: dict[str, list[JsonObject]] = {}
         self._accounts_lock = threading.Lock()
-        self._series_found: dict[str, JsonObject] | None = None
+        self._series_found: dict[str, dict[str, JsonObject]] = {}
 
     # ------------------------------------------------------------ C1 + C4
 
@@ -187,49 +239,35 @@ class FortnoxConnector:
     # ------------------------------------------------------------ C2 + C3
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
+        not_granted: list[str] = []
         missing: list[str] = []
         for capability in sorted(needs):
             for group in AREAS_NEEDED.get(capability, ()):
                 granted = [area for area in group if profile.permissions.intersection(area.scopes)]
                 if not granted:
                     scopes = " or ".join(scope for area in group for scope in area.scopes)
-                    missing.append(
-                        f"the Fortnox scope {scopes} ({' / '.join(area.label for area in group)}) was not granted to "
-                        f"the integration; {REACTIVATE} and approve every requested area"
-                    )
+                    not_granted.append(f"{scopes} ({' / '.join(area.label for area in group)})")
                     continue
                 problem = self._probe(granted[0])
                 if problem:
                     missing.append(problem)
+        if not_granted:
+            plural = len(not_granted) > 1
+            missing.insert(
+                0,
+                f"the Fortnox scope{'s' if plural else ''} {', '.join(not_granted)} {'were' if plural else 'was'} "
+                f"not granted to the integration; {REACTIVATE} and approve every requested area",
+            )
         return missing
 
     def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
         if capability is Capability.ATTACHMENT_UPLOAD:
             return Support(True, "inbox or archive upload plus voucher file connections (granted by scope)")
-        year = self._financial_year()
         if capability is Capability.JOURNAL_ENTRY:
-            if year is None:
-                return Support(
-                    False, f"no financial year covers today ({self._today().isoformat()}) in {self._label()}"
-                )
-            if not self._series:
-                return Support(False, "no voucher series is configured")
-            series = self._voucher_series(year).get(self._series.upper())
-            if series is None:
-                known = ", ".join(sorted(self._voucher_series(year))) or "none"
-                return Support(
-                    False,
-                    f"voucher series {self._series} does not exist in the financial year {year} of {self._label()} "
-                    f"(existing: {known})",
-                )
-            description = BodyReader(NAME, "looking up the voucher series").text(series, "Description")
-            label = (
-                f"voucher series {self._series} ({description})" if description else f"voucher series {self._series}"
-            )
-            return Support(True, f"{label} in the financial year {year}")
+            return self._journal_support()
         what = "reading the preferred accounts"
         response = self._get("/predefinedaccounts", what=what)
-        self._raise_for(response, what=what, area=BOOKKEEPING)
+        self._raise_for(response, what=what, area=SETTINGS)
         read = BodyReader(NAME, what)
         accounts = {
             name: read.text(item, "Account", numbers=True)
@@ -240,10 +278,44 @@ class FortnoxConnector:
         if not supplier_debt or supplier_debt == "0":
             return Support(
                 False,
-                f"{self._label()} has no preferred supplier debt account (SUPPLIERDEBT), which supplier invoices "
+                f"{self._label()} has no preferred supplier debt account ({SUPPLIER_DEBT}), which supplier invoices "
                 "post to; set it in Fortnox under Settings > Bookkeeping > Preferred accounts",
             )
         return Support(True, f"supplier invoices post to the preferred supplier debt account {supplier_debt}")
+
+    def _journal_support(self) -> Support:
+        years = self._open_years()
+        if years is None:
+            return Support(False, f"no financial year covers today ({self._today().isoformat()}) in {self._label()}")
+        if not self._series:
+            return Support(False, "no voucher series is configured")
+        code = self._series.upper()
+        read = BodyReader(NAME, "looking up the voucher series")
+        label = ""
+        for year in years.all:
+            existing = self._voucher_series(year)
+            series = existing.get(code)
+            if series is None:
+                known = ", ".join(sorted(existing)) or "none"
+                return Support(
+                    False,
+                    f"voucher series {self._series} does not exist in the financial year {year} of {self._label()} "
+                    f"(existing: {known}){years.why_open(year)}",
+                )
+            if not read.flag(series, "Manual", default=True):
+                return Support(
+                    False,
+                    f"voucher series {self._series} of {self._label()} is not a manual series in the financial year "
+                    f'{year}, and Fortnox takes vouchers through the API only in manual series ("Verifikationsserien '
+                    'är inte manuell"); map a manual voucher series (journal) in the integration settings, or tick '
+                    f"Manual for series {self._series} in Fortnox (Settings > Bookkeeping > Voucher series)"
+                    f"{years.why_open(year)}",
+                )
+            if not label:
+                description = read.text(series, "Description")
+                label = f"voucher series {self._series}" + (f" ({description})" if description else "")
+        named = " and ".join(str(year) for year in years.all)
+        return Support(True, f"{label} (manual) in the financial year{'s' if years.previous else ''} {named}")
 
     # ------------------------------------------------------------ C5
 
@@ -251,54 +323,77 @@ class FortnoxConnector:
         wanted = sorted({ref for ref in refs if ref})
         if not wanted:
             return {}
-        year = self._financial_year()
-        if year is None:
+        years = self._open_years()
+        if years is None:
             return {ref: self._no_year(ref) for ref in wanted}
         read = BodyReader(NAME, "looking up the mapped accounts")
-        found: dict[str, LedgerEntry] = {}
-        for item in self._accounts(year):
-            number = read.text(item, "Number", numbers=True)
-            if number is None:
-                continue
-            active = read.flag(item, "Active", default=True)
-            found[number] = LedgerEntry(
-                ref=number,
-                name=read.text(item, "Description"),
-                usable=active,
-                problem="" if active else f"is inactive in the financial year {year}",
+        charts: list[tuple[FinancialYear, dict[str, JsonObject]]] = [
+            (
+                year,
+                {number: item for item in self._accounts(year) if (number := read.text(item, "Number", numbers=True))},
             )
-        return {ref: found.get(ref) for ref in wanted}
+            for year in years.all
+        ]
+        result: dict[str, LedgerEntry | None] = {}
+        for ref in wanted:
+            current = charts[0][1].get(ref)
+            if current is None:
+                result[ref] = None
+                continue
+            name = read.text(current, "Description")
+            problem = ""
+            for year, chart in charts:
+                item = chart.get(ref)
+                if item is None:
+                    problem = f"does not exist in the financial year {year}{years.why_open(year)}"
+                elif not read.flag(item, "Active", default=True):
+                    problem = f"is inactive in the financial year {year}{years.why_open(year)}"
+                if problem:
+                    break
+            result[ref] = LedgerEntry(ref=ref, name=name, usable=not problem, problem=problem)
+        return result
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
-        """A Fortnox VAT code is usable when an active account of this year's chart carries it
-        (Swedish VAT is booked on VAT accounts; the code lives on the account)."""
+        """A Fortnox VAT code is usable when an active account of the year's chart carries it
+        (Swedish VAT is booked on VAT accounts; the code lives on the account), in every open year."""
         wanted = sorted({code for code in codes if code})
         if not wanted:
             return {}
-        year = self._financial_year()
-        if year is None:
+        years = self._open_years()
+        if years is None:
             return {code: self._no_year(code) for code in wanted}
         read = BodyReader(NAME, "looking up the mapped VAT codes")
-        carriers: dict[str, list[tuple[str, str | None, bool]]] = {}
-        for item in self._accounts(year):
-            code, number = read.text(item, "VATCode"), read.text(item, "Number", numbers=True)
-            if code and number:
-                active = read.flag(item, "Active", default=True)
-                carriers.setdefault(code.upper(), []).append((number, read.text(item, "Description"), active))
+        carriers_by_year: list[tuple[FinancialYear, dict[str, list[tuple[str, bool]]]]] = []
+        for year in years.all:
+            carriers: dict[str, list[tuple[str, bool]]] = {}
+            for item in self._accounts(year):
+                code, number = read.text(item, "VATCode"), read.text(item, "Number", numbers=True)
+                if code and number:
+                    carriers.setdefault(code.upper(), []).append((number, read.flag(item, "Active", default=True)))
+            carriers_by_year.append((year, carriers))
         result: dict[str, LedgerEntry | None] = {}
         for code in wanted:
-            accounts = carriers.get(code.upper())
-            if not accounts:
+            if not carriers_by_year[0][1].get(code.upper()):
                 result[code] = None
                 continue
-            postable = [number for number, _, is_active in accounts if is_active]
-            numbers = ", ".join(number for number, _, _ in accounts)
-            result[code] = LedgerEntry(
-                ref=code,
-                name=f"on account {postable[0] if postable else numbers}",
-                usable=bool(postable),
-                problem="" if postable else f"is only on inactive accounts ({numbers}) in the financial year {year}",
-            )
+            problem, name = "", ""
+            for year, carriers in carriers_by_year:
+                accounts = carriers.get(code.upper(), [])
+                postable = [number for number, is_active in accounts if is_active]
+                numbers = ", ".join(number for number, _ in accounts)
+                if not accounts:
+                    problem = f"is on no account in the financial year {year}{years.why_open(year)}"
+                elif not postable:
+                    problem = (
+                        f"is only on inactive accounts ({numbers}) in the financial year {year}{years.why_open(year)}"
+                    )
+                elif not name:
+                    name = f"on account {postable[0]}"
+                if problem:
+                    break
+            if not name:
+                name = f"on account {', '.join(number for number, _ in carriers_by_year[0][1][code.upper()])}"
+            result[code] = LedgerEntry(ref=code, name=name, usable=not problem, problem=problem)
         return result
 
     # ------------------------------------------------------------ plumbing
@@ -323,16 +418,63 @@ class FortnoxConnector:
         self._raise_for(response, what=what, area=area)
         if area is BOOKKEEPING:
             self._year = self._parse_year(response)
+        elif area is SETTINGS:
+            self._locked_until = self._parse_lock(response)
         return ""
 
-    def _financial_year(self) -> FinancialYear | None:
-        if self._year is False:
-            what = "looking up the financial year"
-            response = self._get("/financialyears", what=what, params={"date": self._today().isoformat()})
-            self._raise_for(response, what=what, area=BOOKKEEPING)
-            self._year = self._parse_year(response)
-        assert self._year is not True
-        return self._year
+    def _financial_year(self, on: date | None = None) -> FinancialYear | None:
+        """The financial year covering ``on`` (default today; today's is read once)."""
+        if on is None and self._year is not False:
+            assert self._year is not True
+            return self._year
+        what = "looking up the financial year"
+        day = on or self._today()
+        response = self._get("/financialyears", what=what, params={"date": day.isoformat()})
+        self._raise_for(response, what=what, area=BOOKKEEPING)
+        year = self._parse_year(response)
+        if on is None:
+            self._year = year
+        return year
+
+    def _open_years(self) -> OpenYears | None:
+        """Today's financial year and, while it is not locked, the previous one (read once)."""
+        with self._years_lock:
+            if self._open is not None:
+                return self._open
+            current = self._financial_year()
+            if current is None:
+                return None
+            previous: FinancialYear | None = None
+            start = _iso_date(current.from_date)
+            if start is not None:
+                previous = self._financial_year(date.fromordinal(start.toordinal() - 1))
+                if previous is not None and previous.id == current.id:
+                    previous = None  # not an earlier year: the answer ignored the date
+            lock_known = True
+            if previous is not None:
+                locked_until = self._locked_period()
+                lock_known = locked_until is not False
+                end = _iso_date(previous.to_date)
+                locked = _iso_date(locked_until) if isinstance(locked_until, str) else None
+                if end is not None and locked is not None and locked >= end:
+                    previous = None  # the whole previous year is locked: no voucher can land there
+            self._open = OpenYears(current, previous, lock_known)
+            return self._open
+
+    def _locked_period(self) -> str | bool | None:
+        """The last locked date (``None``: nothing locked), or False when it cannot be read
+        (the ``settings`` scope not granted, or refused by licence or user rights)."""
+        if self._locked_until is not False:
+            return self._locked_until
+        if "settings" not in self._auth.current().scopes():
+            return False
+        what = "reading the locked period"
+        response = self._get("/settings/lockedperiod", what=what)
+        if _error_code(response) in PERMISSION_CODES:
+            return False
+        self._raise_for(response, what=what, area=SETTINGS)
+        self._locked_until = self._parse_lock(response)
+        return self._locked_until
 
     def _parse_year(self, response: httpx.Response) -> FinancialYear | None:
         read = BodyReader(NAME, "looking up the financial year")
@@ -342,25 +484,33 @@ class FortnoxConnector:
                 return FinancialYear(year_id, read.text(item, "FromDate"), read.text(item, "ToDate"))
         return None
 
+    @staticmethod
+    def _parse_lock(response: httpx.Response) -> str | None:
+        read = BodyReader(NAME, "reading the locked period")
+        end = read.text(read.member(read.parse_object(response), "LockedPeriod"), "EndDate")
+        if end and _iso_date(end) is None:
+            raise read.garbage()
+        return end or None
+
     def _voucher_series(self, year: FinancialYear) -> dict[str, JsonObject]:
-        if self._series_found is None:
+        if year.id not in self._series_found:
             read = BodyReader(NAME, "looking up the voucher series")
-            self._series_found = {
+            self._series_found[year.id] = {
                 code.upper(): item
                 for item in self._collection("/voucherseries", "VoucherSeriesCollection", year, what=read.what)
                 if (code := read.text(item, "Code"))
             }
-        return self._series_found
+        return self._series_found[year.id]
 
     def _accounts(self, year: FinancialYear) -> list[JsonObject]:
         """The chart of accounts, read once: the account and VAT-code checks run side by
         side and both look here (the lock keeps the second from reading it again)."""
         with self._accounts_lock:
-            if self._accounts_found is None:
-                self._accounts_found = self._collection(
+            if year.id not in self._accounts_found:
+                self._accounts_found[year.id] = self._collection(
                     "/accounts", "Accounts", year, what="looking up the mapped accounts"
                 )
-            return self._accounts_found
+            return self._accounts_found[year.id]
 
     def _collection(self, path: str, key: str, year: FinancialYear, *, what: str) -> list[JsonObject]:
         read = BodyReader(NAME, what)
@@ -441,6 +591,13 @@ class FortnoxConnector:
                 reason_type=FailureReasonType.AUTHORIZATION_FAILURE,
             )
         raise unexpected_answer(NAME, response, what)
+
+
+def _iso_date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _digits(organisation_number: str) -> str:
