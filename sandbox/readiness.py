@@ -19,11 +19,18 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
+from .simulators.quickbooks import us_tax_codes
 from .world import Sandbox
 
 DAY = 86_400
+US_MAPPINGS = {"expenseAccount": "7", "contraAccount": "10"}  # a US company maps no purchase tax code
+
+
+def _days_from_today(days: int) -> str:
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class DemoCompany:
     reason_type: str | None = None
     traits: dict[str, Any] | None = None
     after: Callable[[Sandbox, str], None] | None = None  # more set-up, given the slug
+    notice: str | None = None  # a readiness notice expected to contain this
 
 
 def _economic_down(sandbox: Sandbox, slug: str) -> None:
@@ -54,6 +62,13 @@ def _idle_grant(sandbox: Sandbox, slug: str) -> None:
     secrets.put_secret_value(
         SecretId=secret_id, SecretString=json.dumps({**tokens, "refreshedAt": time.time() - 59 * DAY})
     )
+
+
+def _grant_ending(sandbox: Sandbox, slug: str) -> None:
+    """Intuit's hard end of this QuickBooks connection is 30 days away; the stored access
+    token has expired, so the sweep's check refreshes it and learns the end from the answer."""
+    grant = sandbox.companies[slug].grant
+    grant.hard_expires_at = time.time() + 30 * DAY  # type: ignore[union-attr]
 
 
 def _disconnect_xero(sandbox: Sandbox, slug: str) -> None:
@@ -106,10 +121,48 @@ DEMO: tuple[DemoCompany, ...] = (
         traits={
             "organisation_number": "556100-0002",
             "configuration": {"vendorBookkeepingEnabled": True},
-            "company": {"licences": {"companyinformation", "bookkeeping", "inbox", "archive", "connectfile"}},
+            "company": {
+                "licences": {
+                    *("companyinformation", "bookkeeping", "settings", "supplier", "inbox", "archive", "connectfile")
+                }
+            },
         },
     ),
+    DemoCompany(
+        "fortnox-vendor-ready",
+        "fortnox",
+        "ready",
+        traits={"organisation_number": "556100-0003", "configuration": {"vendorBookkeepingEnabled": True}},
+    ),
     DemoCompany("qbo-ready", "quickbooks", "ready"),
+    DemoCompany(
+        "qbo-us",
+        "quickbooks",
+        "ready",
+        traits={"company": {"country": "US", "tax_codes": us_tax_codes()}, "configuration": {"mappings": US_MAPPINGS}},
+    ),
+    DemoCompany(
+        "qbo-books-closed",
+        "quickbooks",
+        "not_ready",
+        "invalid_configuration",
+        traits={"company": {"book_close_date": _days_from_today(0)}},
+    ),
+    DemoCompany(
+        "qbo-closed-last-quarter",
+        "quickbooks",
+        "ready",
+        traits={"company": {"book_close_date": _days_from_today(-60)}},
+        notice="are closed up to",
+    ),
+    DemoCompany(
+        "qbo-grant-ending",
+        "quickbooks",
+        "ready",
+        traits={"expired_token": True},
+        after=_grant_ending,
+        notice="ends for good on",
+    ),
     DemoCompany(
         "qbo-unsuitable-accounts",
         "quickbooks",
@@ -161,6 +214,8 @@ def main() -> int:
         got = (found.status, found.reason_type) if found else ("missing", None)
         if got[0] != company.expected or (company.reason_type and got[1] != company.reason_type):
             mismatches.append(f"{company.slug}: expected {company.expected} {company.reason_type or ''}, got {got}")
+        if company.notice and not (found and any(company.notice in notice for notice in found.notices)):
+            mismatches.append(f"{company.slug}: expected a notice with {company.notice!r}")
     idle = recorded.get("xero-idle-grant")
     print(
         f"\nthe idle Xero grant was {'refreshed to keep it alive' if idle and idle.grant_renewed else 'NOT refreshed'}"

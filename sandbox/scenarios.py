@@ -13,6 +13,7 @@ import httpx
 
 from .simulators.fortnox import CLIENT_ID as FORTNOX_CLIENT_ID
 from .simulators.fortnox import default_accounts
+from .simulators.quickbooks import us_tax_codes
 from .simulators.xero import CLIENT_ID as XERO_CLIENT_ID
 from .world import Sandbox
 
@@ -530,6 +531,30 @@ def quickbooks_passes(sandbox: Sandbox) -> list[Seeded]:
     return _quickbooks(sandbox, "qbo-harbour", "handed_off", None)
 
 
+def quickbooks_us_company(sandbox: Sandbox) -> list[Seeded]:
+    """A US company: automated sales tax, so nothing is mapped under vatCodes; its address
+    country comes as ISO alpha-3 (USA)."""
+    return _quickbooks(
+        sandbox,
+        "qbo-us",
+        "handed_off",
+        None,
+        company={"country": "US", "tax_codes": us_tax_codes()},
+        configuration={"mappings": {"expenseAccount": "7", "contraAccount": "10"}},
+    )
+
+
+def quickbooks_books_closed(sandbox: Sandbox) -> list[Seeded]:
+    """The books are closed up to today: QuickBooks would refuse every expense of the job."""
+    return _quickbooks(
+        sandbox,
+        "qbo-books-closed",
+        "failed_early",
+        "invalid_configuration",
+        company={"book_close_date": datetime.now(UTC).date().isoformat()},
+    )
+
+
 def quickbooks_expired_token(sandbox: Sandbox) -> list[Seeded]:
     """The access token expired: refreshed, the rolling refresh token stored, then the job passes."""
     return _quickbooks(sandbox, "qbo-expired-token", "handed_off", None, expired_token=True)
@@ -589,6 +614,8 @@ def quickbooks_fault_in_200(sandbox: Sandbox) -> list[Seeded]:
 
 QUICKBOOKS_SCENARIOS: tuple[Seeder, ...] = (
     quickbooks_passes,
+    quickbooks_us_company,
+    quickbooks_books_closed,
     quickbooks_expired_token,
     quickbooks_account_numbers,
     quickbooks_other_realm,

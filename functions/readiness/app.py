@@ -87,6 +87,8 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: A
             "problems": [f"{p.check}: {p.reason}" for p in readiness.problems],
             "grant_lapses_at": readiness.grant_lapses_at.isoformat() if readiness.grant_lapses_at else None,
             "grant_renewed": readiness.grant_renewed,
+            "grant_ends_at": readiness.grant_ends_at.isoformat() if readiness.grant_ends_at else None,
+            "notices": readiness.notices,
         },
     )
     count_readiness(readiness)

@@ -17,10 +17,18 @@ Real-shaped where the shape could be looked up:
 - app roles gate resources as the e-conomic permission matrix says (``/self``: SuperUser
   and Sales only; ledger resources: SuperUser and Bookkeeping);
 - every answer carries ``X-CallCost`` and ``X-RateLimiting``
-  (``token-limit-10000-per-60-seconds: <used>/10000``).
+  (``token-limit-10000-per-60-seconds: <used>/10000``);
+- answers follow e-conomic's published draft-03 schemas (``self.get``, ``accounts.get``,
+  ``journals.get``, ``vat-accounts.get``): ``settings.internationalLedger`` on /self is the
+  *string* ``"true"``/``"false"`` the schema types it as, and only properties those schemas
+  mark ``filterable`` can be filtered on (``vat-accounts`` marks none). The contract test
+  ``tests/contract/test_economic_contract.py`` holds every recorded answer to our extract of
+  those schemas (``tests/contract/vendors/economic/``).
 
-Sources: restdocs (github.com/e-conomic/slate), e-conomic.com/developer/permissions,
-github.com/Pogoe/EConomic.NET (live-verified behaviour and captured error bodies).
+Sources: restdocs (github.com/e-conomic/slate), restapi.e-conomic.com/schema/*.get.schema.json
+(as vendored byte-for-byte in github.com/Pogoe/EConomic.NET specs/legacy/),
+e-conomic.com/developer/permissions, github.com/Pogoe/EConomic.NET (live-verified behaviour
+and captured error bodies).
 """
 
 from __future__ import annotations
@@ -73,8 +81,9 @@ RESOURCE_ROLES: dict[str, frozenset[str]] = {
 }
 
 # Filterable properties and their types, from e-conomic's published schemas
-# ("x-filterable"/"filterable": true). vat-accounts' schema marks none; the legacy schemas are
-# known to under-report, so vatCode/name/barred/ratePercentage are assumed [verify].
+# ("filterable": true). vat-accounts.get.schema.json marks none, and restdocs lists no
+# filterable properties for it, so none are (the schemas are known to under-report elsewhere,
+# but nothing published says which vat-account properties would filter).
 FILTERABLE: dict[str, dict[str, type]] = {
     "accounts": {
         "accountNumber": int,
@@ -85,7 +94,7 @@ FILTERABLE: dict[str, dict[str, type]] = {
         "debitCredit": str,
         "name": str,
     },
-    "vat-accounts": {"vatCode": str, "name": str, "barred": bool, "ratePercentage": float},
+    "vat-accounts": {},
     "journals": {"journalNumber": int, "name": str},
     "suppliers": {
         "supplierNumber": int,
@@ -785,8 +794,7 @@ class EconomicSimulator(SimulatorServer):
             "resultsWithoutFilter": total,
             "firstPage": page_url(0),
         }
-        if skip_pages > 0:
-            pagination["previousPage"] = page_url(skip_pages - 1)
+        # No "previousPage": no e-conomic schema, page or recorded answer we read shows one.
         if skip_pages < last_page:
             pagination["nextPage"] = page_url(skip_pages + 1)
         pagination["lastPage"] = page_url(last_page)
@@ -923,7 +931,9 @@ class EconomicSimulator(SimulatorServer):
             },
             "settings": {
                 "baseCurrency": agreement.base_currency,
-                "internationalLedger": agreement.international_ledger,
+                # self.get.schema.json: a string, "If this value is 'true' then the
+                # international ledger is used."
+                "internationalLedger": "true" if agreement.international_ledger else "false",
             },
             "companyAffiliation": "E-conomic",
             "modules": [

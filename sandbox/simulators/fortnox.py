@@ -405,7 +405,7 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
         years = [
             {
                 "@url": f"https://api.fortnox.se/3/financialyears/{i + 1}",
-                "AccountChartType": "Bas 2024",
+                "accountCharts": "Bas 2024",
                 "AccountingMethod": "ACCRUAL",
                 "FromDate": start,
                 "Id": i + 1,
@@ -436,7 +436,6 @@ class FortnoxSimulator(OAuthProvider, SimulatorServer):
                     "Code": code,
                     "Description": description,
                     "Manual": code not in grant.company.automatic_series,
-                    "NextVoucherNumber": 1,
                     "Year": year,
                     "Approver": {"Id": 0, "Name": ""},
                 }

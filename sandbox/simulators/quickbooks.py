@@ -15,9 +15,22 @@ past 500 requests per minute per realm or 10 concurrent requests per app and rea
 HTTP 200 (``inject_fault_in_200``); ``intuit_tid`` on every answer; the ``minorversion`` of
 every request is recorded (``minor_versions``).
 
+From Intuit's own sources (``tests/contract/vendors/quickbooks``): entity and field names as
+the official SDKs' XSDs spell them (``FaultTypeEnum`` spells ``AuthorizatonFault``); the
+refresh token's hard end (5 years here unless seeded), reported as
+``x_refresh_token_hard_expires_in`` only when the token request sends
+``x-include-refresh-token-hard-expires-in: true``; address countries in ISO alpha-3 (Intuit
+blog 2025-08-13: ``CompanyAddr.Country`` ``GBR``/``USA``), the top-level ``Country`` left in
+alpha-2 (whether it changes is not documented); US companies (``country="US"``) with the
+pseudo tax codes ``TAX``/``NON`` and no purchase rates (automated sales tax).
+
+Field-reported: a token without the accounting scope is answered 403 in the gateway shape
+``AuthorizationFailed`` (errorCode 003100) "The access token does not have sufficient scope"
+(IntuitDeveloper/QBOConceptsTutorial-PHP#13).
+
 SIMULATOR CHOICES (not verified against Intuit): companyinfo answers a token that lacks the
-``com.intuit.quickbooks.accounting`` scope, while preferences and query refuse it with 403
-``AuthorizationFault`` (what Intuit does there is not documented in what we could read); the
+``com.intuit.quickbooks.accounting`` scope while preferences and query refuse it; that the
+rolling ``x_refresh_token_expires_in`` never reaches past the hard end; the
 query grammar is only ``select * from <Entity> [where Active in (true, false) | where Active
 = true|false] [startposition n] [maxresults n]``; without ``where Active`` only active rows are
 returned; whether 429 carries ``Retry-After`` (sent here: 60); the token answer carries no
@@ -50,11 +63,15 @@ __all__ = [
     "default_accounts",
     "default_tax_codes",
     "tax_code",
+    "us_tax_codes",
 ]
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 ACCESS_TOKEN_TTL = 3600
 REFRESH_TOKEN_TTL = 100 * 86400  # rolling: 100 days from the last use
+GRANT_LIFETIME = 5 * 365 * 86400  # Intuit's hard cap on a connection (Nov 2025 policy)
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+ALPHA3 = {"GB": "GBR", "US": "USA", "CA": "CAN", "AU": "AUS", "IN": "IND", "FR": "FRA"}
 MINUTE_LIMIT = 500
 CONCURRENT_LIMIT = 10
 _QUERY = re.compile(
@@ -141,6 +158,28 @@ def tax_code(
     }
 
 
+def us_tax_codes() -> list[dict[str, Any]]:
+    """A US company (automated sales tax): the pseudo codes TAX and NON, and an agency code
+    with a sales rate only; none carries purchase rates."""
+    pseudo = [
+        {
+            "Name": name,
+            "Description": name,
+            "Active": True,
+            "Hidden": False,
+            "Taxable": taxable,
+            "TaxGroup": False,
+            "domain": "QBO",
+            "Id": name,
+            "SyncToken": "0",
+        }
+        for name, taxable in (("TAX", True), ("NON", False))
+    ]
+    california = tax_code("2", "California", purchase=False)
+    del california["PurchaseTaxRateList"]
+    return [*pseudo, california]
+
+
 def default_tax_codes() -> list[dict[str, Any]]:
     """UK VAT: 3 "20.0% S", 4 "5.0% R", 5 "Exempt", 6 "20.0% Sales only" (no purchase rate),
     7 "Old 17.5%" INACTIVE."""
@@ -181,6 +220,8 @@ class QuickBooksGrant:
     expires_at: float = 0.0
     revoked: bool = False
     previous_refresh_token: str | None = None
+    hard_expires_at: float = 0.0
+    """When the connection ends for good (set when granted: ``GRANT_LIFETIME`` on)."""
 
     @property
     def scope(self) -> str:
@@ -294,7 +335,7 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
         with self.lock:
             if client_id not in self._apps or realm_id not in self._companies:
                 raise ValueError("add_app() and add_company() first")
-            grant = QuickBooksGrant(client_id, realm_id, tuple(names))
+            grant = QuickBooksGrant(client_id, realm_id, tuple(names), hard_expires_at=self.clock() + GRANT_LIFETIME)
             self._grants.append(grant)
             self._issue(grant)
         return grant
@@ -346,20 +387,24 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
 
     # ------------------------------------------------------------ tokens
 
-    def _issue(self, grant: QuickBooksGrant) -> dict[str, Any]:
+    def _issue(self, grant: QuickBooksGrant, *, hard_expiry: bool = False) -> dict[str, Any]:
         now = self.clock()
+        rolling = max(0, int(min(REFRESH_TOKEN_TTL, grant.hard_expires_at - now)))
         grant.access_token = "eyJ" + secrets.token_urlsafe(48)
         grant.expires_at = now + ACCESS_TOKEN_TTL
         grant.refresh_token = "AB" + secrets.token_urlsafe(36)
         self._access[grant.access_token] = (grant, grant.expires_at)
-        self._refresh[grant.refresh_token] = _Refresh(grant, now + REFRESH_TOKEN_TTL)
-        return {
+        self._refresh[grant.refresh_token] = _Refresh(grant, now + rolling)
+        answer: dict[str, Any] = {
             "token_type": "bearer",
             "expires_in": ACCESS_TOKEN_TTL,
             "refresh_token": grant.refresh_token,
-            "x_refresh_token_expires_in": REFRESH_TOKEN_TTL,
+            "x_refresh_token_expires_in": rolling,
             "access_token": grant.access_token,
         }
+        if hard_expiry:
+            answer["x_refresh_token_hard_expires_in"] = max(0, int(grant.hard_expires_at - now))
+        return answer
 
     def _token(self, request: SimRequest) -> SimResponse:
         form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -383,6 +428,7 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
                 or record.grant.revoked
                 or record.grant.client_id != client_id
                 or now >= record.expires_at
+                or now >= record.grant.hard_expires_at
             ):
                 return SimResponse(400, {"error": "invalid_grant"})
             grant = record.grant
@@ -390,7 +436,8 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
                 return SimResponse(400, {"error": "invalid_grant"})
             record.used_at = now
             grant.previous_refresh_token = presented
-            body = self._token_answer(self._issue(grant))
+            asked = request.headers.get(HARD_EXPIRY_HEADER, "").strip().lower() == "true"
+            body = self._token_answer(self._issue(grant, hard_expiry=asked))
         return SimResponse(200, body, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------ API
@@ -451,8 +498,8 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
             if scope and ACCOUNTING_SCOPE not in grant.scopes:
                 return None, SimResponse(
                     403,
-                    _documented_fault(
-                        "AuthorizationFault", "120", "Authorization Failure", "AuthorizationFailure: scope not granted"
+                    _gateway_fault(
+                        "SERVICE", "3100", "AuthorizationFailed", 403, "The access token does not have sufficient scope"
                     ),
                 )
         return company, None
@@ -467,7 +514,12 @@ class QuickBooksSimulator(OAuthProvider, SimulatorServer):
         body = {
             "CompanyName": company.name,
             "LegalName": f"{company.name} Ltd",
-            "CompanyAddr": {"Id": "1", "Line1": "1 High Street", "City": "London", "Country": company.country},
+            "CompanyAddr": {
+                "Id": "1",
+                "Line1": "1 High Street",
+                "City": "London",
+                "Country": ALPHA3.get(company.country, company.country),
+            },
             "Country": company.country,
             "SupportedLanguages": "en",
             "FiscalYearStartMonth": "April",

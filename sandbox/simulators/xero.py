@@ -7,7 +7,10 @@ the connector calls. Collections are served whole (no ``where``/``order``/paging
 sends no query parameters). Paths match case-insensitively, as Xero's do.
 
 Verified (XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` / ``xero-identity.yaml``, the recorded
-cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues):
+cassettes of XeroAPI/xero-python, captured bodies quoted in SDK issues). Every answer the
+connector gets is validated against an extract of Xero's description by
+``tests/contract/test_xero_contract.py`` (closed objects, Xero's enums; see
+``tests/contract/vendors/xero/SOURCE.md`` and ``facts.yaml``):
 
 - envelopes ``{Id, Status: "OK", ProviderName, DateTimeUTC: "/Date(ms)/", <Collection>: [...]}``;
   ``Organisation/Actions`` is ``{..., Actions: [{Name, Status: ALLOWED | NOT-ALLOWED}]}`` (not
@@ -216,11 +219,14 @@ def tax_rate(
     revenue: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One ``TaxRate`` (one VAT component) as GET /TaxRates returns it."""
+    """One ``TaxRate`` (one VAT component) as GET /TaxRates returns it. ``ReportTaxType`` is one
+    of Xero's report tax types (an enum in xero_accounting.yaml), never the rate's own
+    ``TaxType`` by default: a custom rate ``TAX002`` reports as ``INPUT`` (usable on expenses)
+    or ``OUTPUT``; pass ``report_tax_type`` for anything else."""
     item: dict[str, Any] = {
         "Name": name,
         "TaxType": tax_type,
-        "ReportTaxType": report_tax_type or tax_type,
+        "ReportTaxType": report_tax_type or ("INPUT" if expenses else "OUTPUT"),
         "CanApplyToAssets": True,
         "CanApplyToEquity": True,
         "CanApplyToExpenses": expenses,
@@ -242,10 +248,10 @@ def default_tax_rates() -> list[dict[str, Any]]:
     return [
         tax_rate("INPUT2", "20% (VAT on Expenses)", 20.0, report_tax_type="INPUT"),
         tax_rate("OUTPUT2", "20% (VAT on Income)", 20.0, report_tax_type="OUTPUT", expenses=False, revenue=True),
-        tax_rate("INPUT", "17.5% (VAT on Expenses)", 17.5),
-        tax_rate("ZERORATEDINPUT", "Zero Rated Expenses", 0.0),
-        tax_rate("EXEMPTINPUT", "Exempt Expenses", 0.0),
-        tax_rate("NONE", "No VAT", 0.0, revenue=True),
+        tax_rate("INPUT", "17.5% (VAT on Expenses)", 17.5, report_tax_type="INPUT"),
+        tax_rate("ZERORATEDINPUT", "Zero Rated Expenses", 0.0, report_tax_type="ZERORATEDINPUT"),
+        tax_rate("EXEMPTINPUT", "Exempt Expenses", 0.0, report_tax_type="EXEMPTINPUT"),
+        tax_rate("NONE", "No VAT", 0.0, report_tax_type="NONE", revenue=True),
         tax_rate("TAX001", "Old Custom Rate", 12.5, status="DELETED", report_tax_type="INPUT"),
     ]
 

@@ -321,8 +321,8 @@ QUICKBOOKS = ConnectorUnderTest(
     not_applicable={
         "wrong_company": "a QuickBooks grant is bound to one realm and Intuit does not say which: another realm "
         "answers 403 ApplicationAuthorizationFailed (invalid_configuration, see test_quickbooks_connector)",
-        "capability_not_supported[journal_entry]": "every QuickBooks Online plan takes journal entries; only the "
-        "accounting scope can be missing (see permissions_missing)",
+        "capability_not_supported[journal_entry]": "every QuickBooks Online plan takes journal entries; closed "
+        "books refuse journal entries and bills alike, never journal entries alone (see test_quickbooks_connector)",
         "capability_not_supported[attachment_upload]": "every QuickBooks Online plan takes Attachable uploads under "
         "the one accounting scope",
     },

@@ -292,3 +292,23 @@ def test_custom_seed_and_reset(xero, http):
     xero.reset()
     assert api(http, "Accounts", grant.access_token, tenant).status_code == 401
     assert len(xero.requests) == 1
+
+
+def test_a_custom_tax_rate_reports_as_one_of_xeros_report_tax_types():
+    """Xero's ReportTaxType is an enum (xero_accounting.yaml); a custom rate's own TaxType
+    (TAX002) is not among its values, so it must not be the default report type."""
+    from sandbox.simulators.xero import default_tax_rates, tax_rate
+
+    assert tax_rate("TAX002", "Custom 5%", 5.0)["ReportTaxType"] == "INPUT"
+    assert tax_rate("TAX003", "Custom sales 5%", 5.0, expenses=False, revenue=True)["ReportTaxType"] == "OUTPUT"
+    assert tax_rate("TAX004", "Exempt", 0.0, report_tax_type="EXEMPTINPUT")["ReportTaxType"] == "EXEMPTINPUT"
+    reported = {rate["TaxType"]: rate["ReportTaxType"] for rate in default_tax_rates()}
+    assert reported == {
+        "INPUT2": "INPUT",
+        "OUTPUT2": "OUTPUT",
+        "INPUT": "INPUT",
+        "ZERORATEDINPUT": "ZERORATEDINPUT",
+        "EXEMPTINPUT": "EXEMPTINPUT",
+        "NONE": "NONE",
+        "TAX001": "INPUT",
+    }

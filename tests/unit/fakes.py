@@ -76,9 +76,13 @@ class FakeGrant:
     clock: float
     renewals: int = 0
     error: Exception | None = None
+    ends_at: float | None = None
 
     def last_refreshed_at(self) -> float:
         return self.refreshed_at
+
+    def hard_expires_at(self) -> float | None:
+        return self.ends_at
 
     def renew(self) -> None:
         if self.error:

@@ -11,7 +11,7 @@ import respx
 from pydantic import SecretStr
 
 from export_preflight.connectors import ConnectionProfile
-from export_preflight.connectors.economic import MAX_PAGES, EconomicConnector, EconomicCredentials
+from export_preflight.connectors.economic import MAX_IN_VALUES, MAX_PAGES, EconomicConnector, EconomicCredentials
 from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
 from export_preflight.http import new_client
 from export_preflight.models import Capability, FailureReasonType
@@ -23,7 +23,8 @@ SELF = {
     "company": {"name": "Acme ApS", "vatNumber": "DK12345678"},
     "application": {"appNumber": 1, "name": "Pleo export", "requiredRoles": [{"name": "SuperUser", "roleNumber": 1}]},
     "modules": [{"moduleNumber": 1, "name": "Lager"}],
-    "settings": {"baseCurrency": "DKK", "internationalLedger": False},
+    # self.get.schema.json types internationalLedger as a string ("If this value is 'true' ...").
+    "settings": {"baseCurrency": "DKK", "internationalLedger": "false"},
 }
 
 
@@ -102,6 +103,45 @@ def test_accounts_are_looked_up_in_one_filtered_call(api, connector):
     assert found["5900"].problem == "is blocked for direct entries"
     assert "heading" in found["1000"].problem
     assert found["4242"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("True", True), ("false", False), (True, True), (False, False), (None, False)],
+)
+def test_international_ledger_is_read_as_e_conomic_types_it(api, connector, value, expected):
+    """e-conomic's self.get schema types ``settings.internationalLedger`` as a string; the old
+    reader took only a JSON boolean and called e-conomic's own answer garbage."""
+    body = copy.deepcopy(SELF)
+    body["settings"]["internationalLedger"] = value
+    api.get("/self").respond(200, json=body)
+    assert connector.authenticate().facts["internationalLedger"] is expected
+
+
+def test_requests_carry_the_headers_restdocs_asks_for(api, connector):
+    route = api.get("/self").respond(200, json=SELF)
+    connector.authenticate()
+    headers = route.calls.last.request.headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-AppSecretToken"] and headers["X-AgreementGrantToken"]
+
+
+def test_more_account_numbers_than_an_in_list_takes_are_looked_up_in_chunks(api, connector):
+    """restdocs "Filtering": ``$in:`` takes at most 200 values; more is a 400 from e-conomic."""
+    numbers = [str(1000 + n) for n in range(MAX_IN_VALUES * 2 + 1)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        listed = request.url.params["filter"].removeprefix("accountNumber$in:[").removesuffix("]").split(",")
+        if len(listed) > MAX_IN_VALUES:
+            return httpx.Response(400, json={"message": "Could not parse query string filter.", "httpStatusCode": 400})
+        return httpx.Response(
+            200, json=collection([{"accountNumber": int(n), "accountType": "status", "name": n} for n in listed])
+        )
+
+    route = api.get("/accounts").mock(side_effect=answer)
+    found = connector.accounts(numbers)
+    assert route.call_count == 3
+    assert all(found[n] is not None and found[n].usable for n in numbers)
 
 
 def test_collections_follow_pagination(api, connector):
@@ -286,7 +326,8 @@ SELF_GARBAGE: list[tuple[str, object]] = [
     ("company a string", {**SELF, "company": MARKER}),
     ("company name a number", {**SELF, "company": {"name": 12}}),
     ("settings a list", {**SELF, "settings": []}),
-    ("internationalLedger a string", {**SELF, "settings": {"internationalLedger": "false"}}),
+    # a string is what e-conomic's self.get schema says it is; a number is neither it nor a boolean
+    ("internationalLedger a number", {**SELF, "settings": {"internationalLedger": 1}}),
     ("baseCurrency a number", {**SELF, "settings": {"baseCurrency": 208}}),
     ("modules a string", {**SELF, "modules": "Lager"}),
     ("modules of numbers", {**SELF, "modules": [1]}),

@@ -302,7 +302,8 @@ def test_gate_one_a_scope_not_granted_is_named_without_a_call(api):
         missing = connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY, Capability.VENDOR_BOOKKEEPING})
     assert missing == [
         "the Fortnox scopes supplierinvoice (supplier invoices), supplier (suppliers), settings (preferred "
-        "accounts and locked period) were not granted to the integration; a Fortnox user with the needed permissions (or a system administrator, for a service account) must re-activate the integration by "
+        "accounts and locked period) were not granted to the integration; a Fortnox user with the needed "
+        "permissions (or a system administrator, for a service account) must re-activate the integration by "
         "connecting Fortnox again in the integration settings and approve every requested area"
     ]
     assert not api.routes[5].called  # no supplier-invoice probe for a scope never granted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -11,21 +12,24 @@ import pytest
 import respx
 from pydantic import SecretStr
 
+from export_preflight.connectors.base import ACCOUNTING_TROUBLE
 from export_preflight.connectors.quickbooks import (
     ACCOUNTING_SCOPE,
     QuickBooksConnector,
+    QuickBooksTokenEndpoint,
     _not_about_the_token,
 )
 from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
 from export_preflight.http import new_client
-from export_preflight.models import Capability, FailureReasonType, TokenSet
-from export_preflight.oauth import OAuthBearer
+from export_preflight.models import Capability, ClientCredentials, FailureReasonType, TokenSet
+from export_preflight.oauth import GrantRevoked, OAuthBearer, parse_answer
 from tests.unit.fakes import configuration
 
 Reason = FailureReasonType
 BASE = "https://quickbooks.api.intuit.com"
 REALM = "9130357992178026"
 COMPANY = f"/v3/company/{REALM}"
+TODAY = date(2026, 5, 4)
 
 COMPANY_INFO = {
     "CompanyInfo": {
@@ -112,7 +116,7 @@ def new_connector(http, tokens, **mappings):
         mappings={"expenseAccount": "7", "contraAccount": "10", "vatCodes": ["3"], **mappings},
     )
     auth = OAuthBearer(tokens, "export-preflight/quickbooks/harbour", None, refusal=_not_about_the_token)  # type: ignore[arg-type]
-    return QuickBooksConnector(http, auth, config)
+    return QuickBooksConnector(http, auth, config, today=lambda: TODAY)
 
 
 @pytest.fixture
@@ -432,10 +436,146 @@ def test_simple_start_has_no_bills(api, connector):
     info = json.loads(json.dumps(COMPANY_INFO))
     info["CompanyInfo"]["NameValue"][1]["Value"] = "QuickBooks Online Simple Start"
     api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=info)
+    api.get(f"{COMPANY}/preferences").respond(200, json=preferences(numbers=False))
     profile = connector.authenticate()
 
     assert not connector.supports(profile, Capability.VENDOR_BOOKKEEPING).supported
     assert connector.supports(profile, Capability.JOURNAL_ENTRY).supported
+
+
+# ---------------------------------------------------------------- closed books
+
+
+def closed_books(api, close_date: str) -> None:
+    body = preferences(numbers=False)
+    body["Preferences"]["AccountingInfoPrefs"]["BookCloseDate"] = close_date
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    api.get(f"{COMPANY}/preferences").respond(200, json=body)
+
+
+@pytest.mark.parametrize("close_date", ["2026-05-04", "2026-12-31"])
+def test_books_closed_up_to_today_or_later_refuse_the_export(api, connector, close_date):
+    """Intuit: transactions dated on or before AccountingInfoPrefs.BookCloseDate are in closed
+    books; with a close date of today or later, every expense of the job is."""
+    closed_books(api, close_date)
+    profile = connector.authenticate()
+    for capability in (Capability.JOURNAL_ENTRY, Capability.VENDOR_BOOKKEEPING):
+        support = connector.supports(profile, capability)
+        assert not support.supported
+        assert f"closed up to {close_date}" in support.detail
+        assert "Settings > Account and settings > Advanced > Accounting > Close the books" in support.detail
+    assert connector.supports(profile, Capability.ATTACHMENT_UPLOAD).supported
+
+
+def test_an_earlier_close_date_passes_with_a_notice(api, connector):
+    closed_books(api, "2026-03-31")
+    support = connector.supports(connector.authenticate(), Capability.JOURNAL_ENTRY)
+    assert support.supported and support.notice is not None
+    assert "closed up to 2026-03-31" in support.notice and "cannot be booked" in support.notice
+
+
+def test_books_never_closed_pass_without_a_notice(api, connector):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    api.get(f"{COMPANY}/preferences").respond(200, json=preferences(numbers=False))
+    support = connector.supports(connector.authenticate(), Capability.JOURNAL_ENTRY)
+    assert support.supported and support.notice is None
+
+
+# ---------------------------------------------------------------- US editions
+
+
+US_TAX_CODES = [
+    {"Id": "TAX", "Name": "TAX", "Active": True, "Taxable": True},
+    {"Id": "NON", "Name": "NON", "Active": True, "Taxable": False},
+    {"Id": "2", "Name": "California", "Active": True, "SalesTaxRateList": {"TaxRateDetail": [{}]}},
+]
+
+
+@pytest.mark.parametrize(
+    ("country", "address"),
+    [("US", None), ("USA", None), (None, "USA"), (None, "US")],
+    ids=["Country US", "Country USA", "CompanyAddr USA", "CompanyAddr US"],
+)
+def test_a_us_company_is_recognised_in_either_spelling(api, connector, country, address):
+    info = json.loads(json.dumps(COMPANY_INFO))
+    info["CompanyInfo"].pop("Country")
+    if country:
+        info["CompanyInfo"]["Country"] = country
+    if address:
+        info["CompanyInfo"]["CompanyAddr"] = {"Line1": "1 Main St", "Country": address}
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=info)
+    assert connector.authenticate().facts["country"] == "US"
+
+
+def test_a_us_company_s_sales_tax_codes_are_not_rejected_as_sales_only(api, connector):
+    """US editions use automated sales tax: purchase lines carry no purchase tax code, so a US
+    code without purchase rates is not "sales-only" there."""
+    info = json.loads(json.dumps(COMPANY_INFO))
+    info["CompanyInfo"]["Country"] = "US"
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=info)
+    api.get(f"{COMPANY}/query").respond(200, json=query_answer("TaxCode", US_TAX_CODES))
+    connector.authenticate()
+    found = connector.tax_codes(["TAX", "NON", "2"])
+    assert all(entry is not None and entry.usable for entry in found.values()), found
+
+
+def test_a_uk_company_still_rejects_a_sales_only_code(api, connector):
+    api.get(f"{COMPANY}/companyinfo/{REALM}").respond(200, json=COMPANY_INFO)
+    api.get(f"{COMPANY}/query").respond(200, json=query_answer("TaxCode", TAX_CODES))
+    connector.authenticate()
+    assert not connector.tax_codes(["6"])["6"].usable
+
+
+# ---------------------------------------------------------------- the 5-year cap
+
+
+@pytest.fixture
+def intuit():
+    """Intuit's token endpoint (respx) and our ``QuickBooksTokenEndpoint`` in front of it."""
+    base = "https://oauth.platform.intuit.com"
+    with respx.mock(base_url=base) as mock, new_client(base, timeout_seconds=2) as http:
+        endpoint = QuickBooksTokenEndpoint(
+            http,
+            "/oauth2/v1/tokens/bearer",
+            lambda: ClientCredentials.model_validate({"clientId": "client", "clientSecret": "secret"}),
+            "QuickBooks",
+            trouble=ACCOUNTING_TROUBLE,
+        )
+        yield mock.post("/oauth2/v1/tokens/bearer"), endpoint
+
+
+def test_the_token_request_asks_for_the_hard_expiry_and_the_set_keeps_it(intuit):
+    """Intuit reports the time left to a refresh token's hard end as
+    x_refresh_token_hard_expires_in when asked with x-include-refresh-token-hard-expires-in."""
+    route, endpoint = intuit
+    answer = {
+        "access_token": "a2",
+        "refresh_token": "r2",
+        "expires_in": 3600,
+        "x_refresh_token_expires_in": 8640000,
+        "x_refresh_token_hard_expires_in": 86400 * 30,
+        "token_type": "bearer",
+    }
+    route.respond(200, json=answer)
+    previous = TokenSet(accessToken=SecretStr("a1"), refreshToken=SecretStr("r1"), expiresAt=0)
+    raw = endpoint.refresh(previous)
+    assert route.calls.last.request.headers["x-include-refresh-token-hard-expires-in"] == "true"
+    tokens, usable = parse_answer(raw.content.decode(), previous, received_at=1_000_000.0)
+    assert usable and tokens.hard_expires_at == 1_000_000.0 + 86400 * 30
+    again, _ = parse_answer(json.dumps({**answer, "x_refresh_token_hard_expires_in": None}), tokens, 1_000_100.0)
+    assert again.hard_expires_at == tokens.hard_expires_at, "an answer without it keeps the known end"
+    assert json.loads(tokens.to_secret())["hardExpiresAt"] == tokens.hard_expires_at
+
+
+def test_a_refusal_past_the_hard_end_says_the_connection_ended(intuit):
+    route, endpoint = intuit
+    route.respond(400, json={"error": "invalid_grant"})
+    ended = TokenSet(
+        accessToken=SecretStr("a1"), refreshToken=SecretStr("r1"), expiresAt=0, hardExpiresAt=time.time() - 60
+    )
+    with pytest.raises(GrantRevoked) as raised:
+        endpoint.refresh(ended)
+    assert "connection ended on" in str(raised.value) and "Reconnect QuickBooks" in str(raised.value)
 
 
 def test_a_token_without_the_accounting_scope_misses_it(api):

@@ -196,3 +196,29 @@ def test_a_busy_companys_jobs_do_not_each_write_the_same_readiness(world):
     service.decide(message, attempt=Attempt())  # changed: written
 
     assert writes == ["ready", "not_ready"]
+
+
+def test_a_grant_s_hard_end_caps_its_lapse_and_is_announced_well_ahead(world):
+    """QuickBooks: every grant has a hard end (x_refresh_token_hard_expires_in) that keep-alive
+    cannot pass: readiness says "reconnect before DATE" and does not refresh in vain."""
+    grant = grant_world(world, unused_days=59.5)  # lapses from disuse in half a day
+    grant.ends_at = NOW.timestamp() + 0.25 * DAY  # but ends for good before that
+
+    readiness = world.service().check_company(COMPANY, source="sweep", keep_alive_seconds=2 * DAY)
+
+    assert grant.renewals == 0, "a refresh cannot carry the grant past its hard end"
+    assert readiness.grant_ends_at is not None and readiness.grant_ends_at.timestamp() == grant.ends_at
+    assert readiness.grant_lapses_at is not None and readiness.grant_lapses_at.timestamp() == grant.ends_at
+    day = readiness.grant_ends_at.date().isoformat()
+    assert readiness.notices and f"ends for good on {day}" in readiness.notices[0]
+    assert f"Reconnect Fakebooks in the integration settings before {day}" in readiness.notices[0]
+
+
+def test_a_hard_end_far_away_is_recorded_without_a_notice(world):
+    grant = grant_world(world, unused_days=10)
+    grant.ends_at = NOW.timestamp() + 400 * DAY
+
+    readiness = world.service().check_company(COMPANY, source="sweep", keep_alive_seconds=2 * DAY)
+
+    assert readiness.grant_ends_at is not None and readiness.notices == []
+    assert readiness.grant_lapses_at is not None and readiness.grant_lapses_at.timestamp() == NOW.timestamp() + 50 * DAY

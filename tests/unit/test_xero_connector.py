@@ -155,6 +155,32 @@ def test_accounts_are_normalised(api, connector):
     assert found["123"] is None
 
 
+@pytest.mark.parametrize("system_account", ["", None], ids=["empty", "null"])
+def test_an_empty_or_null_system_account_is_an_ordinary_account(api, connector, system_account):
+    """xero_accounting.yaml (Account.SystemAccount): non-system accounts may carry it as "" or null."""
+    account = {"Code": "429", "Name": "General Expenses", "Status": "ACTIVE", "Type": "EXPENSE"}
+    api.get(f"{API}/Accounts").respond(200, json={"Accounts": [{**account, "SystemAccount": system_account}]})
+
+    assert connector.accounts(["429"])["429"].usable
+
+
+@pytest.mark.parametrize("status", ["ARCHIVED", "DELETED"])
+def test_every_account_status_but_active_is_unusable(api, connector, status):
+    """Account.Status is ACTIVE, ARCHIVED or DELETED (xero_accounting.yaml)."""
+    account = {"Code": "429", "Name": "General Expenses", "Status": status, "Type": "EXPENSE"}
+    api.get(f"{API}/Accounts").respond(200, json={"Accounts": [account]})
+
+    assert connector.accounts(["429"])["429"].problem == f"is {status}"
+
+
+@pytest.mark.parametrize("status", ["DELETED", "ARCHIVED", "PENDING"])
+def test_every_tax_rate_status_but_active_is_unusable(api, connector, status):
+    """TaxRate.Status is ACTIVE, DELETED, ARCHIVED or PENDING (xero_accounting.yaml)."""
+    api.get(f"{API}/TaxRates").respond(200, json={"TaxRates": [tax_rate("TAX002", "Custom", status=status)]})
+
+    assert connector.tax_codes(["TAX002"])["TAX002"].problem == f"is {status}"
+
+
 # ---------------------------------------------------------------- tax rates and expenses
 
 

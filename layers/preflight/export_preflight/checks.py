@@ -170,8 +170,11 @@ def capabilities(ctx: PreflightContext) -> CheckOutcome:
     assert ctx.profile is not None
     problems = []
     supported = []
+    notices: list[str] = []
     for capability in sorted(ctx.needed_capabilities()):
         support = ctx.connector.supports(ctx.profile, capability)
+        if support.notice and support.notice not in notices:
+            notices.append(support.notice)
         if support.supported:
             supported.append(capability.value)
         else:
@@ -183,6 +186,8 @@ def capabilities(ctx: PreflightContext) -> CheckOutcome:
             f"{ctx.system} cannot take this export: {'; '.join(problems)}. "
             f"Fix this in {ctx.connector.where_to_fix}, then export again.",
         )
+    if notices:
+        return CheckOutcome.passed("capabilities", supported=supported, notices=notices)
     return CheckOutcome.passed("capabilities", supported=supported)
 
 

@@ -169,11 +169,15 @@ def readiness(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             _when(r.checked_at),
             r.source,
             _when(r.grant_lapses_at) if r.grant_lapses_at else "-",
-            f"{r.problems[0].reason_type or '-'}: {r.problems[0].reason}" if r.problems else "",
+            f"{r.problems[0].reason_type or '-'}: {r.problems[0].reason}"
+            if r.problems
+            else f"note: {r.notices[0]}"
+            if r.notices
+            else "",
         )
         for r in records
     ]
-    header = ("company", "name", "system", "readiness", "checked at", "by", "grant lapses", "first problem")
+    header = ("company", "name", "system", "readiness", "checked at", "by", "grant lapses", "first problem or note")
     _table([header, *rows], out, wrap_last=getattr(out, "isatty", lambda: False)())
     counts = {status: sum(r.status == status for r in records) for status in order}
     print(f"\n{counts['ready']} ready, {counts['not_ready']} not ready, {counts['unknown']} unknown", file=out)
@@ -192,7 +196,12 @@ def _print_readiness(readiness: Readiness, out: IO[str]) -> None:
         _print_check(outcome, out, unknown=outcome.check in unfinished)
     if readiness.grant_lapses_at:
         renewed = " (refreshed now to keep it alive)" if readiness.grant_renewed else ""
-        print(f"  OAuth grant lapses if unused by {_when(readiness.grant_lapses_at)}{renewed}", file=out)
+        ends = readiness.grant_ends_at
+        when = "lapses" if ends is None or ends > readiness.grant_lapses_at else "ends for good"
+        lapse = "if unused by" if when == "lapses" else "on"
+        print(f"  OAuth grant {when} {lapse} {_when(readiness.grant_lapses_at)}{renewed}", file=out)
+    for notice in readiness.notices:
+        print(f"  note: {notice}", file=out)
 
 
 def _print_check(outcome: CheckOutcome, out: IO[str], *, unknown: bool = False) -> None:

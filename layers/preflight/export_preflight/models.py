@@ -138,6 +138,9 @@ class TokenSet(BaseModel):
     # When the refresh token was last used (epoch seconds): refresh tokens lapse after a
     # period unused (Xero 60 days). None in sets stored before this was recorded.
     refreshed_at: float | None = Field(default=None, alias="refreshedAt")
+    # When the grant ends for good, whatever its use (epoch seconds): QuickBooks' 5-year cap,
+    # reported by its token endpoint as x_refresh_token_hard_expires_in. None: not known.
+    hard_expires_at: float | None = Field(default=None, alias="hardExpiresAt")
 
     def fresh(self, now: float, skew: float = REFRESH_SKEW_SECONDS) -> bool:
         return self.expires_at - skew > now
@@ -150,6 +153,7 @@ class TokenSet(BaseModel):
                 "expiresAt": self.expires_at,
                 "scope": self.scope,
                 "refreshedAt": self.refreshed_at,
+                "hardExpiresAt": self.hard_expires_at,
             }
         )
 
@@ -330,7 +334,9 @@ class Readiness(BaseModel):
 
     ``not_ready``: a check failed (``problems`` are the failing checks, most important
     first); ``unknown``: trouble kept checks from finishing (``problems`` say which).
-    ``grant_lapses_at``: when the OAuth grant's refresh token would lapse from disuse."""
+    ``grant_lapses_at``: when the OAuth grant's refresh token would lapse: from disuse, or at
+    the grant's hard end (``grant_ends_at``), whichever comes first. ``notices``: what an
+    operator should know although nothing fails (a grant ending soon, closed books)."""
 
     model_config = ConfigDict(defer_build=True, frozen=True)
 
@@ -345,6 +351,8 @@ class Readiness(BaseModel):
     job_id: str | None = None
     grant_lapses_at: datetime | None = None
     grant_renewed: bool = False  # this check refreshed the grant to keep it alive
+    grant_ends_at: datetime | None = None
+    notices: list[str] = Field(default_factory=list)
 
     @property
     def ready(self) -> bool:

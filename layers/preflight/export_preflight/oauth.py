@@ -129,6 +129,9 @@ class TokenEndpoint:
         self._client = client
         self.system = system
 
+    extra_headers: dict[str, str] = {}  # noqa: RUF012 - read only; a provider's subclass sets its own
+    """Headers a provider wants on every token request (QuickBooks: ask for the hard expiry)."""
+
     def refresh(self, tokens: TokenSet) -> Answer:
         """The provider's answer to one refresh (a 200 may still be unusable: see ``parse_answer``)."""
         client = self._client_credentials()
@@ -142,7 +145,7 @@ class TokenEndpoint:
             trouble=self._trouble,
             data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
             auth=(client.client_id, client.client_secret.get_secret_value()),
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", **self.extra_headers},
         )
         if 200 <= answer.status_code < 300:
             return answer
@@ -197,6 +200,10 @@ def parse_answer(answer: str, previous: TokenSet, received_at: float) -> tuple[T
             logger.warning("the token endpoint's answer has no usable expires_in; assuming a short lifetime")
         expires_in = FALLBACK_EXPIRES_IN
     scope = body.get("scope")
+    hard_in = body.get("x_refresh_token_hard_expires_in")
+    hard_expires_at = previous.hard_expires_at  # the grant's end does not move with a new refresh token
+    if isinstance(hard_in, int | float) and not isinstance(hard_in, bool) and 0 <= hard_in < 10**10:
+        hard_expires_at = received_at + float(hard_in)
     return (
         TokenSet(
             access_token=access_token,
@@ -204,6 +211,7 @@ def parse_answer(answer: str, previous: TokenSet, received_at: float) -> tuple[T
             expires_at=received_at + float(expires_in) if usable else 0.0,
             scope=scope if isinstance(scope, str) else previous.scope,
             refreshed_at=received_at,
+            hard_expires_at=hard_expires_at,
         ),
         usable,
     )
@@ -380,6 +388,10 @@ class OAuthBearer(httpx.Auth):
         if tokens.refreshed_at is not None:
             return tokens.refreshed_at
         return tokens.expires_at - ASSUMED_ACCESS_LIFETIME_SECONDS
+
+    def hard_expires_at(self) -> float | None:
+        """When the grant ends whatever its use (a provider's cap on a connection's life), if known."""
+        return self.current().hard_expires_at
 
     def renew(self) -> TokenSet:
         """Refresh now, whatever the access token's expiry (keeps an idle grant alive),

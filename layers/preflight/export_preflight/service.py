@@ -81,6 +81,8 @@ ONLY_ATTEMPT = Attempt(receive_count=1, max_receive_count=1)
 JOB_READINESS_UNCHANGED_SECONDS = 600
 # Stands for the job in a dry run (no job): never sent anywhere.
 NO_JOB = UUID(int=0)
+GRANT_END_NOTICE_SECONDS = 90 * 86400
+"""A grant's hard end (a provider's cap on one connection's life) is announced this long before."""
 
 
 class PreflightService:
@@ -298,7 +300,21 @@ class PreflightService:
             problem.model_copy(update={"reason": sanitize_reason(problem.reason or "", secrets)})
             for problem in (*report.failures, *unfinished)
         ]
-        lapses_at, renewed = self._grant_lapse(connection, report, keep_alive)
+        lapses_at, renewed, ends_at = self._grant_lapse(connection, report, keep_alive)
+        notices = [
+            notice
+            for outcome in report.outcomes
+            if outcome.status == "passed"
+            for notice in outcome.facts.get("notices", ())
+        ]
+        if ends_at is not None and ends_at.timestamp() - self._clock() < GRANT_END_NOTICE_SECONDS:
+            system = connection.connector.display_name if connection.connector else config.accounting_system
+            day = ends_at.date().isoformat()
+            notices.insert(
+                0,
+                f"The {system} connection ends for good on {day}: {system} limits how long one connection lasts, "
+                f"and using it cannot extend that. Reconnect {system} in the integration settings before {day}.",
+            )
         return Readiness(
             company_id=str(config.company_id),
             status="not_ready" if report.failures else "unknown" if unfinished else "ready",
@@ -312,31 +328,38 @@ class PreflightService:
             job_id=job_id,
             grant_lapses_at=lapses_at,
             grant_renewed=renewed,
+            grant_ends_at=ends_at,
+            notices=[sanitize_reason(notice, secrets) for notice in notices],
         )
 
     def _grant_lapse(
         self, connection: Connection, report: CheckReport, keep_alive: float | None
-    ) -> tuple[datetime | None, bool]:
-        """When the connection's OAuth grant would lapse from disuse; renewed first when that
-        is within ``keep_alive`` seconds (the sweep keeps grants alive until the next one)."""
+    ) -> tuple[datetime | None, bool, datetime | None]:
+        """When the connection's OAuth grant would lapse (from disuse, or at its hard end if that
+        comes first), whether it was renewed, and its hard end. Renewed first when the lapse
+        from disuse is within ``keep_alive`` seconds (the sweep keeps grants alive until the
+        next one); never to pass the hard end, which no refresh extends."""
         grant = connection.connector.grant if connection.connector is not None else None
         idle = connection.refresh_token_idle_seconds
         if grant is None or idle is None or not report.passed("authentication"):
-            return None, False
+            return None, False, None
         renewed = False
         try:
+            ends = grant.hard_expires_at()
             lapses = grant.last_refreshed_at() + idle
-            if keep_alive is not None and lapses - self._clock() < keep_alive:
+            if keep_alive is not None and lapses - self._clock() < keep_alive and (ends is None or ends > lapses):
                 logger.info("refreshing an OAuth grant before it lapses from disuse", extra={"lapses_at": lapses})
                 grant.renew()
                 renewed = True
                 lapses = grant.last_refreshed_at() + idle
+                ends = grant.hard_expires_at()
         except (TransientError, AccountingSystemError) as error:
             logger.warning(
                 "could not keep the OAuth grant alive; the next sweep tries again", extra={"error": str(error)}
             )
-            return None, renewed
-        return datetime.fromtimestamp(lapses, UTC), renewed
+            return None, renewed, None
+        ends_at = datetime.fromtimestamp(ends, UTC) if ends is not None else None
+        return datetime.fromtimestamp(min(lapses, ends if ends is not None else lapses), UTC), renewed, ends_at
 
     def _record_job_readiness(self, found: tuple[CompanyConfiguration, CheckReport, Connection, str]) -> None:
         """Record what a job found, unless this container recorded the same for the company

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 import httpx
@@ -38,10 +39,17 @@ class ConnectionProfile:
 
 @dataclass(frozen=True)
 class Support:
-    """Whether a capability is available; ``detail`` says why not (actionable)."""
+    """Whether a capability is available; ``detail`` says why not (actionable). ``notice``:
+    something an operator should know even though it is available (shown in readiness)."""
 
     supported: bool
     detail: str = ""
+    notice: str | None = None
+
+
+def utc_today() -> date:
+    """ "Today" for a connector's date rules (financial years, closed books): the UTC date."""
+    return datetime.now(UTC).date()
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ ROLES = ("SuperUser", "Bookkeeping", "Sales", "ProjectEmployee")
 POSTING_ROLES = frozenset({"SuperUser", "Bookkeeping"})
 POSTABLE_ACCOUNT_TYPES = frozenset({"profitAndLoss", "status"})
 PAGE_SIZE = 1000
+MAX_IN_VALUES = 200
+"""restdocs "Filtering": an ``$in:`` list takes at most 200 values."""
 MAX_PAGES = 100
 """A collection that keeps announcing a next page beyond this many is not the data we expect."""
 
@@ -63,6 +65,8 @@ class EconomicConnector:
         self._headers = {
             "X-AppSecretToken": credentials.app_secret_token.get_secret_value(),
             "X-AgreementGrantToken": credentials.agreement_grant_token.get_secret_value(),
+            # restdocs TL;DR: "Add these three headers to your requests."
+            "Content-Type": "application/json",
         }
         self._journal_refs: dict[str, _Journal] | None = None
         self._agreement = config.accounting_company_ref or ""
@@ -113,7 +117,7 @@ class EconomicConnector:
             permissions=frozenset(roles),
             facts={
                 "selfReadable": True,
-                "internationalLedger": read.flag(settings, "internationalLedger", default=False),
+                "internationalLedger": _international_ledger(read, settings),
                 "baseCurrency": read.text(settings, "baseCurrency"),
                 "modules": sorted(name for name in modules if name),
             },
@@ -162,11 +166,12 @@ class EconomicConnector:
         if numbers:
             what = "looking up the mapped accounts"
             read = BodyReader(NAME, what)
-            flt = f"accountNumber$in:[{','.join(numbers)}]"
-            for item in self._collection("/accounts", what=what, filter=flt):
-                entry = _account_entry(read, item)
-                if entry is not None:
-                    found[entry.ref] = entry
+            for start in range(0, len(numbers), MAX_IN_VALUES):
+                flt = f"accountNumber$in:[{','.join(numbers[start : start + MAX_IN_VALUES])}]"
+                for item in self._collection("/accounts", what=what, filter=flt):
+                    entry = _account_entry(read, item)
+                    if entry is not None:
+                        found[entry.ref] = entry
         return {ref: found.get(ref) for ref in wanted}
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
@@ -255,6 +260,15 @@ def _page(read: BodyReader, response: httpx.Response) -> tuple[list[JsonObject],
     body = read.parse_object(response)
     items = read.objects(body, "collection")
     return items, bool(read.text(read.member(body, "pagination"), "nextPage"))
+
+
+def _international_ledger(read: BodyReader, settings: JsonObject) -> bool:
+    """``settings.internationalLedger``: e-conomic's self.get schema types it as a string
+    ("If this value is 'true' ..."); a JSON boolean is taken as well."""
+    value = settings.get("internationalLedger")
+    if isinstance(value, str):
+        return value.strip().casefold() == "true"
+    return read.flag(settings, "internationalLedger", default=False)
 
 
 def _role(name: str) -> str:

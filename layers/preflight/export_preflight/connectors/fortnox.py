@@ -52,7 +52,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import httpx
@@ -76,6 +76,7 @@ from .base import (
     oauth_bearer,
     request_or_raise,
     unexpected_answer,
+    utc_today,
 )
 
 NAME = "Fortnox"
@@ -113,14 +114,16 @@ class Area:
     label: str
     scopes: tuple[str, ...]
     probe: str
+    paged: bool = True
+    """The probe reads a paged list (asked for one item); otherwise a single object."""
 
 
 BOOKKEEPING = Area("bookkeeping (vouchers, accounts, financial years)", ("bookkeeping",), "/financialyears")
-SETTINGS = Area("preferred accounts and locked period", ("settings",), "/settings/lockedperiod")
+SETTINGS = Area("preferred accounts and locked period", ("settings",), "/settings/lockedperiod", paged=False)
 SUPPLIERS = Area("suppliers", ("supplier",), "/suppliers")
 SUPPLIER_INVOICES = Area("supplier invoices", ("supplierinvoice",), "/supplierinvoices")
-INBOX = Area("file upload (inbox)", ("inbox",), "/inbox")
-ARCHIVE = Area("file upload (archive)", ("archive",), "/archive")
+INBOX = Area("file upload (inbox)", ("inbox",), "/inbox", paged=False)
+ARCHIVE = Area("file upload (archive)", ("archive",), "/archive", paged=False)
 FILE_CONNECTIONS = Area("file connections (connectfile)", ("connectfile",), "/voucherfileconnections")
 AREAS_NEEDED: dict[Capability, tuple[tuple[Area, ...], ...]] = {
     Capability.JOURNAL_ENTRY: ((BOOKKEEPING,),),
@@ -187,7 +190,7 @@ class FortnoxConnector:
         auth: OAuthBearer,
         config: CompanyConfiguration,
         *,
-        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        today: Callable[[], date] = utc_today,
     ) -> None:
         self._api = api
         self._auth = auth
@@ -401,7 +404,9 @@ class FortnoxConnector:
     def _probe(self, area: Area) -> str:
         """Why ``area`` is closed to us (licence, API licence, the user's rights), or ""."""
         what = f"checking access to {area.label}"
-        params = {"date": self._today().isoformat()} if area is BOOKKEEPING else {"limit": 1}
+        params: dict[str, Any] = {"limit": 1} if area.paged else {}
+        if area is BOOKKEEPING:
+            params = {"date": self._today().isoformat()}
         response = self._get(area.probe, what=what, params=params)
         code = _error_code(response)
         scope = area.scopes[0]

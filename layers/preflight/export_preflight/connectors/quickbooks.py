@@ -23,6 +23,15 @@ Field-reported (SDK issues): the lower-case gateway shape, e.g. 403 ``message=
 ApplicationAuthorizationFailed; errorCode=003100; statusCode=403`` with ``code: "3100"``,
 401 ``AuthenticationFailed`` ``code: "3200"``; 401 ``AuthorizationFault`` code 120 when the
 connecting user lost access to QuickBooks; ThrottleExceeded errorCode 003001 [3rd-party].
+Checked against Intuit's own pages and official SDKs (``tests/contract/vendors/quickbooks``):
+every refresh token has a hard end (Intuit's refresh-token policy, Nov 2025), reported as
+``x_refresh_token_hard_expires_in`` when the token request sends
+``x-include-refresh-token-hard-expires-in: true`` (``x_refresh_token_expires_in`` stays the
+rolling 100 days); transactions dated on or before ``AccountingInfoPrefs.BookCloseDate`` are
+in closed books; US editions use automated sales tax (purchase lines carry no purchase tax
+code; ``PurchaseTaxRateList`` exists only in non-US editions); address countries move to ISO
+3-letter codes (``USA``, ``GBR``; Intuit blog 2025-08-13), so both spellings are read.
+
 Assumed (see README): whether a 429 carries ``Retry-After`` (honoured when present); that
 ``AcctNum`` is meaningful only while ``AccountingInfoPrefs.UseAccountNumbers`` is on; that
 Simple Start has no bills; that a tax code with sales rates but no purchase rates cannot
@@ -34,8 +43,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -44,8 +55,9 @@ from pydantic import Field, HttpUrl
 from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..models import Capability, CompanyConfiguration, FailureReasonType
-from ..oauth import OAuthBearer
+from ..http import Answer
+from ..models import Capability, CompanyConfiguration, FailureReasonType, TokenSet
+from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
 from ..observability import logger
 from ..settings import ConnectorSettings, base_url
 from .base import (
@@ -60,6 +72,7 @@ from .base import (
     oauth_bearer,
     request_or_raise,
     unexpected_answer,
+    utc_today,
 )
 
 NAME = "QuickBooks"
@@ -87,6 +100,12 @@ ROLE_LABELS = {
     "vendorPayablesAccount": "vendor payables account",
 }
 CHART_SCREEN = "Accounting > Chart of accounts"
+CLOSE_BOOKS_SCREEN = "Settings > Account and settings > Advanced > Accounting > Close the books"
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+# ISO 3166 alpha-3 -> alpha-2 for the countries QuickBooks Online is sold in: Intuit moves
+# address countries to alpha-3 (2025); either spelling is read.
+ALPHA3 = {"USA": "US", "GBR": "GB", "CAN": "CA", "AUS": "AU", "IND": "IN", "FRA": "FR", "IRL": "IE", "ZAF": "ZA"}
+NON_US_TAX_EDITIONS = "UK, CA, AU, IN"
 ACCOUNT_NUMBERS_SCREEN = "Settings > Account and settings > Advanced > Chart of accounts"
 
 
@@ -108,7 +127,11 @@ class Fault:
 
 _NAME_IN_MESSAGE = re.compile(r"message=([A-Za-z]+)")
 _CODE_IN_MESSAGE = re.compile(r"errorCode=0*([0-9]+)")
-_MARKERS = re.compile(r"(ApplicationAuthorizationFailed|AuthorizationFault|AuthenticationFault|ThrottleExceeded)")
+_MARKERS = re.compile(
+    r"(ApplicationAuthorizationFailed|AuthorizationFault|AuthorizatonFault|AuthenticationFault|ThrottleExceeded)"
+)
+# Intuit's FaultTypeEnum (the SDKs' XSD) spells this fault type without its second "i".
+AUTHORIZATION_FAULT_TYPES = ("authorizatonfault", "authorizationfault", "authorization")
 
 
 def _member(parent: Mapping[str, Any], key: str) -> Any:
@@ -159,13 +182,18 @@ def answer_fault(response: httpx.Response) -> Fault | None:
 
 
 def _company_refused(fault: Fault | None) -> bool:
-    return fault is not None and fault.has(codes=("3100",), names=("ApplicationAuthorizationFailed",))
+    """403 ``ApplicationAuthorizationFailed`` (003100): the grant does not cover this realm. The
+    same errorCode also comes as ``AuthorizationFailed`` "The access token does not have
+    sufficient scope" (field-reported): that one is about the scope, not the company."""
+    if fault is None or "authorizationfailed" in fault.names:
+        return False
+    return fault.has(codes=("3100",), names=("ApplicationAuthorizationFailed",))
 
 
 def _user_refused(fault: Fault | None) -> bool:
     """401 ``AuthorizationFault`` (code 120): the connecting user lost access; a new token
     would not help."""
-    return fault is not None and (fault.type in ("authorizationfault", "authorization") or fault.has(codes=("120",)))
+    return fault is not None and (fault.type in AUTHORIZATION_FAULT_TYPES or fault.has(codes=("120",)))
 
 
 def _not_about_the_token(response: httpx.Response) -> bool:
@@ -180,13 +208,22 @@ class QuickBooksConnector:
     """``AccountingConnector`` for one QuickBooks Online company (realm)."""
 
     display_name = NAME
-    where_to_fix = "QuickBooks (Settings > Account and settings > Billing & subscription) or the integration settings"
+    where_to_fix = "QuickBooks (Settings > Account and settings) or the integration settings"
     permission_advice: str | None = None
 
-    def __init__(self, api: httpx.Client, auth: OAuthBearer, config: CompanyConfiguration) -> None:
+    def __init__(
+        self,
+        api: httpx.Client,
+        auth: OAuthBearer,
+        config: CompanyConfiguration,
+        *,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
         self._api = api
         self._auth = auth
         self.grant: OAuthBearer | None = auth
+        self._today = today
+        self._country: str | None = None
         self._realm = config.accounting_company_ref or ""
         self._roles = _roles(config)
         self._company_name: str | None = None
@@ -218,8 +255,10 @@ class QuickBooksConnector:
             for item in read.objects(info, "NameValue", required=False)
         }
         granted = self._auth.current().scopes()
+        address = read.member(info, "CompanyAddr") or read.member(info, "LegalAddr")
+        self._country = country_code(read.text(info, "Country")) or country_code(read.text(address, "Country"))
         facts: dict[str, Any] = {
-            "country": read.text(info, "Country"),
+            "country": self._country,
             "legalName": read.text(info, "LegalName"),
             "offeringSku": settings.get("OfferingSku"),
             "subscriptionStatus": settings.get("SubscriptionStatus"),
@@ -240,8 +279,14 @@ class QuickBooksConnector:
         return [f"the QuickBooks scope {ACCOUNTING_SCOPE} (accounting data)"]
 
     def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
-        if capability is not Capability.VENDOR_BOOKKEEPING:
-            return Support(True, "every QuickBooks Online plan takes journal entries and attachments")
+        if capability is Capability.ATTACHMENT_UPLOAD:
+            return Support(True, "every QuickBooks Online plan takes attachments")
+        closed = self._books_closed()
+        if closed is not None and closed[0] is False:
+            return closed[1]
+        notice = closed[1].notice if closed is not None else None
+        if capability is Capability.JOURNAL_ENTRY:
+            return Support(True, "every QuickBooks Online plan takes journal entries", notice=notice)
         plan = profile.facts.get("offeringSku")
         if isinstance(plan, str) and "simple start" in plan.lower():
             return Support(
@@ -250,7 +295,35 @@ class QuickBooksConnector:
                 "vendors: QuickBooks Online Essentials or higher); upgrade the QuickBooks plan or turn vendor "
                 "bookkeeping off",
             )
-        return Support(True, f"bills and vendors available ({plan or 'plan not stated'})")
+        return Support(True, f"bills and vendors available ({plan or 'plan not stated'})", notice=notice)
+
+    def _books_closed(self) -> tuple[bool, Support] | None:
+        """The company's closing date (``AccountingInfoPrefs.BookCloseDate``): None when the books
+        were never closed; else (False, why not) when it is today or later (every expense of the
+        job is dated on or before it, so QuickBooks would refuse them all), or (True, a notice)."""
+        what = "reading the closing date"
+        read = BodyReader(NAME, what)
+        text = read.text(read.member(self._company_preferences(), "AccountingInfoPrefs"), "BookCloseDate")
+        if not text:
+            return None
+        try:
+            closed = date.fromisoformat(text[:10])
+        except ValueError:
+            raise read.garbage() from None
+        day = closed.isoformat()
+        if closed >= self._today():
+            return False, Support(
+                False,
+                f"the books of {self._company_label()} are closed up to {day}, so QuickBooks refuses every "
+                f"transaction dated on or before it and no expense of this export can be booked; move the closing "
+                f"date back in QuickBooks ({CLOSE_BOOKS_SCREEN})",
+            )
+        return True, Support(
+            True,
+            f"books closed up to {day}",
+            notice=f"The books of {self._company_label()} are closed up to {day}: expenses dated on or before it "
+            f"cannot be booked (QuickBooks {CLOSE_BOOKS_SCREEN}).",
+        )
 
     # ------------------------------------------------------------ C5
 
@@ -294,7 +367,9 @@ class QuickBooksConnector:
         found: dict[str, LedgerEntry | None] = {}
         for wanted_code in wanted:
             match = by_id.get(wanted_code) or by_name.get(wanted_code.lower())
-            found[wanted_code] = None if match is None else _tax_code_entry(read, wanted_code, match)
+            found[wanted_code] = (
+                None if match is None else _tax_code_entry(read, wanted_code, match, us=self._country == "US")
+            )
         return found
 
     # ------------------------------------------------------------ plumbing
@@ -532,16 +607,46 @@ def _roles(config: CompanyConfiguration) -> dict[str, tuple[str, ...]]:
     return {ref: tuple(names) for ref, names in roles.items()}
 
 
-def _tax_code_entry(read: BodyReader, ref: str, code: JsonObject) -> LedgerEntry:
+def country_code(text: str | None) -> str | None:
+    """A country as ISO alpha-2, from alpha-2 or alpha-3 (``USA`` and ``US`` alike)."""
+    if not text:
+        return None
+    upper = text.strip().upper()
+    return ALPHA3.get(upper, upper)
+
+
+def _tax_code_entry(read: BodyReader, ref: str, code: JsonObject, *, us: bool) -> LedgerEntry:
     problem = ""
     if not read.flag(code, "Active", default=True):
         problem = "is inactive in QuickBooks (Taxes > VAT / sales tax settings)"
-    else:
+    elif not us:
+        # US editions use automated sales tax: purchase lines carry no purchase tax code, and
+        # US codes (the pseudo codes TAX / NON, agency codes) have no purchase rates by design.
         purchase = read.objects(read.member(code, "PurchaseTaxRateList"), "TaxRateDetail", required=False)
         sales = read.objects(read.member(code, "SalesTaxRateList"), "TaxRateDetail", required=False)
         if sales and not purchase:
             problem = "has no purchase tax rate (a sales-only tax code), so it cannot apply to expenses"
     return LedgerEntry(ref=ref, name=read.text(code, "Name"), usable=not problem, problem=problem)
+
+
+class QuickBooksTokenEndpoint(TokenEndpoint):
+    """Intuit's token endpoint, asked for the grant's hard end (the 5-year cap) on every
+    refresh; a refusal past that end says so."""
+
+    extra_headers = {HARD_EXPIRY_HEADER: "true"}  # noqa: RUF012 - read only
+
+    def refresh(self, tokens: TokenSet) -> Answer:
+        try:
+            return super().refresh(tokens)
+        except GrantRevoked:
+            if tokens.hard_expires_at is None or time.time() < tokens.hard_expires_at:
+                raise
+            day = datetime.fromtimestamp(tokens.hard_expires_at, UTC).date().isoformat()
+            raise GrantRevoked(
+                f"The QuickBooks connection ended on {day}: Intuit limits every connection to a fixed life that "
+                "using it cannot extend. Reconnect QuickBooks in the integration settings, then export again.",
+                reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+            ) from None
 
 
 class QuickBooksSettings(ConnectorSettings):
@@ -573,6 +678,7 @@ def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bo
         client_secret_id=settings.client_credentials_secret_id,
         system=NAME,
         refusal=_not_about_the_token,
+        endpoint=QuickBooksTokenEndpoint,
     )
     return QuickBooksConnector(env.http["quickbooks"], auth, config)
 
