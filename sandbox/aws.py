@@ -33,6 +33,7 @@ class Resources:
     readiness_queue_url: str = ""
     readiness_dlq_url: str = ""
     readiness_table: str = "export-preflight-readiness"
+    journal_kms_key_id: str = ""  # the token journal's customer-managed key (its ARN)
 
     def environment(self) -> dict[str, str]:
         """The function's environment variables for these resources."""
@@ -48,6 +49,7 @@ class Resources:
             "READINESS_QUEUE_URL": self.readiness_queue_url,
             "READINESS_DLQ_URL": self.readiness_dlq_url,
             "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+            "JOURNAL_KMS_KEY_ID": self.journal_kms_key_id,
         }
 
 
@@ -121,7 +123,8 @@ class LocalAws:
         httpx.post(f"{self.endpoint_url}/moto-api/reset").raise_for_status()
 
     def create_resources(self, *, visibility_timeout: int = 180) -> Resources:
-        """Queues with redrive and SSE, and the five tables, as in template.yaml."""
+        """Queues with redrive and SSE, the five tables and the token journal's KMS key, as in
+        template.yaml."""
         sqs = self.client("sqs")
         claimed_url, dlq_url = self._queue_with_dlq("export-preflight-claimed-jobs", visibility_timeout)
         ready_url = sqs.create_queue(
@@ -129,8 +132,16 @@ class LocalAws:
             Attributes={"FifoQueue": "true", "SqsManagedSseEnabled": "true"},
         )["QueueUrl"]
         readiness_url, readiness_dlq_url = self._queue_with_dlq("export-preflight-readiness", visibility_timeout)
+        journal_key = self.client("kms").create_key(
+            Description="Encrypts the token journal (export-preflight)", KeyUsage="ENCRYPT_DECRYPT"
+        )["KeyMetadata"]["Arn"]
         resources = Resources(
-            claimed_url, dlq_url, ready_url, readiness_queue_url=readiness_url, readiness_dlq_url=readiness_dlq_url
+            claimed_url,
+            dlq_url,
+            ready_url,
+            readiness_queue_url=readiness_url,
+            readiness_dlq_url=readiness_dlq_url,
+            journal_kms_key_id=journal_key,
         )
         dynamodb = self.client("dynamodb")
         for table, key in (

@@ -196,9 +196,9 @@ class Sandbox:
         company_id = str(uuid.uuid4())
         pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
         self.pleo.add_api_key(pleo_key, [company_id])
-        pleo_secret = f"export-preflight/pleo/{slug}"
+        pleo_secret = f"export-preflight/pleo/{company_id}"  # the company's own (README, "Secrets")
         self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
-        seeded = self.kinds[system].seed(self, self.accounting[system], slug, **traits)
+        seeded = self.kinds[system].seed(self, self.accounting[system], slug, company_id=company_id, **traits)
         config = {
             "companyId": company_id,
             "displayName": slug,

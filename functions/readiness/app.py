@@ -2,7 +2,8 @@
 
 ``sweep_handler`` (EventBridge Scheduler, every ``READINESS_SWEEP_INTERVAL_HOURS``): one
 message per configured company onto the readiness queue, spread over
-``READINESS_SPREAD_SECONDS`` so the accounting systems' rate limits are respected.
+``READINESS_SPREAD_SECONDS`` so the accounting systems' rate limits are respected; the
+readiness records of companies that have no configuration any more are removed.
 
 ``lambda_handler`` (SQS, the readiness queue): each record dry-runs one company's checks
 (nothing is written to Pleo or handed on), records its readiness, counts it, and refreshes
@@ -14,11 +15,13 @@ readiness DLQ at once.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ReadinessMessage
 from export_preflight.observability import count, logger, metrics, tracer
@@ -33,7 +36,13 @@ from export_preflight.service import Attempt
 def sweep_handler(event: dict, context: LambdaContext) -> dict:
     """Fan out: one readiness message per configured company, delays spread over the window."""
     runtime = get_runtime()
+    started = time.time()
     companies = runtime.configurations.company_ids()
+    try:  # a company without configuration any more keeps no readiness record
+        removed = runtime.readiness.prune(companies, checked_before=started)
+    except TransientError as error:  # the next sweep tries again; the fan-out goes on
+        logger.warning("could not remove the readiness of removed companies", extra={"error": str(error)})
+        removed = []
     spread = runtime.settings.readiness_spread_seconds
     sweep = uuid.uuid4().hex
     bodies = [
@@ -43,7 +52,13 @@ def sweep_handler(event: dict, context: LambdaContext) -> dict:
     sent = runtime.queues.send_readiness(bodies)
     logger.info(
         "readiness sweep started",
-        extra={"sweep": sweep, "companies": len(companies), "sent": sent, "spread_seconds": spread},
+        extra={
+            "sweep": sweep,
+            "companies": len(companies),
+            "sent": sent,
+            "spread_seconds": spread,
+            "readiness_removed": len(removed),
+        },
     )
     count("ReadinessSweepCompanies", len(companies))
     return {"sweep": sweep, "companies": len(companies), "sent": sent}

@@ -84,6 +84,7 @@ class SimResponse:
     json: Any | None = None
     headers: dict[str, str] | None = None
     raw: bytes | None = None  # sent as is instead of ``json`` (garbage a real server may send)
+    trickle: float = 0.0  # seconds between the body's bytes (a server that trickles), 0: all at once
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Fault:
     when: Callable[[SimRequest], bool] | None = None
     hits: int = 0
     raw: bytes | None = None
+    trickle: float = 0.0
 
     def matches(self, request: SimRequest) -> bool:
         """True while the fault has uses left and the request matches it."""
@@ -205,7 +207,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if response.trickle > 0:
+                for index in range(len(payload)):
+                    self.wfile.write(payload[index : index + 1])
+                    self.wfile.flush()
+                    if self.server.simulator._stopping.wait(response.trickle):
+                        break
+            else:
+                self.wfile.write(payload)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -344,6 +353,7 @@ class SimulatorServer:
         disconnect: bool = False,
         when: Callable[[SimRequest], bool] | None = None,
         raw: bytes | None = None,
+        trickle: float = 0.0,
     ) -> Fault:
         """Make the next ``times`` requests matching ``method`` (``"*"`` for any) and
         ``path_regex`` (full match) misbehave; ``times=None`` means forever.
@@ -352,7 +362,8 @@ class SimulatorServer:
           answer that instead of the normal answer;
         - ``delay`` alone: sleep that long, then answer normally (to trigger client timeouts);
           combined with ``status`` or ``disconnect`` the sleep comes first;
-        - ``disconnect=True``: close the socket without sending any response.
+        - ``disconnect=True``: close the socket without sending any response;
+        - ``trickle`` (with ``status``): send the body one byte every ``trickle`` seconds.
 
         ``when`` narrows the fault to requests it returns true for (e.g. one agreement's
         token); other requests neither trigger nor consume it. Faults are consumed in
@@ -371,6 +382,7 @@ class SimulatorServer:
             disconnect=disconnect,
             when=when,
             raw=raw,
+            trickle=trickle,
         )
         with self.lock:
             self._faults.append(fault)
@@ -414,7 +426,7 @@ class SimulatorServer:
             if fault.disconnect:
                 return None
             if fault.status is not None:
-                injected = SimResponse(fault.status, fault.json, raw=fault.raw)
+                injected = SimResponse(fault.status, fault.json, raw=fault.raw, trickle=fault.trickle)
                 decorated = self.decorate(request, injected)
                 decorated.headers = {**(decorated.headers or {}), **(fault.headers or {})}
                 return self._record(request, decorated, injected=True)

@@ -966,6 +966,7 @@ def _seed(
     simulator: EconomicSimulator,
     slug: str,
     *,
+    company_id: str,
     agreement_number: int | None = None,
     agreement: dict[str, Any] | None = None,
     grant_token: str | None = None,
@@ -984,7 +985,7 @@ def _seed(
         company_name=f"{slug.replace('-', ' ').title()} ApS",
         **(agreement or {}),
     )
-    secret_id = f"export-preflight/economic/{slug}"
+    secret_id = f"export-preflight/economic/{company_id}"  # the company's own (README, "Secrets")
     if store_accounting_secret:
         sandbox.aws.put_secret(
             secret_id, {"appSecretToken": app_token, "agreementGrantToken": grant_token or real_grant}

@@ -611,6 +611,7 @@ def _seed(
     simulator: QuickBooksSimulator,
     slug: str,
     *,
+    company_id: str,
     scopes: str = DEFAULT_SCOPES,
     company: dict[str, Any] | None = None,
     other_realm: bool = False,
@@ -626,7 +627,7 @@ def _seed(
     grant = simulator.grant(client_id=CLIENT_ID, realm_id=realm, scopes=scopes)
     if expired_token:
         simulator.expire_access_token(grant)
-    secret_id = f"export-preflight/quickbooks/{slug}"
+    secret_id = f"export-preflight/quickbooks/{company_id}"  # the company's own (README, "Secrets")
     store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=seeded.realm_id,

@@ -35,7 +35,8 @@ class AccountingSimulator:
     - ``environment(server)`` is the function's settings that point its connector at it;
     - ``prepare(sandbox, server)`` seeds what every run needs (e.g. our OAuth app) and
       returns the secret values it created, by label;
-    - ``seed(sandbox, server, slug, **traits)`` seeds one company's accounting side.
+    - ``seed(sandbox, server, slug, company_id=..., **traits)`` seeds one company's accounting
+      side; its credentials secret is ``export-preflight/<system>/<company_id>`` (README, "Secrets").
     """
 
     system: str

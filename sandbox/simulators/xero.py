@@ -963,6 +963,7 @@ def _seed(
     simulator: XeroSimulator,
     slug: str,
     *,
+    company_id: str,
     scopes: str = DEFAULT_SCOPES,
     organisation: dict[str, Any] | None = None,
     connect_tenant: bool = True,
@@ -980,7 +981,7 @@ def _seed(
     )
     if expired_token:
         simulator.expire_access_token(grant)
-    secret_id = f"export-preflight/xero/{slug}"
+    secret_id = f"export-preflight/xero/{company_id}"  # the company's own (README, "Secrets")
     store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=org.tenant_id,

@@ -55,7 +55,20 @@ BEHAVIOURS: frozenset[str] = frozenset(
         *(f"tax_code[{state}]" for state in ("active", "inactive", "unknown")),
         *(
             f"trouble[{kind}]"
-            for kind in ("429_retry_after", "429_without_retry_after", "503", "timeout", "reset", "html_200")
+            for kind in (
+                "429_retry_after",
+                "429_without_retry_after",
+                "503",
+                "timeout",
+                "reset",
+                "html_200",
+                "redirect_302",
+                "404",
+                "409",
+                "429_retry_after_not_a_time",
+                "gzip_bomb",
+                "trickle",
+            )
         ),
     }
 )

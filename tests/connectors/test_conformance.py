@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -262,6 +263,13 @@ HTML = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><bo
 PYTHON_INTERNALS = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback|Expecting value|line \d+ column \d+")
 
 
+def gzip_bomb(inflated: int = 100_000_000) -> bytes:
+    """About 100 KB of gzip that inflate to ``inflated`` bytes of zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    zeros = bytes(1_000_000)
+    return b"".join([*(packer.compress(zeros) for _ in range(inflated // len(zeros))), packer.flush()])
+
+
 @dataclass(frozen=True)
 class Trouble:
     fault: dict[str, Any]
@@ -280,6 +288,24 @@ TROUBLE: dict[str, Trouble] = {
     "html_200": Trouble(
         {"status": 200, "raw": HTML, "headers": {"Content-Type": "text/html; charset=utf-8"}},
         Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
+    ),
+    # Not followed (it would take our credentials to the host it names): the system's trouble.
+    "redirect_302": Trouble(
+        {"status": 302, "headers": {"Location": "https://collector.example.test/steal"}},
+        Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
+    ),
+    "404": Trouble({"status": 404}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "409": Trouble({"status": 409}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "429_retry_after_not_a_time": Trouble(
+        {"status": 429, "headers": {"Retry-After": "soon"}}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT
+    ),
+    "gzip_bomb": Trouble(
+        {"status": 200, "raw": gzip_bomb(), "headers": {"Content-Encoding": "gzip"}},
+        Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
+    ),
+    # One byte every 50 ms: each read is quick, the whole answer would take seconds.
+    "trickle": Trouble(
+        {"status": 200, "raw": b"{" + b" " * 100 + b"}", "trickle": 0.05}, Reason.ACCOUNTING_SYSTEM_TIMEOUT
     ),
 }
 

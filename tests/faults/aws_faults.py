@@ -40,6 +40,15 @@ ERRORS: dict[str, Callable[[str], Exception]] = {
     "connection": lambda op: EndpointConnectionError(endpoint_url="https://aws.invalid/"),
     # The call reached AWS and took effect, but the answer never came back.
     "applied-then-timeout": lambda op: ReadTimeoutError(endpoint_url="https://aws.invalid/"),
+    # A refusal retrying cannot change (e.g. PutSecretValue on a secret without the tag our
+    # role's policy asks for).
+    "access-denied": lambda op: ClientError(
+        {
+            "Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform this operation"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        op,
+    ),
     "not-found": lambda op: ClientError(
         {
             "Error": {

@@ -19,8 +19,10 @@ simulator, or at the AWS SDK boundary (``aws_faults``) — and lists the expecte
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -545,6 +547,35 @@ ECONOMIC_ENDPOINTS = {
 }
 
 
+def _gzip_zeros(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    return b"".join([*(packer.compress(bytes(1_000_000)) for _ in range(megabytes)), packer.flush()])
+
+
+# An accounting system's trouble beyond HTTP_FAULTS: answers it should not give, answers too
+# big or too slow to read (every answer is read within a byte cap and a total deadline).
+ACCOUNTING_HTTP_FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "302": (
+        "302 to another host (never followed)",
+        {"status": 302, "headers": {"Location": "https://collector.example.test/steal"}},
+    ),
+    "409": ("409", {"status": 409}),
+    "retry-after-soon": ("429 with `Retry-After: soon` (ignored)", {"status": 429, "headers": {"Retry-After": "soon"}}),
+    "gzip-bomb": (
+        "100 KB of gzip that inflate to 100 MB (cut at the 4 MB cap)",
+        {
+            "status": 200,
+            "raw": _gzip_zeros(100),
+            "headers": {"Content-Encoding": "gzip"},
+        },
+    ),
+    "trickle": (
+        "an answer trickled one byte every 50 ms (cut at the deadline)",
+        {"status": 200, "raw": b"{" + b" " * 198 + b"}", "trickle": 0.05},
+    ),
+}
+
+
 def _economic_rows() -> list[FaultScenario]:
     rows = []
     for name, (path, purpose) in ECONOMIC_ENDPOINTS.items():
@@ -557,6 +588,15 @@ def _economic_rows() -> list[FaultScenario]:
                     handed_on(retries=1),
                 )
             )
+    for kind, (label, fault) in ACCOUNTING_HTTP_FAULTS.items():
+        rows.append(
+            FaultScenario(
+                f"economic-accounts-{kind}",
+                f"e-conomic `GET /accounts` (mapped accounts): {label}, once",
+                economic_fault("/accounts", times=1, **fault),
+                handed_on(retries=1),
+            )
+        )
     return rows
 
 
@@ -715,9 +755,16 @@ JOB_STATES = [
     ),
     FaultScenario(
         "job-unknown",
-        "Pleo answers 404 for the message's job (the company is configured)",
+        "Pleo answers 404 for the message's job on every delivery (the company is configured): a job just "
+        "claimed may not be readable yet, so the 404 is believed from the third delivery on",
         unknown_job,
-        left_alone("n/a"),
+        Expected("n/a", fate=RETRIED, retries=2),
+    ),
+    FaultScenario(
+        "job-readable-after-404",
+        "Pleo answers 404 for the message's job once (just claimed, not readable yet), then reads it",
+        pleo_fault(passing, "GET", JOB_PATH, times=1, status=404, json={"type": "NOT_FOUND", "message": "not found"}),
+        handed_on(retries=1),
     ),
     FaultScenario(
         "company-mismatch",
@@ -863,6 +910,19 @@ def token_save_throttled(system: str, times: int) -> Setup:
     return setup
 
 
+def token_save_refused(system: str) -> Setup:
+    """Secrets Manager refuses every ``PutSecretValue`` of the company's token set (the secret
+    lacks the tag our role's policy asks for)."""
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = oauth_claimed(system)(sandbox)
+        secret = _token_secret(sandbox, system)
+        AWS_FAULTS.inject("PutSecretValue", "access-denied", times=None, when=_param("SecretId", secret))
+        return seeded
+
+    return setup
+
+
 def token_answer_quirk(system: str, quirk: dict[str, Any]) -> Setup:
     def setup(sandbox: Sandbox) -> Seeded:
         seeded = oauth_claimed(system)(sandbox)
@@ -915,7 +975,12 @@ def token_kept_in_the_journal(system: str) -> Verify:
         assert grant is not None and not grant.revoked
         assert sandbox.accounting[system].token_calls == 1, "one token call per rotation"  # type: ignore[attr-defined]
         journal = _journal(sandbox, system)
-        assert journal is not None and grant.refresh_token in journal["answer"]["S"], "the set waits in the journal"
+        assert journal is not None and "answer" not in journal, "the journal holds no plaintext answer"
+        opened = sandbox.aws.client("kms").decrypt(
+            CiphertextBlob=journal["sealedAnswer"]["B"], EncryptionContext={"secretId": _token_secret(sandbox, system)}
+        )["Plaintext"]
+        assert grant.refresh_token in opened.decode(), "the set waits in the journal"
+        assert grant.refresh_token.encode() not in journal["sealedAnswer"]["B"]
         assert _stored_refresh_token(sandbox, system) != grant.refresh_token
 
     return verify
@@ -937,6 +1002,15 @@ def _oauth_rows() -> list[FaultScenario]:
                 f"Secrets Manager `PutSecretValue` of a rotated {name} token set: `ThrottlingException` ten times "
                 "in a row (the set waits in the token journal; the next refresh recovers it)",
                 token_save_throttled(system, 10),
+                handed_on(),
+                verify=token_kept_in_the_journal(system),
+            ),
+            FaultScenario(
+                f"{system}-token-save-refused",
+                f"Secrets Manager refuses `PutSecretValue` of a rotated {name} token set: `AccessDeniedException` "
+                "on every write (the job goes on with the journalled set; `TokenStoreRefused` alarm; no rotation "
+                "on top of it until the store takes it)",
+                token_save_refused(system),
                 handed_on(),
                 verify=token_kept_in_the_journal(system),
             ),
@@ -1014,6 +1088,28 @@ def bad_reference(configuration: dict[str, Any]) -> Setup:
 
 
 HTML = b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>"
+CONTROL_CHARACTERS = json.dumps({"jobId": "\x00\x1b[31m-not-a-uuid", "companyId": str(uuid.UUID(int=2))})
+# What SQS accepts in a message attribute value (as in a body): API reference, SendMessage.
+_SQS_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
+
+
+def reject_attributes_sqs_accepts(sandbox: Sandbox, seeded: Seeded) -> None:
+    dlq = _resources(sandbox).claimed_jobs_dlq_url
+    sent = [p for op, p in AWS_FAULTS.calls if op == "SendMessage" and p.get("QueueUrl") == dlq]
+    assert sent, "the message was moved to the DLQ"
+    for params in sent:
+        for name, value in params["MessageAttributes"].items():
+            text = value["StringValue"]
+            assert _SQS_TEXT.fullmatch(text) and len(text) <= 256, f"{name}: {text!r}"
+
+
+def decision_never_released(sandbox: Sandbox, seeded: Seeded) -> None:
+    table = _resources(sandbox).decisions_table
+    updates = [p for op, p in AWS_FAULTS.calls if op == "UpdateItem" and p.get("TableName") == table]
+    released = [p for p in updates if ":released" in p.get("ExpressionAttributeValues", {})]
+    assert released == [], "a hand-off whose outcome was unknown released its decision"
+
+
 NESTED = "[" * 5000 + "]" * 5000
 HUGE_INTEGER = '{"jobId": ' + "9" * 5000 + ', "companyId": "' + str(uuid.UUID(int=2)) + '"}'
 
@@ -1094,6 +1190,22 @@ HARDENING = [
         "Message body holds a 5,000-digit integer",
         malformed(HUGE_INTEGER),
         rejected("malformed_message"),
+    ),
+    FaultScenario(
+        "malformed-control-characters",
+        "`jobId` holds control characters (`\\u0000`, an escape sequence) that the validation error quotes: "
+        "the `rejectReason` SQS is sent carries only characters SQS accepts",
+        malformed(CONTROL_CHARACTERS),
+        rejected("malformed_message"),
+        verify=reject_attributes_sqs_accepts,
+    ),
+    FaultScenario(
+        "ready-queue-5xx",
+        "SQS `SendMessage` of the hand-off: `InternalServerError` (500), once: the outcome is unknown, so the "
+        "decision is kept (not released) and re-sent under the same deduplication id",
+        aws_fault("ready-queue", "5xx"),
+        handed_on(retries=1),
+        verify=decision_never_released,
     ),
 ]
 

@@ -113,6 +113,32 @@ def test_check_needs_company_ids_or_all(sandbox):
     assert code == 2 and "--all" in err
 
 
+def test_the_cli_never_renews_an_oauth_token_so_it_cannot_cost_a_grant(sandbox):
+    """The CLI runs on a laptop's clock (a lease is compared on the caller's clock), can be
+    interrupted between a token call and the journal write, and flushes no metrics: it
+    never calls a token endpoint nor takes a credential lease. An expired access token
+    makes the check unknown (exit 3) and says where tokens are renewed."""
+    company = sandbox.add_company("xero", "xero-laptop", expired_token=True)
+    secret = company.configuration["accountingCredentialsSecretId"]
+    before = sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+    job = sandbox.add_job(company)
+
+    code, out, _ = run("check", company.company_id, "--no-record")
+    assert code == 3 and "UNKNOWN" in out.splitlines()[0]
+    assert "readiness function" in out
+    code, _, err = run("job", job["id"], "--company", company.company_id, "--dry-run")
+    assert code == 3 and "readiness function" in err
+
+    assert sandbox.xero.token_calls == 0 and not company.grant.revoked
+    assert sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"] == before
+    locks = sandbox.aws.client("dynamodb").scan(TableName=sandbox.resources.credential_lock_table)["Items"]
+    assert locks == []  # no lease taken, nothing journalled
+    # the deployed function (here: the real handler) still renews it
+    sandbox.enqueue_job(job)
+    sandbox.poller().drain()
+    assert sandbox.xero.token_calls == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [job["id"]]
+
+
 # ---------------------------------------------------------------- job
 
 
@@ -253,6 +279,41 @@ def test_config_put_of_an_invalid_document_writes_nothing(sandbox, tmp_path):
 
     assert code == 2 and "nothing was written" in out
     assert "(configured)" in check_out.splitlines()[0]
+
+
+def test_config_put_is_refused_when_the_stored_configuration_changed_since_its_version(sandbox, tmp_path):
+    original = document(sandbox)
+    company_id = original["companyId"]
+    code, out, _ = run("config", "get", company_id)
+    based_on = json.loads(out)
+    assert code == 0 and based_on["version"] == 0 and based_on["mappings"] == original["mappings"]
+
+    # Two operators start from the same read; the first put wins...
+    first, out, _ = run("config", "put", write(tmp_path, {**based_on, "displayName": "first"}))
+    assert first == 0 and "as version 1" in out
+    # ...the second, based on the stale read, is refused and writes nothing.
+    second, _, err = run("config", "put", write(tmp_path, {**based_on, "displayName": "second"}))
+    assert second == 1 and "refused" in err and "at version 1" in err and "based on version 0" in err
+
+    code, out, _ = run("config", "get", company_id)
+    current = json.loads(out)
+    assert current["version"] == 1 and current["displayName"] == "first"
+    item = sandbox.aws.client("dynamodb").get_item(
+        TableName=sandbox.resources.company_config_table, Key={"companyId": {"S": company_id}}
+    )["Item"]
+    assert item["version"] == {"N": "1"} and "version" not in item["configuration"]["M"]
+
+    # A put based on the current version goes through, as the next version.
+    third, out, _ = run("config", "put", write(tmp_path, {**current, "displayName": "third"}))
+    assert third == 0 and "as version 2" in out
+    # A document without a version is a new company's: refused for a versioned one.
+    fourth, _, err = run("config", "put", write(tmp_path, {**original, "displayName": "blind"}))
+    assert fourth == 1 and "based on version 0" in err
+
+
+def test_config_get_of_an_unknown_company_says_so(sandbox):
+    code, out, err = run("config", "get", "99999999-9999-4999-8999-999999999999")
+    assert code == 1 and out == "" and "no configuration item" in err
 
 
 # ---------------------------------------------------------------- readiness

@@ -104,8 +104,9 @@ def test_a_jobs_preflight_updates_its_companys_readiness(sandbox):
 def test_an_older_result_never_overwrites_a_newer_one(sandbox):
     log = DynamoDBReadinessLog(get_settings())
     now = datetime.now(UTC)
-    newer = Readiness(company_id="c1", status="not_ready", checked_at=now)
-    older = Readiness(company_id="c1", status="ready", checked_at=now - timedelta(minutes=5))
+    # the service's own records (a CLI record is replaced by any later one: test_readiness_truth.py)
+    newer = Readiness(company_id="c1", status="not_ready", checked_at=now, source="sweep")
+    older = Readiness(company_id="c1", status="ready", checked_at=now - timedelta(minutes=5), source="job")
 
     log.record(newer)
     log.record(older)

@@ -94,10 +94,10 @@ class FakeGrant:
 def configuration(**overrides: object) -> CompanyConfiguration:
     document: dict[str, object] = {
         "companyId": str(COMPANY),
-        "pleoCredentialsSecretId": "export-preflight/pleo/acme",
+        "pleoCredentialsSecretId": f"export-preflight/pleo/{COMPANY}",  # the company's own (README, "Secrets")
         "accountingSystem": "economic",
         "accountingCompanyRef": "AGR-1",
-        "accountingCredentialsSecretId": "export-preflight/economic/acme",
+        "accountingCredentialsSecretId": f"export-preflight/economic/{COMPANY}",
         "vendorBookkeepingEnabled": True,
         "mappings": {
             "journal": 1,
@@ -108,6 +108,12 @@ def configuration(**overrides: object) -> CompanyConfiguration:
         },
     }
     document.update(overrides)
+    company = document["companyId"]
+    # Each company's own secrets (README, "Secrets"), unless a test names others.
+    if "pleoCredentialsSecretId" not in overrides:
+        document["pleoCredentialsSecretId"] = f"export-preflight/pleo/{company}"
+    if "accountingCredentialsSecretId" not in overrides:
+        document["accountingCredentialsSecretId"] = f"export-preflight/{document.get('accountingSystem')}/{company}"
     return CompanyConfiguration.model_validate(document)
 
 

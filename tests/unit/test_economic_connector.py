@@ -250,7 +250,7 @@ def test_another_agreements_company_name_is_not_put_next_to_the_configured_numbe
         (401, FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE),
         (403, FailureReasonType.AUTHORIZATION_FAILURE),
         (400, FailureReasonType.VALIDATION_FAILURE),
-        (404, FailureReasonType.VALIDATION_FAILURE),
+        (422, FailureReasonType.VALIDATION_FAILURE),
     ],
 )
 def test_error_answers_with_html_bodies_are_classified_by_status(api, connector, status, reason_type):
@@ -263,7 +263,7 @@ def test_error_answers_with_html_bodies_are_classified_by_status(api, connector,
     assert raised.value.reason_type is reason_type and "<html" not in str(raised.value)
 
 
-@pytest.mark.parametrize("status", [400, 404])
+@pytest.mark.parametrize("status", [400, 405, 422])
 def test_an_unexpected_answer_to_self_is_a_permanent_failure(api, connector, status):
     api.get("/self").respond(status, text="not json")
 

@@ -1,11 +1,28 @@
-"""The shared HTTP clients never carry one company's cookies into another's requests."""
+"""The shared HTTP clients: no cookie of one company rides along with another's request, and
+every answer is read within bounds (bytes, decompressed, and a total deadline)."""
 
 from __future__ import annotations
 
+import email.utils
+import gzip
+import json
+import time
+import tracemalloc
+import uuid
+import zlib
+from collections.abc import Callable, Generator, Iterator
+from datetime import UTC, datetime, timedelta
+
 import httpx
+import pytest
 import respx
 
-from export_preflight.http import new_client
+from export_preflight.connectors.base import request_or_raise
+from export_preflight.errors import AccountingSystemUnavailable, PleoUnavailable
+from export_preflight.http import ACCOUNTING_ANSWER_BYTES, new_client, retry_after_seconds
+from export_preflight.models import FailureReasonType, PleoApiKey
+from export_preflight.pleo import PleoClient
+from sandbox.simulators.base import SimulatorServer
 
 
 @respx.mock
@@ -21,3 +38,185 @@ def test_a_cookie_set_by_an_answer_is_never_sent_again():
     assert route.call_count == 2
     assert "cookie" not in route.calls[1].request.headers
     assert len(client.cookies.jar) == 0
+
+
+# ---------------------------------------------------------------- every answer bounded
+# A real loopback server (SimulatorServer with nothing but injected answers) behind the
+# real clients: the Pleo client and a connector's request (request_or_raise).
+
+BOMB_INFLATED = 100_000_000
+
+
+def gzip_bomb(inflated: int = BOMB_INFLATED, *, layers: int = 1) -> bytes:
+    """About 100 KB of gzip that inflate to ``inflated`` zeros (``layers`` times gzipped)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    zeros = bytes(1_000_000)
+    bomb = b"".join([*(packer.compress(zeros) for _ in range(inflated // len(zeros))), packer.flush()])
+    for _ in range(layers - 1):
+        bomb = gzip.compress(bomb, compresslevel=9)
+    return bomb
+
+
+@pytest.fixture
+def server() -> Iterator[SimulatorServer]:
+    with SimulatorServer() as running:
+        yield running
+
+
+def pleo_get_job(server: SimulatorServer, timeout: float = 2.0, auth: httpx.Auth | None = None) -> None:
+    with new_client(server.base_url, timeout_seconds=timeout) as http:
+        PleoClient(http, auth or PleoApiKey(apiKey="pleo-k3y")).get_job(uuid.uuid4())
+
+
+def connector_get(server: SimulatorServer, timeout: float = 2.0) -> None:
+    with new_client(server.base_url, timeout_seconds=timeout) as http:
+        request_or_raise(http, "GET", "/accounts", system="e-conomic", what="looking up the mapped accounts")
+
+
+PARTIES = {
+    "pleo": (pleo_get_job, PleoUnavailable, FailureReasonType.SERVICE_UNREACHABLE, FailureReasonType.SERVICE_TIMEOUT),
+    "connector": (
+        connector_get,
+        AccountingSystemUnavailable,
+        FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+        FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
+    ),
+}
+
+
+def peak_bytes(call: Callable[[], object]) -> tuple[int, BaseException | None]:
+    tracemalloc.start()
+    try:
+        call()
+        raised = None
+    except BaseException as error:
+        raised = error
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, raised
+
+
+@pytest.mark.parametrize("party", list(PARTIES))
+def test_a_gzip_bomb_is_cut_at_the_cap_in_bounded_memory(server, party):
+    call, error, unreachable, _ = PARTIES[party]
+    bomb = gzip_bomb()
+    server.inject("GET", ".*", status=200, raw=bomb, headers={"Content-Encoding": "gzip"}, times=None)
+
+    peak, raised = peak_bytes(lambda: call(server))
+
+    assert isinstance(raised, error), raised
+    assert raised.reason_type is unreachable
+    assert "longer than our limit" in str(raised) and "\0" not in str(raised)
+    # Before: the whole 100 MB inflated (peak about 200 MB). Now: the cap plus a slice's inflation.
+    assert peak < ACCOUNTING_ANSWER_BYTES + 8_000_000 < BOMB_INFLATED / 8, f"peak {peak / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("party", list(PARTIES))
+def test_gzip_inside_gzip_is_not_read(server, party):
+    call, error, unreachable, _ = PARTIES[party]
+    server.inject("GET", ".*", status=200, raw=gzip_bomb(layers=2), headers={"Content-Encoding": "gzip, gzip"})
+
+    peak, raised = peak_bytes(lambda: call(server))
+
+    assert isinstance(raised, error) and raised.reason_type is unreachable, raised
+    assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("party", list(PARTIES))
+def test_a_body_that_does_not_inflate_is_the_partys_trouble(server, party):
+    call, error, unreachable, _ = PARTIES[party]
+    server.inject("GET", ".*", status=200, raw=b"this is not gzip", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(error) as raised:
+        call(server)
+
+    assert raised.value.reason_type is unreachable and "could not read" in str(raised.value)
+
+
+@pytest.mark.parametrize("party", list(PARTIES))
+def test_a_trickling_server_is_cut_at_the_deadline(server, party):
+    call, error, _, timeout = PARTIES[party]
+    # 200 bytes, one every 50 ms: every read is quick, the whole answer would take 10 s.
+    server.inject("GET", ".*", status=200, raw=b"{" + b" " * 198 + b"}", trickle=0.05)
+
+    started = time.monotonic()
+    with pytest.raises(error) as raised:
+        call(server, timeout=1.0)
+    elapsed = time.monotonic() - started
+
+    assert raised.value.reason_type is timeout
+    assert "did not finish answering within 1 s" in str(raised.value)
+    # Before: the whole 10 s (each read well within the 1 s timeout). Now: the deadline.
+    assert 0.9 < elapsed < 1.6, f"{elapsed:.2f} s"
+
+
+class ReadsEveryAnswer(httpx.Auth):
+    """An auth flow that reads each answer's body (as OAuthBearer does, to judge a 401)."""
+
+    requires_response_body = True
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield request
+
+
+def test_an_answer_an_auth_flow_reads_is_bounded_too(server):
+    server.inject("GET", ".*", status=401, raw=gzip_bomb(), headers={"Content-Encoding": "gzip"})
+
+    peak, raised = peak_bytes(lambda: pleo_get_job(server, auth=ReadsEveryAnswer()))
+
+    assert isinstance(raised, PleoUnavailable), raised
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_legitimate_large_gzip_answer_is_read_whole(server):
+    """Just under the accounting cap, gzipped: read and inflated in full."""
+    body = json.dumps({"collection": [{"accountNumber": n, "name": "x" * 100} for n in range(30_000)]}).encode()
+    assert 3_000_000 < len(body) < ACCOUNTING_ANSWER_BYTES
+    server.inject("GET", ".*", status=200, raw=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+
+    with new_client(server.base_url, timeout_seconds=2) as http:
+        response = request_or_raise(http, "GET", "/accounts", system="e-conomic", what="listing")
+
+    assert response.content == body and "content-encoding" not in response.headers
+
+
+# ---------------------------------------------------------------- Retry-After
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("soon", None),
+        ("", None),
+        ("nan", None),
+        ("inf", None),
+        ("Mon, 99 Foo 2024 00:00:00 GMT", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past
+        ("Wed, 21 Oct 2015 07:28:00", 0.0),  # no zone: GMT, in the past
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date_and_anything_else_is_ignored(value, seconds):
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": value})) == seconds
+
+
+def test_a_retry_after_in_the_future_counts_down():
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert 100 < (retry_after_seconds(httpx.Response(429, headers={"Retry-After": when})) or 0) <= 120
+
+
+@pytest.mark.parametrize("party", list(PARTIES))
+def test_a_429_whose_retry_after_is_not_a_time_is_a_rate_limit_without_a_hint(server, party):
+    call, error, _, _ = PARTIES[party]
+    server.inject("GET", ".*", status=429, headers={"Retry-After": "soon"})
+
+    with pytest.raises(error) as raised:
+        call(server)
+
+    assert raised.value.retry_after is None
+    assert raised.value.reason_type in (
+        FailureReasonType.PLEO_RATE_LIMIT,
+        FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+    )

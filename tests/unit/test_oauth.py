@@ -218,7 +218,9 @@ def test_put_secret_value_throttled_in_a_row_loses_nothing(identity, endpoint, t
     else:  # retries spent within the save deadline: the set waits in the journal
         assert store.tokens.refresh_token.get_secret_value() == "refresh-0"
         assert SECRET in journal.entries
-        # the next container recovers it before it would call the provider
+        # once Secrets Manager takes writes again, the next container recovers it before it
+        # would call the provider
+        store.failures.clear()
         recovered = manager(store, journal=journal).current(SECRET, endpoint)
         assert recovered.access_token.get_secret_value() == "access-1"
         assert store.tokens.refresh_token.get_secret_value() == "refresh-1" and journal.entries == {}
@@ -247,12 +249,22 @@ def test_a_kill_between_the_answer_and_the_write_loses_nothing(identity, endpoin
 
 
 def test_a_lease_that_lapses_during_a_slow_token_endpoint_is_checked_before_the_write(identity, endpoint):
-    route, _seen = rotating_token_endpoint(identity, delay=1.2)
-    store, lease = MemoryStore(stale()), MemoryLease()
-    renewed = manager(store, lease, lease_seconds=1).current(SECRET, endpoint)
+    clock = FakeClock()
+    route, _seen = rotating_token_endpoint(identity)
+    route.side_effect = _after(lambda: setattr(clock, "now", clock.now + 21), route.side_effect)  # a frozen process
+    store, lease = MemoryStore(stale()), MemoryLease(clock)
+    renewed = manager(store, lease, clock=clock, sleep=clock.sleep, lease_seconds=20).current(SECRET, endpoint)
     assert lease.renewals == [True]  # ownership checked (and the lapsed lease taken back) before the write
     assert renewed.access_token.get_secret_value() == "access-1"
     assert store.tokens.refresh_token.get_secret_value() == "refresh-1" and route.call_count == 1
+
+
+def _after(first, answer):
+    def answering(request):
+        first()
+        return answer(request)
+
+    return answering
 
 
 def test_a_lease_taken_over_meanwhile_still_saves_the_answer(identity, endpoint):
@@ -270,10 +282,75 @@ def test_a_lease_taken_over_meanwhile_still_saves_the_answer(identity, endpoint)
     assert store.tokens.refresh_token.get_secret_value() == "refresh-1"  # the spent token is never kept
 
 
+def test_a_lease_renewal_that_fails_still_saves_the_answer(identity, endpoint):
+    """Lease calls get one short attempt: a throttled renewal after the token call must not
+    keep the new set from the store (the spent refresh token is never kept)."""
+    _route, seen = rotating_token_endpoint(identity)
+    store = MemoryStore(stale())
+
+    class Throttled(MemoryLease):
+        def renew(self, name, owner, seconds):
+            raise AwsUnavailable("DynamoDB PutItem on the credential lock table failed (ThrottlingException)")
+
+    manager(store, Throttled()).current(SECRET, endpoint)
+    assert store.tokens.refresh_token.get_secret_value() == "refresh-1" and seen == ["refresh-0"]
+
+
 def test_the_lease_outlives_a_bounded_refresh():
     from export_preflight import oauth
 
-    assert oauth.LEASE_SECONDS > oauth.TOKEN_CALL_SECONDS + oauth.SAVE_SECONDS + oauth.READ_SECONDS
+    call, token, save = oauth.AWS_CALL_SECONDS, oauth.TOKEN_CALL_SECONDS, oauth.SAVE_SECONDS
+    # acquire, read the store and the journal (and decrypt it), call the provider, journal the answer
+    assert 1 + call + 3 * call + token + 2 * call < oauth.LEASE_SECONDS
+    # renew, save a recovered set, forget its entry, then refresh
+    assert 1 + call + save + call + token + 2 * call < oauth.LEASE_SECONDS
+    assert token + 2 * call <= oauth.TOKEN_CALL_LEASE_SECONDS
+    assert oauth.REFRESH_BUDGET_SECONDS < 30  # the preflight function's timeout
+
+
+def test_lease_journal_kms_and_store_calls_have_short_timeouts_and_one_attempt(monkeypatch):
+    from export_preflight import aws, oauth
+    from export_preflight.settings import Settings
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    config = aws.TOKEN_CLIENT_CONFIG
+    assert config.retries["total_max_attempts"] == 1
+    assert config.connect_timeout + config.read_timeout <= oauth.AWS_CALL_SECONDS
+    settings = Settings()
+    for client in (aws.DynamoDBLease(settings)._dynamodb, aws.DynamoDBTokenJournal(settings)._dynamodb):
+        assert client is aws.token_client("dynamodb") is not aws.CLIENTS.client("dynamodb")
+        assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (1, 2)
+        assert client.meta.config.retries["total_max_attempts"] == 1
+    # the functions' other calls keep the shared client (3 attempts of connect 3 s + read 5 s)
+    assert aws.CLIENTS.client("dynamodb").meta.config.read_timeout == 5
+
+
+def test_the_token_call_starts_only_while_the_lease_outlasts_it_and_the_journal_write(identity, endpoint):
+    from export_preflight import oauth
+
+    route, _ = rotating_token_endpoint(identity)
+    store = MemoryStore(stale())
+    short = int(oauth.TOKEN_CALL_LEASE_SECONDS)  # the lease counts a second short: DynamoDB compares whole seconds
+    with pytest.raises(TransientError, match="credential lease"):
+        manager(store, lease_seconds=short).current(SECRET, endpoint)
+    assert route.call_count == 0 and store.writes == []
+
+
+def test_a_store_write_starts_only_with_time_for_it(identity, endpoint):
+    """The token call ends with too little of the invocation left for a store write: the set
+    waits in the journal (a write cut off by the timeout would leave its outcome unknown)."""
+    clock = FakeClock()
+    started = clock.now
+    route, seen = rotating_token_endpoint(identity)
+    route.side_effect = _after(lambda: setattr(clock, "now", clock.now + 18.5), route.side_effect)
+    store, journal = MemoryStore(stale()), MemoryJournal()
+    time_left = lambda: 21.0 - (clock.now - started)  # noqa: E731
+    renewed = manager(store, journal=journal, clock=clock, sleep=clock.sleep, time_left=time_left).current(
+        SECRET, endpoint
+    )
+    assert renewed.access_token.get_secret_value() == "access-1"
+    assert store.failed_writes == 0 and store.writes == []  # not even tried
+    assert SECRET in journal.entries and seen == ["refresh-0"]
 
 
 def test_no_refresh_starts_without_time_for_all_of_it(identity, endpoint):
@@ -337,6 +414,84 @@ def test_a_stale_journal_entry_is_dropped_not_replayed(identity, endpoint):
     manager(store, journal=journal).current(SECRET, endpoint)
     assert seen == ["refresh-5"] and journal.entries == {}
     assert store.tokens.refresh_token.get_secret_value() == "refresh-1"
+
+
+def test_a_store_that_refuses_for_hours_never_makes_us_present_a_spent_refresh_token(identity, endpoint, monkeypatch):
+    """Secrets Manager refuses every PutSecretValue (AccessDenied: the secret lacks the tag our
+    policy asks for). Jobs go on with the journalled set while its access token is valid, then
+    fail as our set-up problem; no refresh happens on top of the unsaved set, so the journal
+    always holds the one answer that replaced the stored refresh token."""
+    from export_preflight import oauth
+    from export_preflight.errors import TokenStoreRefused
+
+    counted: list[str] = []
+    monkeypatch.setattr(oauth, "count", counted.append)
+    _route, seen = rotating_token_endpoint(identity)
+    store, journal, clock = MemoryStore(stale()), MemoryJournal(), FakeClock()
+    store.fail_next(10_000, TokenStoreRefused("Secrets Manager refused PutSecretValue (AccessDeniedException)"))
+    tokens_manager = manager(store, journal=journal, clock=clock, sleep=clock.sleep)
+
+    first = tokens_manager.current(SECRET, endpoint)  # rotation 1: journalled, refused, used
+    assert first.access_token.get_secret_value() == "access-1"
+    assert store.failed_writes == 1, "a refusal is not retried"
+    assert counted == ["TokenSetUnsaved", "TokenStoreRefused"]
+    assert tokens_manager.current(SECRET, endpoint) == first  # a later job, still valid: recovered, used
+    # three hours of jobs, hourly: the journalled set's access token has expired
+    for _ in range(3):
+        clock.now += 3600
+        with pytest.raises(TokenStoreRefused) as raised:
+            tokens_manager.current(SECRET, endpoint)
+        assert raised.value.reason_type is FailureReasonType.INTEGRATION_UNUSABLE
+        assert "cannot store the company's Xero credentials" in str(raised.value)
+        with pytest.raises(TokenStoreRefused):  # a 401 on it neither
+            tokens_manager.refresh(SECRET, endpoint, rejected=first)
+    assert seen == ["refresh-0"]  # each refresh token presented at most once
+    assert "TokenStoreRefused" in counted[2:]
+    assert store.tokens.refresh_token.get_secret_value() == "refresh-0"
+    assert '"refresh-1"' in journal.entries[SECRET].answer
+
+    # the store heals: the next job saves the journalled set first, then refreshes from it
+    store.failures.clear()
+    renewed = tokens_manager.current(SECRET, endpoint)
+    assert renewed.access_token.get_secret_value() == "access-2"
+    assert seen == ["refresh-0", "refresh-1"]
+    assert [t.refresh_token.get_secret_value() for t in store.writes] == ["refresh-1", "refresh-2"]
+    assert journal.entries == {}
+
+
+def test_a_store_that_throttles_for_long_does_not_get_a_rotation_on_top_of_the_unsaved_set(identity, endpoint):
+    _route, seen = rotating_token_endpoint(identity)
+    store, journal, clock = MemoryStore(stale()), MemoryJournal(), FakeClock()
+    store.fail_next(10_000)  # ThrottlingException, every time
+    tokens_manager = manager(store, journal=journal, clock=clock, sleep=clock.sleep)
+    tokens_manager.current(SECRET, endpoint)
+    clock.now += 3600
+    with pytest.raises(AwsUnavailable, match="not stored yet"):
+        tokens_manager.current(SECRET, endpoint)
+    assert seen == ["refresh-0"] and SECRET in journal.entries
+
+
+def test_the_operator_cli_never_takes_a_lease_nor_calls_the_token_endpoint(identity, endpoint):
+    from export_preflight.oauth import RefreshNotHere
+
+    class WatchedLease(MemoryLease):
+        acquired: list[str] = []  # noqa: RUF012
+
+        def acquire(self, name, owner, seconds):
+            self.acquired.append(name)
+            return super().acquire(name, owner, seconds)
+
+    route, _ = rotating_token_endpoint(identity)
+    store, lease = MemoryStore(stale()), WatchedLease()
+    cli_tokens = manager(store, lease, refreshes=False)
+    with pytest.raises(RefreshNotHere) as raised:
+        cli_tokens.current(SECRET, endpoint)  # expired
+    assert "readiness function" in str(raised.value) and "refresh-0" not in str(raised.value)
+    store.tokens = tokens("access-0", "refresh-0", time.time() + 60)  # valid for a minute: used to its end
+    assert cli_tokens.current(SECRET, endpoint).access_token.get_secret_value() == "access-0"
+    with pytest.raises(RefreshNotHere):
+        cli_tokens.refresh(SECRET, endpoint, rejected=store.tokens)  # answered 401
+    assert route.call_count == 0 and lease.acquired == [] and store.writes == []
 
 
 def test_a_missing_oauth_client_secret_is_our_setup_problem(identity):

@@ -16,6 +16,7 @@ from export_preflight.errors import (
     AccountingSystemUnavailable,
     AwsUnavailable,
     HandOffNotSent,
+    PleoUnavailable,
     UnprocessableMessage,
 )
 from export_preflight.models import (
@@ -26,7 +27,7 @@ from export_preflight.models import (
     FailureReasonType,
     Readiness,
 )
-from export_preflight.ports import Connection
+from export_preflight.ports import Connection, RecordedDecision
 from export_preflight.service import HAND_OFF_RESEND_SECONDS, Attempt, PreflightService
 from tests.unit.fakes import COMPANY, ECONOMIC_REQUIREMENTS, JOB, FakeConnector, configuration, job
 
@@ -102,23 +103,24 @@ class FakeHandOff:
 
 @dataclass
 class MemoryDecisionLog:
-    records: dict[str, tuple[Decision, str, float]] = field(default_factory=dict)
+    # job id -> (decision, state, claimed at[, re-run token])
+    records: dict[str, tuple] = field(default_factory=dict)
     clock: float = NOW.timestamp()
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None:
+    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None:
         existing = self.records.get(str(decision.job_id))
         if existing and existing[1] != "released":
-            return existing
-        self.records[str(decision.job_id)] = (decision, "acting", self.clock)
+            return RecordedDecision(*existing)
+        self.records[str(decision.job_id)] = (decision, "acting", self.clock, rerun)
         return None
 
     def settle(self, job_id: str) -> None:
-        decision, _, at = self.records[job_id]
-        self.records[job_id] = (decision, "done", at)
+        decision, _, at, *rerun = self.records[job_id]
+        self.records[job_id] = (decision, "done", at, *rerun)
 
     def release(self, job_id: str) -> None:
-        decision, _, at = self.records[job_id]
-        self.records[job_id] = (decision, "released", at)
+        decision, _, at, *rerun = self.records[job_id]
+        self.records[job_id] = (decision, "released", at, *rerun)
 
 
 @dataclass
@@ -130,6 +132,12 @@ class MemoryReadinessLog:
         if self.broken:
             raise AwsUnavailable("DynamoDB PutItem on the readiness table failed (ThrottlingException)")
         self.records[readiness.company_id] = readiness
+
+    def last(self, company_id: str) -> Readiness | None:
+        return self.records.get(company_id)
+
+    def forget(self, company_id: str) -> bool:
+        return self.records.pop(company_id, None) is not None
 
 
 class FakeSecrets:
@@ -205,9 +213,29 @@ def test_known_secret_values_never_reach_the_reason(world):
 )
 def test_a_job_that_is_gone_or_finished_is_skipped(world, jobs, why):
     world.pleo.jobs = jobs
-    decision = world.decide()
+    decision = world.decide(attempt=Attempt(receive_count=3))
     assert decision.outcome == "skipped" and why in (decision.reason or "")
     assert world.pleo.events == [] and world.hand_off.sent == [] and world.decisions.records == {}
+
+
+def test_a_404_for_a_job_just_claimed_is_retried_before_it_is_believed(world):
+    world.pleo.jobs = {}
+    for delivery in (1, 2):
+        with pytest.raises(PleoUnavailable, match="404"):
+            world.decide(attempt=Attempt(receive_count=delivery))
+    assert world.decide(attempt=Attempt(receive_count=3)).outcome == "skipped"
+    # a last delivery believes it at once (nothing is left to retry with)
+    assert world.decide(attempt=Attempt(receive_count=1, max_receive_count=1)).outcome == "skipped"
+    assert world.decisions.records == {} and world.pleo.events == [] and world.hand_off.sent == []
+
+
+def test_a_404_then_the_job_is_readable_hands_it_on(world):
+    existing = world.pleo.jobs
+    world.pleo.jobs = {}
+    with pytest.raises(PleoUnavailable):
+        world.decide(attempt=Attempt(receive_count=1))
+    world.pleo.jobs = existing
+    assert world.decide(attempt=Attempt(receive_count=2)).outcome == "handed_off"
 
 
 def test_an_unknown_company_goes_to_the_dlq(world):
@@ -250,7 +278,7 @@ def test_rejected_accounting_credentials_are_reread_once(world):
 
 
 def test_rejected_pleo_credentials_are_reread_once(world):
-    world.pleo.rejected_secrets.add("export-preflight/pleo/acme")
+    world.pleo.rejected_secrets.add(f"export-preflight/pleo/{COMPANY}")
     assert world.decide().outcome == "handed_off"
     assert [refresh for _, refresh in world.pleo.secrets_used] == [False, True]
 
@@ -313,6 +341,40 @@ def test_a_hand_off_sqs_refused_releases_the_claim(world):
     assert world.decisions.records[str(JOB)][1] == "released"
     world.hand_off.refuse = False
     assert world.decide().outcome == "handed_off" and len(world.hand_off.sent) == 1
+
+
+def test_a_refused_re_send_of_an_earlier_deliverys_hand_off_keeps_the_record(world):
+    """The earlier delivery's send had an unknown outcome (it may have landed): SQS refusing
+    the re-send proves nothing about it, so the decision is not released (a fresh decision
+    could fail a job that was handed on)."""
+    world.decisions.records[str(JOB)] = (Decision(outcome="handed_off", job_id=str(JOB)), "acting", NOW.timestamp())
+    world.hand_off.refuse = True
+    with pytest.raises(HandOffNotSent):
+        world.decide()
+    assert world.decisions.records[str(JOB)][1] == "acting"
+
+
+def test_finishing_a_hand_off_reuses_the_deduplication_id_it_was_made_under(world):
+    """A re-run's decision stopped before it settled; then the *original* message is delivered
+    (a duplicate, a redrive): the hand-off is re-sent as JOB.r1, the id SQS deduplicates
+    against, never as JOB (a second hand-off the ready queue would take)."""
+    world.decisions.records[str(JOB)] = (
+        Decision(outcome="handed_off", job_id=str(JOB)),
+        "acting",
+        NOW.timestamp(),
+        "r1",
+    )
+    world.decisions.clock += 10
+    assert world.decide(rerun=None).outcome == "handed_off"
+    assert [dedup for _, dedup in world.hand_off.sent] == [f"{JOB}.r1"]
+    # and the other way round: a re-run's message finishing the original decision
+    world.decisions.records[str(JOB)] = (
+        Decision(outcome="handed_off", job_id=str(JOB)),
+        "acting",
+        world.decisions.clock,
+    )
+    world.decide(rerun="r2")
+    assert [dedup for _, dedup in world.hand_off.sent] == [f"{JOB}.r1", str(JOB)]
 
 
 def test_a_rerun_hands_off_under_its_own_deduplication_id(world):

@@ -296,7 +296,7 @@ def test_a_scope_refusal_is_a_permissions_problem_without_a_refresh(api, connect
     [
         (403, FailureReasonType.AUTHORIZATION_FAILURE),
         (400, FailureReasonType.VALIDATION_FAILURE),
-        (404, FailureReasonType.VALIDATION_FAILURE),
+        (422, FailureReasonType.VALIDATION_FAILURE),
     ],
 )
 def test_error_answers_with_html_bodies_are_classified_by_status(api, connector, status, reason_type):
@@ -311,7 +311,7 @@ def test_error_answers_with_html_bodies_are_classified_by_status(api, connector,
 @pytest.mark.parametrize("path", [f"{API}/Organisation", "/connections"])
 def test_an_unexpected_answer_while_authenticating_is_a_permanent_failure(api, connector, path):
     api.get(f"{API}/Organisation").mock(return_value=problem(403, "AuthenticationUnsuccessful"))
-    api.get(path).respond(404, text="Not Found")
+    api.get(path).respond(400, text="Bad Request")
 
     with pytest.raises(AccountingSystemError) as raised:
         connector.authenticate()

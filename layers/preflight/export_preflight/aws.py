@@ -20,7 +20,7 @@ from uuid import UUID
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, SetSecretError
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,15 +28,21 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import (
     AwsUnavailable,
+    ConfigurationChanged,
     CredentialsMissing,
     CredentialsUnreadable,
+    DecisionInFlight,
     HandOffNotSent,
+    IntegrationMisconfigured,
     PreflightError,
+    TokenStoreRefused,
     UnprocessableMessage,
 )
 from .models import CompanyConfiguration, Decision, PleoCredentials, Readiness, TokenSet
-from .oauth import JournalEntry
+from .oauth import AWS_CALL_SECONDS, JournalEntry
 from .observability import logger
+from .ports import RecordedDecision
+from .sanitize import sqs_attribute_text
 from .settings import Settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -46,14 +52,26 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # jobs (three AWS calls in flight per job at times) made connections beyond the pool and
 # dropped them after one call, each a new TLS handshake on AWS. As many as the check pool.
 BOTO_CONFIG = Config(
-    retries={"max_attempts": 3, "mode": "standard"},
+    retries={"max_attempts": 3, "mode": "standard"},  # the first attempt and up to 3 retries
     connect_timeout=3,
     read_timeout=5,
     max_pool_connections=64,
 )
+# The hand-off is sent once per call, without the SDK's retries: after an attempt that timed
+# out (SQS may have taken the message) a retried attempt SQS refuses would look like "certainly
+# not sent". Our own retry (the next delivery) re-sends under the same deduplication id.
+# (botocore's ``max_attempts`` counts retries after the first attempt; ``total_max_attempts``
+# counts every attempt: 1 is the first and only one.)
+SINGLE_ATTEMPT_CONFIG = BOTO_CONFIG.merge(Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 _NOT_FOUND_CODES = {"ResourceNotFoundException"}
 # Answers that will not change by retrying: the secret id is wrong or not ours to read.
 _REFUSED_CODES = {"AccessDeniedException", "ValidationException", "InvalidParameterException", "DecryptionFailure"}
+# Answers to PutSecretValue of a token set that will not change by retrying (our set-up).
+_WRITE_REFUSED_CODES = _REFUSED_CODES | {
+    "ResourceNotFoundException",
+    "InvalidRequestException",  # e.g. the secret is scheduled for deletion
+    "EncryptionFailure",
+}
 _PLEO_CREDENTIALS: TypeAdapter[PleoCredentials] = TypeAdapter(PleoCredentials)
 
 
@@ -70,13 +88,22 @@ class AwsClients:
         self._built: dict[tuple[str, str | None], Any] = {}
         self._session: boto3.session.Session | None = None
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, single_attempt: bool = False) -> Any:
+        """The service's client; ``single_attempt``: its twin without the SDK's retries."""
+        if single_attempt:
+            return self._once(
+                f"{service}/single-attempt", lambda session: session.client(service, config=SINGLE_ATTEMPT_CONFIG)
+            )
         return self._once(service, lambda session: session.client(service, config=BOTO_CONFIG))
 
-    def build_soon(self, *services: str) -> None:
+    def build_soon(self, *services: str, single_attempt: bool = False) -> None:
         """Build these clients in a background thread: a cold start's first job waits on the
         network most of the time, and needs them only later (the hand-off's SQS client)."""
-        threading.Thread(target=lambda: [self.client(s) for s in services], name="aws-clients", daemon=True).start()
+        threading.Thread(
+            target=lambda: [self.client(s, single_attempt=single_attempt) for s in services],
+            name="aws-clients",
+            daemon=True,
+        ).start()
 
     def _once(self, name: str, build: Callable[[boto3.session.Session], Any]) -> Any:
         key = (name, os.environ.get("AWS_ENDPOINT_URL"))
@@ -93,6 +120,22 @@ class AwsClients:
 
 # The process's clients (the runtime and the handler module share them).
 CLIENTS = AwsClients()
+
+# Calls made while a credential lease is held (the lease, the token journal and its KMS key,
+# the token store's writes): one attempt with short timeouts, so each ends within
+# ``oauth.AWS_CALL_SECONDS`` and every holder stays inside its lease (see oauth.py).
+TOKEN_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},  # ("max_attempts" counts retries only)
+    connect_timeout=1,
+    read_timeout=2,
+    max_pool_connections=64,
+)
+assert TOKEN_CLIENT_CONFIG.connect_timeout + TOKEN_CLIENT_CONFIG.read_timeout <= AWS_CALL_SECONDS
+
+
+def token_client(service: str) -> Any:
+    """The process's client of ``service`` for calls under a credential lease (``TOKEN_CLIENT_CONFIG``)."""
+    return CLIENTS._once(f"{service}/token", lambda session: session.client(service, config=TOKEN_CLIENT_CONFIG))
 
 
 def _cause(error: GetParameterError) -> BaseException | None:
@@ -178,10 +221,19 @@ class CompanyConfigurations:
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("DynamoDB Scan on the company configuration table", error) from None
 
-    def put(self, configuration: CompanyConfiguration, document: dict[str, Any]) -> None:
+    def put(self, configuration: CompanyConfiguration, document: dict[str, Any]) -> int:
         """Store a company's configuration item (``document`` as given, validated as
-        ``configuration``): the operator CLI's ``config put``."""
-        item = {k: v for k, v in document.items() if k != "companyId"}
+        ``configuration``): the operator CLI's ``config put``. Optimistic concurrency: the
+        document's ``version`` is the version it was based on (``document_of``; absent: 0, no
+        item or one never put with a version); the item is written only if it is still at that
+        version, as version + 1 (returned). Otherwise ``ConfigurationChanged``, nothing written."""
+        based_on = int(document.get("version") or 0)
+        item = {k: v for k, v in document.items() if k not in ("companyId", "version")}
+        if based_on:
+            condition = "#version = :based_on"
+            values: dict[str, Any] = {":based_on": {"N": str(based_on)}}
+        else:
+            condition, values = "attribute_not_exists(#version)", {}
         try:
             self._dynamodb.put_item(
                 TableName=self._settings.company_config_table,
@@ -189,10 +241,42 @@ class CompanyConfigurations:
                     "companyId": {"S": str(configuration.company_id)},
                     # a map, as the console shows it (numbers as Decimal, as DynamoDB wants)
                     "configuration": TypeSerializer().serialize(json.loads(json.dumps(item), parse_float=Decimal)),
+                    "version": {"N": str(based_on + 1)},
                 },
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#version": "version"},
+                **({"ExpressionAttributeValues": values} if values else {}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _unavailable("DynamoDB PutItem on the company configuration table", error) from None
+            old = error.response.get("Item") or {}
+            current = int(old["version"]["N"]) if "version" in old else self.document_of(configuration.company_id)[1]
+            raise ConfigurationChanged(str(configuration.company_id), based_on, current) from None
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB PutItem on the company configuration table", error) from None
+        return based_on + 1
+
+    def document_of(self, company_id: UUID) -> tuple[dict[str, Any] | None, int]:
+        """The company's stored configuration document (``companyId`` first, as ``config put``
+        takes it) and its version (0: none yet), read consistently (the CLI's ``config get``)."""
+        try:
+            found = self._dynamodb.get_item(
+                TableName=self._settings.company_config_table,
+                Key={"companyId": {"S": str(company_id)}},
+                ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as error:
-            raise _unavailable("DynamoDB PutItem on the company configuration table", error) from None
+            raise _unavailable("DynamoDB GetItem on the company configuration table", error) from None
+        item = found.get("Item")
+        if item is None:
+            return None, 0
+        version = int(item["version"]["N"]) if "version" in item else 0
+        raw = _DESERIALIZE.deserialize(item["configuration"]) if "configuration" in item else {}
+        stored = json.loads(raw) if isinstance(raw, str) else _plain(raw)
+        body = stored if isinstance(stored, dict) else {}
+        return {"companyId": str(company_id), **{k: v for k, v in body.items() if k != "companyId"}}, version
 
     @property
     def _dynamodb(self) -> Any:
@@ -252,12 +336,25 @@ class Credentials:
         return self.load(secret_id, TokenSet, refresh=fresh)
 
     def write(self, secret_id: str, tokens: TokenSet) -> None:
-        """Persist a rotated token pair (PutSecretValue) and cache it as the current value."""
+        """Persist a rotated token pair (PutSecretValue, one short attempt: it runs under the
+        credential lease) and cache it as the current value. A refusal that retrying cannot
+        change (access denied, e.g. the secret lacks the token-set tag; a secret scheduled for
+        deletion) is ``TokenStoreRefused``; anything else ``AwsUnavailable``."""
         value = tokens.to_secret()
         try:
-            self._provider.set(secret_id, value, client_request_token=str(uuid.uuid4()))
-        except SetSecretError as error:
-            raise _unavailable("Secrets Manager PutSecretValue", error.__cause__ or error.__context__) from None
+            token_client("secretsmanager").put_secret_value(
+                SecretId=secret_id, SecretString=value, ClientRequestToken=str(uuid.uuid4())
+            )
+        except ClientError as error:
+            if _code(error) in _WRITE_REFUSED_CODES:
+                logger.error(
+                    "Secrets Manager refused to store a rotated token set",
+                    extra={"secret_id": secret_id, "code": _code(error)},
+                )
+                raise TokenStoreRefused(f"Secrets Manager refused PutSecretValue ({_code(error)})") from None
+            raise _unavailable("Secrets Manager PutSecretValue", error) from None
+        except BotoCoreError as error:
+            raise _unavailable("Secrets Manager PutSecretValue", error) from None
         self._provider.add_to_cache(
             self._provider._build_cache_key(name=secret_id), value, self._settings.secrets_cache_seconds
         )
@@ -294,14 +391,16 @@ class Credentials:
 
 class DynamoDBLease:
     """``Lease`` on the credential-lock table: a conditional write that succeeds for one
-    owner at a time; a lease left behind by a crashed container lapses after its TTL."""
+    owner at a time; a lease left behind by a crashed container lapses after its TTL.
+    Expiry is compared on the caller's clock: only the functions (clocks kept in sync by
+    AWS) take leases; the operator CLI never refreshes, so it never takes one."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
     @property
     def _dynamodb(self) -> Any:
-        return CLIENTS.client("dynamodb")
+        return token_client("dynamodb")  # short timeouts: held leases are timed (oauth.py)
 
     def acquire(self, name: str, owner: str, seconds: int) -> bool:
         now = int(time.time())
@@ -356,21 +455,32 @@ JOURNAL_TTL_SECONDS = 30 * 86_400
 
 
 class DynamoDBTokenJournal:
-    """``TokenJournal`` in the credential lock table (KMS-encrypted at rest): one item per
-    credential, ``lockId = journal#<secret id>``, holding the provider's raw answer until the
-    token store has the set. The function's role may read and write it; nothing logs it."""
+    """``TokenJournal`` in the credential lock table: one item per credential, ``lockId =
+    journal#<secret id>``, holding the provider's raw answer until the token store has the
+    set. The answer is encrypted on the client with the customer-managed KMS key
+    ``JOURNAL_KMS_KEY_ID`` (attribute ``sealedAnswer``; encryption context ``{"secretId":
+    <secret id>}``, so an entry copied to another credential does not decrypt), which only
+    the functions' roles may use: reading the table (or a point-in-time restore of it)
+    yields no token. Nothing logs an answer.
+
+    Entries written before the encryption (a plaintext ``answer``) are still recalled: one
+    may hold the only copy of a live refresh token. The next refresh of that credential
+    saves it and deletes the item, so none outlives its first recall."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
     @property
     def _dynamodb(self) -> Any:
-        return CLIENTS.client("dynamodb")
+        return token_client("dynamodb")
 
     def keep(self, secret_id: str, entry: JournalEntry) -> None:
+        sealed = self._kms(
+            "Encrypt", KeyId=self._key_id(), Plaintext=entry.answer.encode(), EncryptionContext={"secretId": secret_id}
+        )["CiphertextBlob"]
         item = {
             "lockId": {"S": f"journal#{secret_id}"},
-            "answer": {"S": entry.answer},
+            "sealedAnswer": {"B": sealed},
             "receivedAt": {"N": repr(entry.received_at)},
             "replaces": {"S": entry.replaces},
             "expiresAt": {"N": str(int(time.time()) + JOURNAL_TTL_SECONDS)},
@@ -386,7 +496,17 @@ class DynamoDBTokenJournal:
         ).get("Item")
         if not found:
             return None
-        return JournalEntry(found["answer"]["S"], float(found["receivedAt"]["N"]), found["replaces"]["S"])
+        if "sealedAnswer" in found:
+            answer = self._kms(
+                "Decrypt",
+                KeyId=self._key_id(),
+                CiphertextBlob=found["sealedAnswer"]["B"],
+                EncryptionContext={"secretId": secret_id},
+            )["Plaintext"].decode()
+        else:
+            logger.warning("a token journal entry from before client-side encryption", extra={"secret_id": secret_id})
+            answer = found["answer"]["S"]
+        return JournalEntry(answer, float(found["receivedAt"]["N"]), found["replaces"]["S"])
 
     def forget(self, secret_id: str, entry: JournalEntry) -> None:
         try:
@@ -401,12 +521,48 @@ class DynamoDBTokenJournal:
             if "ConditionalCheckFailed" not in str(error):
                 raise
 
+    def _key_id(self) -> str:
+        if not self._settings.journal_kms_key_id:
+            logger.error("JOURNAL_KMS_KEY_ID is not set: rotated token sets cannot be journalled")
+            raise IntegrationMisconfigured("the token journal's KMS key is not configured (JOURNAL_KMS_KEY_ID)")
+        return self._settings.journal_kms_key_id
+
+    def _kms(self, operation: str, **kwargs: Any) -> Any:
+        method = {"Encrypt": "encrypt", "Decrypt": "decrypt"}[operation]
+        try:
+            return getattr(token_client("kms"), method)(**kwargs)
+        except ClientError as error:
+            if _code(error) in _KMS_REFUSED_CODES:
+                logger.error(
+                    "KMS refused the token journal's key", extra={"operation": operation, "code": _code(error)}
+                )
+                raise IntegrationMisconfigured(
+                    f"KMS {operation} with the token journal's key failed ({_code(error)})"
+                ) from None
+            raise _unavailable(f"KMS {operation} for the token journal", error) from None
+        except BotoCoreError as error:
+            raise _unavailable(f"KMS {operation} for the token journal", error) from None
+
     def _call(self, operation: str, **kwargs: Any) -> Any:
         method = {"PutItem": "put_item", "GetItem": "get_item", "DeleteItem": "delete_item"}[operation]
         try:
             return getattr(self._dynamodb, method)(**kwargs)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(f"DynamoDB {operation} on the token journal", error) from None
+
+
+# KMS answers that will not change by retrying: the key is wrong, disabled or not ours to use,
+# or the ciphertext is not an entry of this credential.
+_KMS_REFUSED_CODES = {
+    "AccessDeniedException",
+    "NotFoundException",
+    "DisabledException",
+    "KMSInvalidStateException",
+    "InvalidKeyUsageException",
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "ValidationException",
+}
 
 
 class DynamoDBDecisionLog:
@@ -420,9 +576,10 @@ class DynamoDBDecisionLog:
     def _dynamodb(self) -> Any:
         return CLIENTS.client("dynamodb")
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None:
-        """Record ``decision`` as being acted on, unless the job has a record already: then
-        that record's (decision, state, claimed-at) is returned instead."""
+    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None:
+        """Record ``decision`` as being acted on, with the re-run token it is made under (its
+        hand-off's deduplication id), unless the job has a record already: then that record
+        is returned instead."""
         now = time.time()
         item = {
             "jobId": {"S": str(decision.job_id)},
@@ -448,10 +605,11 @@ class DynamoDBDecisionLog:
             old = error.response.get("Item") or self._get(str(decision.job_id))
             if old is None:  # removed between our write and our read (a re-run): try again later
                 raise AwsUnavailable("the job's decision record changed while it was being claimed") from None
-            return (
+            return RecordedDecision(
                 Decision.model_validate_json(old["decision"]["S"]),
                 old["state"]["S"],
                 float(old["claimedAt"]["N"]),
+                old.get("rerun", {}).get("S") or None,
             )
         except BotoCoreError as error:
             raise _unavailable("DynamoDB PutItem on the job decisions table", error) from None
@@ -476,11 +634,31 @@ class DynamoDBDecisionLog:
         except (ClientError, BotoCoreError) as error:
             logger.warning("could not release a job's decision record", extra={"error": str(error)})
 
-    def forget(self, job_id: str) -> None:
-        """Remove the job's record (the re-run path; operators only)."""
+    def forget(self, job_id: str, *, in_flight_seconds: float) -> None:
+        """Remove the job's record (the re-run path; operators only). A conditional delete:
+        a record still ``acting`` and claimed less than ``in_flight_seconds`` ago stays (a
+        delivery may yet finish it) and ``DecisionInFlight`` is raised."""
+        now = time.time()
         try:
-            self._dynamodb.delete_item(TableName=self._settings.decisions_table, Key={"jobId": {"S": job_id}})
-        except (ClientError, BotoCoreError) as error:
+            self._dynamodb.delete_item(
+                TableName=self._settings.decisions_table,
+                Key={"jobId": {"S": job_id}},
+                ConditionExpression="attribute_not_exists(jobId) OR #state <> :acting OR claimedAt < :cutoff",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":acting": {"S": "acting"},
+                    ":cutoff": {"N": repr(now - in_flight_seconds)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _unavailable("DynamoDB DeleteItem on the job decisions table", error) from None
+            old = error.response.get("Item") or self._get(job_id) or {}
+            outcome = Decision.model_validate_json(old["decision"]["S"]).outcome if "decision" in old else "unknown"
+            age = now - float(old.get("claimedAt", {}).get("N", now))
+            raise DecisionInFlight(job_id, outcome, age, in_flight_seconds - age) from None
+        except BotoCoreError as error:
             raise _unavailable("DynamoDB DeleteItem on the job decisions table", error) from None
 
     def recorded(self, job_id: str) -> Decision | None:
@@ -523,6 +701,11 @@ class DynamoDBReadinessLog:
         return CLIENTS.client("dynamodb")
 
     def record(self, readiness: Readiness) -> None:
+        """Store the company's readiness unless a later check is recorded. ``checkedAt`` is the
+        writer's clock: the service's (synchronised) or an operator's laptop (the CLI). A
+        laptop clock running ahead must not make a record no sweep can replace, so a CLI
+        record never outranks the service's own: any later write replaces it, whatever its
+        ``checkedAt`` (the item's ``source`` says whose it is)."""
         checked_at = readiness.checked_at.timestamp()
         try:
             self._dynamodb.put_item(
@@ -531,11 +714,13 @@ class DynamoDBReadinessLog:
                     "companyId": {"S": readiness.company_id},
                     "status": {"S": readiness.status},
                     "checkedAt": {"N": repr(checked_at)},
+                    "source": {"S": readiness.source},
                     "readiness": {"S": readiness.model_dump_json()},
                     "expiresAt": {"N": str(int(checked_at) + self._settings.readiness_retention_seconds)},
                 },
-                ConditionExpression="attribute_not_exists(companyId) OR checkedAt <= :checked",
-                ExpressionAttributeValues={":checked": {"N": repr(checked_at)}},
+                ConditionExpression="attribute_not_exists(companyId) OR checkedAt <= :checked OR #source = :cli",
+                ExpressionAttributeNames={"#source": "source"},
+                ExpressionAttributeValues={":checked": {"N": repr(checked_at)}, ":cli": {"S": "cli"}},
             )
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
@@ -551,6 +736,52 @@ class DynamoDBReadinessLog:
             return [Readiness.model_validate_json(item["readiness"]["S"]) for page in pages for item in page["Items"]]
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("DynamoDB Scan on the readiness table", error) from None
+
+    def last(self, company_id: str) -> Readiness | None:
+        """The company's last recorded readiness (a consistent read), or None."""
+        try:
+            found = self._dynamodb.get_item(
+                TableName=self._settings.readiness_table, Key={"companyId": {"S": company_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB GetItem on the readiness table", error) from None
+        item = found.get("Item")
+        return Readiness.model_validate_json(item["readiness"]["S"]) if item else None
+
+    def forget(self, company_id: str, *, checked_before: float | None = None) -> bool:
+        """Remove the company's record (its configuration is gone); with ``checked_before``,
+        only a record checked before then (not one a check of a re-added company just wrote).
+        True when a record was removed."""
+        condition: dict[str, Any] = {}
+        if checked_before is not None:
+            condition = {
+                "ConditionExpression": "checkedAt < :before",
+                "ExpressionAttributeValues": {":before": {"N": repr(checked_before)}},
+            }
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._settings.readiness_table, Key={"companyId": {"S": company_id}}, **condition
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable("DynamoDB DeleteItem on the readiness table", error) from None
+        except BotoCoreError as error:
+            raise _unavailable("DynamoDB DeleteItem on the readiness table", error) from None
+        return True
+
+    def prune(self, configured: list[str], *, checked_before: float) -> list[str]:
+        """Remove the records of companies that have no configuration any more (the sweep,
+        with the companies it just listed); returns the companies removed."""
+        keep = set(configured)
+        try:
+            pages = self._dynamodb.get_paginator("scan").paginate(
+                TableName=self._settings.readiness_table, ProjectionExpression="companyId"
+            )
+            recorded = [item["companyId"]["S"] for page in pages for item in page.get("Items", [])]
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DynamoDB Scan on the readiness table", error) from None
+        return [c for c in recorded if c not in keep and self.forget(c, checked_before=checked_before)]
 
 
 class Queues:
@@ -569,11 +800,13 @@ class Queues:
 
         Deduplicated by ``deduplication_id`` (the job id; a decision retried after an unclear
         send hands off once within SQS's 5-minute window) and grouped by company (one
-        company's jobs in order). Raises ``HandOffNotSent`` when SQS answered with an error
-        (nothing was enqueued), ``AwsUnavailable`` when the outcome is unknown.
+        company's jobs in order). One attempt, without the SDK's retries (``SINGLE_ATTEMPT_CONFIG``).
+        Raises ``HandOffNotSent`` only when SQS refused that attempt with an error answer
+        (4xx: nothing was enqueued), ``AwsUnavailable`` when the outcome is unknown (a timeout,
+        a dropped connection, a 5xx: SQS may have taken the message).
         """
         try:
-            response = self._sqs.send_message(
+            response = CLIENTS.client("sqs", single_attempt=True).send_message(
                 QueueUrl=self._settings.ready_jobs_queue_url,
                 MessageBody=json.dumps(payload),
                 MessageAttributes={"jobId": {"DataType": "String", "StringValue": str(payload["jobId"])}},
@@ -581,6 +814,8 @@ class Queues:
                 MessageDeduplicationId=deduplication_id,
             )
         except ClientError as error:
+            if int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 500) >= 500:
+                raise _unavailable("SQS SendMessage", error) from None  # SQS's own trouble: outcome unknown
             raise HandOffNotSent(str(_unavailable("SQS SendMessage", error))) from None
         except BotoCoreError as error:
             raise _unavailable("SQS SendMessage", error) from None
@@ -588,9 +823,12 @@ class Queues:
 
     def dead_letter(self, body: str, *, kind: str, reason: str, dlq_url: str | None = None) -> str:
         """Move an unprocessable message to the DLQ (the claimed-jobs DLQ unless ``dlq_url``
-        says otherwise), with why, without burning retries."""
+        says otherwise), with why, without burning retries. The attributes carry only
+        characters SQS accepts, at most 256 of them (``sqs_attribute_text``)."""
         return self._send(
-            dlq_url or self._settings.claimed_jobs_dlq_url, body, {"rejectKind": kind, "rejectReason": reason[:256]}
+            dlq_url or self._settings.claimed_jobs_dlq_url,
+            body,
+            {"rejectKind": sqs_attribute_text(kind), "rejectReason": sqs_attribute_text(reason)},
         )
 
     def delay_redelivery(self, receipt_handle: str, seconds: int, *, queue_url: str | None = None) -> None:

@@ -5,6 +5,7 @@
     export-preflight rerun JOB_ID [--company COMPANY_ID]
     export-preflight config validate FILE
     export-preflight config put FILE
+    export-preflight config get COMPANY_ID
     export-preflight readiness [--json]
 
 It works against AWS with the usual environment (``AWS_PROFILE``, ``AWS_REGION``) and the
@@ -32,7 +33,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from .errors import PreflightError, TransientError
+from .errors import ConfigurationChanged, DecisionInFlight, PreflightError, TransientError
 from .models import CheckOutcome, ClaimedJobMessage, CompanyConfiguration, Decision, Mappings, Readiness
 
 EXIT_OK, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -117,7 +118,11 @@ def rerun_job(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         state = "not found in Pleo" if found is None else f"{found.status}, not in_progress"
         print(f"refused: job {args.job_id} is {state}; preflight would leave it alone", file=err)
         return EXIT_NOT_READY
-    done = rerun(args.job_id, found.company_id, decisions=runtime.decisions, queue=runtime.queues)
+    try:
+        done = rerun(args.job_id, found.company_id, decisions=runtime.decisions, queue=runtime.queues)
+    except DecisionInFlight as error:
+        print(f"refused: {error}", file=err)
+        return EXIT_NOT_READY
     previous = f" (was {recorded.outcome})" if recorded else ""
     print(
         f"job {done.job_id}: decision record removed{previous}; re-sent as message {done.message_id} "
@@ -140,19 +145,40 @@ def config_put(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if configuration is None:
         print("nothing was written", file=out)
         return EXIT_USAGE
-    _runtime().configurations.put(configuration, document)
+    try:
+        version = _runtime().configurations.put(configuration, document)
+    except ConfigurationChanged as error:
+        print(f"refused: {error}", file=err)
+        return EXIT_NOT_READY
     print(
-        f"stored the configuration of company {configuration.company_id}; "
+        f"stored the configuration of company {configuration.company_id} as version {version}; "
         f"check it with: export-preflight check {configuration.company_id}",
         file=out,
     )
     return EXIT_OK
 
 
+def config_get(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """The stored document with its ``version``: edit it and ``config put`` it back."""
+    document, version = _runtime().configurations.document_of(args.company_id)
+    if document is None:
+        print(f"company {args.company_id} has no configuration item", file=err)
+        return EXIT_NOT_READY
+    json.dump({**document, "version": version}, out, indent=2)
+    out.write("\n")
+    return EXIT_OK
+
+
 def readiness(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """The last known readiness of every company: not ready first, then unknown, then ready."""
     order = {"not_ready": 0, "unknown": 1, "ready": 2}
-    records = sorted(_runtime().readiness.all(), key=lambda r: (order[r.status], r.display_name or "", r.company_id))
+    runtime = _runtime()
+    # Only configured companies: a removed company's record is no longer true (the sweep removes it).
+    configured = set(runtime.configurations.company_ids())
+    records = sorted(
+        (r for r in runtime.readiness.all() if r.company_id in configured),
+        key=lambda r: (order[r.status], r.display_name or "", r.company_id),
+    )
     if args.json:
         json.dump([r.model_dump(mode="json") for r in records], out, indent=2)
         out.write("\n")
@@ -286,6 +312,12 @@ def _validated(path: str) -> tuple[dict[str, Any], CompanyConfiguration | None, 
         )
     numeric = spec.numeric_fields if spec else frozenset()
     errors += [_field_first(problem) for problem in configuration.reference_problems(numeric)]
+    from .settings import get_settings
+
+    for secret_field in ("pleoCredentialsSecretId", "accountingCredentialsSecretId"):
+        secret_problem = configuration.secret_id_problem(secret_field, get_settings().secrets_prefix)  # type: ignore[arg-type]
+        if secret_problem:
+            errors.append(_field_first(secret_problem))
     for name, value in (
         ("pleoCredentialsSecretId", configuration.pleo_credentials_secret_id),
         ("accountingSystem", configuration.accounting_system),
@@ -305,8 +337,11 @@ def _validated(path: str) -> tuple[dict[str, Any], CompanyConfiguration | None, 
 
 
 def _unknown_fields(document: dict[str, Any]) -> list[str]:
-    known = _aliases(CompanyConfiguration)
+    known = _aliases(CompanyConfiguration) | {"version"}  # the stored version it is based on (config get)
     unknown = [f"{key}: unknown field" for key in document if key not in known]
+    version = document.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        unknown.append("version: must be the whole number `config get` printed (or absent for a new company)")
     mappings = document.get("mappings")
     if isinstance(mappings, dict):
         known_mappings = _aliases(Mappings)
@@ -328,9 +363,11 @@ def _field_first(problem: str) -> str:
 
 
 def _runtime() -> Any:
+    """The operator's runtime: it never refreshes an OAuth token (a check that needs a new
+    access token is unknown, exit 3), so the CLI cannot cost a company its grant."""
     from .runtime import get_runtime
 
-    return get_runtime()
+    return get_runtime(operator=True)
 
 
 @contextlib.contextmanager
@@ -399,9 +436,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = config.add_parser("validate", help="validate a configuration document (FILE, or - for stdin)")
     sub.add_argument("file", metavar="FILE")
     sub.set_defaults(command=config_validate)
-    sub = config.add_parser("put", help="validate, then store a configuration document")
+    sub = config.add_parser(
+        "put", help="validate, then store a configuration document (refused if changed since its version)"
+    )
     sub.add_argument("file", metavar="FILE")
     sub.set_defaults(command=config_put)
+    sub = config.add_parser("get", help="print a company's stored configuration document, with its version")
+    sub.add_argument("company_id", type=UUID, metavar="COMPANY_ID")
+    sub.set_defaults(command=config_get)
 
     sub = commands.add_parser("readiness", help="the last known readiness of every company")
     sub.add_argument("--json", action="store_true", help="JSON on stdout")

@@ -63,8 +63,42 @@ class IntegrationMisconfigured(TransientError):
     reason_type = FailureReasonType.INTEGRATION_UNUSABLE
 
 
+class TokenStoreRefused(IntegrationMisconfigured):
+    """The token store refuses to keep a company's rotated OAuth tokens (e.g. Secrets Manager
+    answers ``AccessDeniedException``: the secret lacks the tag our role's policy asks for).
+    Retrying will not help: our set-up is wrong (``TokenStoreRefused`` metric and alarm)."""
+
+
 class HandOffNotSent(AwsUnavailable):
-    """SQS answered the hand-off with an error: nothing was enqueued (unlike a timeout)."""
+    """SQS refused the hand-off's one attempt with an error answer: nothing was enqueued
+    (unlike a timeout, a dropped connection or a 5xx, whose outcome is unknown)."""
+
+
+class DecisionInFlight(PreflightError):
+    """A re-run was refused: the job's decision is still being acted on (recorded ``age``
+    seconds ago, state ``acting``) and a delivery may yet finish it; ``wait`` seconds more."""
+
+    def __init__(self, job_id: str, outcome: str, age: float, wait: float) -> None:
+        super().__init__(
+            f"job {job_id}'s decision ({outcome}) was recorded {int(age)} s ago and is still being acted on: "
+            f"a delivery of its message may yet finish it; re-run it in {max(1, int(wait) + 1)} s at the earliest"
+        )
+        self.outcome = outcome
+        self.age = age
+        self.wait = wait
+
+
+class ConfigurationChanged(PreflightError):
+    """A configuration put based on a stale read was refused (optimistic concurrency)."""
+
+    def __init__(self, company_id: str, based_on: int, current: int) -> None:
+        super().__init__(
+            f"the stored configuration of company {company_id} is at version {current}, but this document is "
+            f"based on version {based_on}: it was changed meanwhile. Nothing was written. Get the current one "
+            f"(export-preflight config get {company_id} > FILE), apply your change to it, then put it again"
+        )
+        self.based_on = based_on
+        self.current = current
 
 
 class JobNotConfirmed(TransientError):

@@ -264,6 +264,33 @@ class CompanyConfiguration(BaseModel):
             problems.append("accountingCredentialsSecretId is not a valid secret name")
         return problems
 
+    def expected_secret_id(
+        self, field: Literal["pleoCredentialsSecretId", "accountingCredentialsSecretId"], prefix: str
+    ) -> str:
+        """The one name a credentials secret of this company may have (README, "Secrets"):
+        ``<prefix>pleo/<companyId>`` for Pleo, ``<prefix><accountingSystem>/<companyId>`` for
+        the accounting system. A secret id carries its company, so a configuration cannot
+        point one company at another company's secrets."""
+        system = "pleo" if field == "pleoCredentialsSecretId" else (self.accounting_system or "<accountingSystem>")
+        return f"{prefix}{system}/{self.company_id}"
+
+    def secret_id_problem(
+        self, field: Literal["pleoCredentialsSecretId", "accountingCredentialsSecretId"], prefix: str
+    ) -> str | None:
+        """Why the secret id in ``field`` may not be read for this company, or None (also when
+        it is not set: that is a missing configuration, reported elsewhere). Checked before
+        the secret is read; names the field and the expected name, never a secret value."""
+        value = (
+            self.pleo_credentials_secret_id
+            if field == "pleoCredentialsSecretId"
+            else (self.accounting_credentials_secret_id)
+        )
+        expected = self.expected_secret_id(field, prefix)
+        if not value or value == expected:
+            return None
+        system = "pleo" if field == "pleoCredentialsSecretId" else "<accountingSystem>"
+        return f"{field} must name this company's own secret, {prefix}{system}/<companyId>: {expected}"
+
     @model_validator(mode="before")
     @classmethod
     def _from_item(cls, value: Any) -> Any:

@@ -5,20 +5,31 @@ Xero, Pleo and Fortnox rotate the refresh token on every refresh, and presenting
 one can revoke the whole grant. So, per credential:
 
 - only one refresh runs at a time across all containers (a lease, see ``Lease``), and
-  the lease outlives a bounded refresh: the token call, the reads and the writes each
-  have a total deadline, and a refresh starts only when the invocation has time for all
-  of it (``REFRESH_BUDGET_SECONDS`` < ``LEASE_SECONDS``);
+  every holder stays inside its lease: each step under it has a total deadline (the
+  token call; each lease, journal, KMS and token-store call on its own short-timeout
+  client), the token call starts only when the lease still outlasts it and the journal
+  write after it, and a store write only when the lease and the invocation have time for
+  it (the arithmetic is asserted below);
 - whoever holds the lease re-reads the stored tokens first (another container may
   have refreshed meanwhile) and refreshes only if they are still the old ones;
-- the provider's answer goes to a write-ahead journal (``TokenJournal``, a second
-  durable, encrypted place) before anything else, then to the token store with retries
-  while the lease is held (ownership checked first); the journal entry is forgotten once
-  the store has the set. A set the store never took is recovered from the journal by the
-  next refresh, before it calls the provider;
+- the provider's answer goes to a write-ahead journal (``TokenJournal``: a second
+  durable place, encrypted on the client with a customer-managed KMS key) before anything
+  else, then to the token store with retries while the lease is held (ownership checked
+  first); the journal entry is forgotten once the store has the set. A set the store never
+  took is recovered from the journal by the next refresh, before it calls the provider;
+- a refresh never rotates on top of a set the store has not accepted: a recovered set
+  that still cannot be saved is used while its access token is valid, and after that the
+  refresh fails (``TokenStoreRefused`` when the store refuses for good: our set-up
+  problem, ``integration_unusable``) until the store takes it. The journal holds one
+  answer per credential, so it always replaces the stored refresh token: however long
+  the store refuses, no spent refresh token is ever presented;
 - an answer that does not fully parse (e.g. ``expires_in: null``) still yields the new
   refresh token; a refresh answered ``invalid_grant`` re-reads the store once (someone
   may have rotated meanwhile) before the grant is declared revoked;
-- everyone else waits for the stored tokens to change, then uses them.
+- everyone else waits for the stored tokens to change, then uses them;
+- the operator CLI never refreshes (``OAuthTokens(refreshes=False)``): it runs on a
+  laptop's clock, can be interrupted at any moment and flushes no metrics, so it uses a
+  stored access token while it is valid and otherwise reports the check as unknown.
 """
 
 from __future__ import annotations
@@ -37,22 +48,46 @@ from pydantic import SecretStr
 
 from .errors import (
     AccountingSystemError,
+    AwsUnavailable,
     CredentialsMissing,
     CredentialsUnreadable,
     IntegrationMisconfigured,
+    TokenStoreRefused,
     TransientError,
 )
 from .http import Answer, Trouble, fetch_within
 from .models import ClientCredentials, FailureReasonType, TokenSet
 from .observability import count, logger
 
-# A refresh must fit in one invocation (the function's timeout is 30 s) and in its lease.
+# Time budgets, in seconds. Every AWS call under a lease (lease, journal, KMS, token store)
+# goes through a client of its own with one attempt and short timeouts (aws.py
+# ``TOKEN_CLIENT_CONFIG``: connect 1 s + read 2 s), so each takes at most AWS_CALL_SECONDS.
+AWS_CALL_SECONDS = 3.0
 TOKEN_CALL_SECONDS = 8.0  # the token call, all of it
-SAVE_SECONDS = 8.0  # journal + store writes, with retries
-READ_SECONDS = 3.0  # the store and journal reads under the lease
-REFRESH_BUDGET_SECONDS = TOKEN_CALL_SECONDS + SAVE_SECONDS + READ_SECONDS
+READ_SECONDS = 3 * AWS_CALL_SECONDS  # under the lease: the store, the journal and the journal's KMS Decrypt
+JOURNAL_WRITE_SECONDS = 2 * AWS_CALL_SECONDS  # KMS Encrypt, then PutItem
+SAVE_SECONDS = 8.0  # store writes with retries; an attempt starts only with AWS_CALL_SECONDS of it left
 LEASE_SECONDS = 45
-assert LEASE_SECONDS > REFRESH_BUDGET_SECONDS, "the lease must outlive a bounded refresh"
+# The lease counts from just before its PutItem (a whole second early: DynamoDB compares whole
+# seconds). A spent refresh token is safe once the journal holds the answer (the next holder
+# recovers it), so acquiring, reading, the token call and the journal write fit in one lease:
+SPENT_TOKEN_SAFE_SECONDS = 1 + AWS_CALL_SECONDS + READ_SECONDS + TOKEN_CALL_SECONDS + JOURNAL_WRITE_SECONDS  # 27
+# A recovery renews the lease, saves the journalled set and forgets it, then may refresh:
+RECOVER_THEN_REFRESH_SECONDS = (
+    1 + AWS_CALL_SECONDS + SAVE_SECONDS + AWS_CALL_SECONDS + TOKEN_CALL_SECONDS + JOURNAL_WRITE_SECONDS
+)  # 29
+# The save renews the lease first, then writes the store and forgets the journal entry:
+SAVE_UNDER_LEASE_SECONDS = 1 + AWS_CALL_SECONDS + SAVE_SECONDS + AWS_CALL_SECONDS  # 15
+assert max(SPENT_TOKEN_SAFE_SECONDS, RECOVER_THEN_REFRESH_SECONDS, SAVE_UNDER_LEASE_SECONDS) < LEASE_SECONDS, (
+    "every holder must stay inside its lease"
+)
+# The token call is started only with this long left in the lease (checked, not assumed):
+TOKEN_CALL_LEASE_SECONDS = TOKEN_CALL_SECONDS + JOURNAL_WRITE_SECONDS
+# ... and in the invocation: the token call, the journal write, the lease renewal and one store
+# write (more store attempts only while time is left: the journal holds the set meanwhile).
+REFRESH_BUDGET_SECONDS = TOKEN_CALL_SECONDS + JOURNAL_WRITE_SECONDS + 2 * AWS_CALL_SECONDS  # 20
+SHORTEST_FUNCTION_TIMEOUT_SECONDS = 30  # template.yaml, Mappings: Timeouts (Preflight; Readiness is 60)
+assert REFRESH_BUDGET_SECONDS < SHORTEST_FUNCTION_TIMEOUT_SECONDS, "a refresh must fit in one invocation"
 # Used when an answer's expires_in is missing or nonsense: short, so the token is renewed soon.
 FALLBACK_EXPIRES_IN = 300
 # For token sets stored without ``refreshedAt``: access tokens live at most this long.
@@ -217,11 +252,25 @@ def parse_answer(answer: str, previous: TokenSet, received_at: float) -> tuple[T
     )
 
 
+@dataclass
+class _Holding:
+    """A lease this refresh holds: its owner id and when it lapses at the latest (our clock)."""
+
+    owner: str
+    until: float
+
+    def left(self, now: float) -> float:
+        return self.until - now
+
+
 class OAuthTokens:
     """Hands out valid access tokens for OAuth credentials stored under a secret id.
 
     ``time_left`` is the invocation's remaining time in seconds (a refresh is not started
-    without time for all of it); ``lease_seconds`` exists for tests only.
+    without time for it, nor a store write); ``refreshes=False`` (the operator CLI) never
+    takes a lease or calls a token endpoint: a stored access token is used while valid,
+    otherwise ``RefreshNotHere`` says where tokens are renewed. ``lease_seconds`` exists for
+    tests only.
     """
 
     def __init__(
@@ -235,6 +284,7 @@ class OAuthTokens:
         wait_seconds: float = 10.0,
         time_left: Callable[[], float] = lambda: math.inf,
         lease_seconds: int = LEASE_SECONDS,
+        refreshes: bool = True,
     ) -> None:
         self._store = store
         self._lease = lease
@@ -244,22 +294,34 @@ class OAuthTokens:
         self._wait_seconds = wait_seconds
         self._time_left = time_left
         self._lease_seconds = lease_seconds
+        self._refreshes = refreshes
 
     def current(self, secret_id: str, endpoint: TokenEndpoint) -> TokenSet:
         """A token set whose access token is not about to expire."""
         tokens = self._store.read(secret_id, fresh=False)
         if tokens.fresh(self._clock()):
             return tokens
+        if not self._refreshes and tokens.fresh(self._clock(), skew=0):
+            return tokens  # still valid: the CLI uses it to the end
         return self.refresh(secret_id, endpoint, rejected=tokens)
 
     def refresh(self, secret_id: str, endpoint: TokenEndpoint, *, rejected: TokenSet) -> TokenSet:
         """Replace ``rejected`` (expired, or answered 401) — once, whoever asks."""
+        if not self._refreshes:
+            raise RefreshNotHere(
+                f"the stored {endpoint.system} access token has expired or was refused, and the operator CLI "
+                "never renews tokens (a second renewal beside the deployed functions can cost the company's "
+                "grant): run the check through the deployed readiness function (README, Operator CLI), or wait for "
+                "the next sweep"
+            )
         owner = uuid.uuid4().hex
         deadline = self._clock() + self._wait_seconds
         while True:
+            started = self._clock()
             if self._lease.acquire(secret_id, owner, self._lease_seconds):
+                holding = _Holding(owner, started - 1 + self._lease_seconds)
                 try:
-                    return self._refresh_holding_lease(secret_id, endpoint, rejected, owner)
+                    return self._refresh_holding_lease(secret_id, endpoint, rejected, holding)
                 finally:
                     self._lease.release(secret_id, owner)
             stored = self._store.read(secret_id, fresh=True)
@@ -272,13 +334,19 @@ class OAuthTokens:
     # ------------------------------------------------------------ under the lease
 
     def _refresh_holding_lease(
-        self, secret_id: str, endpoint: TokenEndpoint, rejected: TokenSet, owner: str
+        self, secret_id: str, endpoint: TokenEndpoint, rejected: TokenSet, holding: _Holding
     ) -> TokenSet:
-        stored = self._recover(secret_id, owner)
+        stored, unsaved = self._recover(secret_id, holding)
         if _replaced(stored, rejected) and stored.fresh(self._clock(), skew=0):
             return stored  # someone else refreshed (or a journalled set was recovered)
+        if unsaved is not None:
+            # Never rotate on top of a set the store has not taken: the journal keeps one answer,
+            # and the next one would replace the only copy of this set's refresh token.
+            raise _not_stored(endpoint, unsaved)
         if self._time_left() < REFRESH_BUDGET_SECONDS:
             raise TransientError("too little time left in this invocation to refresh the access token safely")
+        if holding.left(self._clock()) < TOKEN_CALL_LEASE_SECONDS:
+            raise TransientError("too little time left in the credential lease to refresh the access token safely")
         try:
             answer = endpoint.refresh(stored)
         except GrantRevoked:
@@ -295,24 +363,24 @@ class OAuthTokens:
             if journalled:
                 self._journal.forget(secret_id, entry)
             raise endpoint.unusable_answer("without tokens")
-        self._save(secret_id, tokens, entry, owner, journalled=journalled)
+        self._save(secret_id, tokens, entry, holding, journalled=journalled)
         if not usable:
             raise endpoint.unusable_answer("without an access token")
         return tokens
 
-    def _recover(self, secret_id: str, owner: str) -> TokenSet:
-        """The stored set, after saving a journalled one the store never took."""
+    def _recover(self, secret_id: str, holding: _Holding) -> tuple[TokenSet, TransientError | None]:
+        """The stored set, after saving a journalled one the store never took; and why that
+        recovered set is still not saved (None when it is, or when there was none)."""
         stored = self._store.read(secret_id, fresh=True)
         entry = self._journal.recall(secret_id)
         if entry is None:
-            return stored
+            return stored, None
         if entry.replaces != fingerprint(stored):
             self._journal.forget(secret_id, entry)  # the store moved on since: a stale entry
-            return stored
+            return stored, None
         tokens, _ = parse_answer(entry.answer, stored, entry.received_at)
         logger.warning("recovering a rotated token set from the journal", extra={"secret_id": secret_id})
-        self._save(secret_id, tokens, entry, owner, journalled=True)
-        return tokens
+        return tokens, self._save(secret_id, tokens, entry, holding, journalled=True)
 
     def _keep(self, secret_id: str, entry: JournalEntry) -> bool:
         try:
@@ -322,26 +390,45 @@ class OAuthTokens:
             return False
         return True
 
-    def _save(self, secret_id: str, tokens: TokenSet, entry: JournalEntry, owner: str, *, journalled: bool) -> None:
-        """Write the set while the lease is ours, retrying with backoff within ``SAVE_SECONDS``;
-        forget the journal entry once the store has it."""
-        if not self._lease.renew(secret_id, owner, self._lease_seconds):
-            logger.warning("the credential lease was taken over during a refresh; saving the new set anyway")
+    def _save(
+        self, secret_id: str, tokens: TokenSet, entry: JournalEntry, holding: _Holding, *, journalled: bool
+    ) -> TransientError | None:
+        """Write the set while the lease is ours, retrying with backoff within ``SAVE_SECONDS``
+        (each attempt only with time for it left in the invocation and the lease); forget the
+        journal entry once the store has it. Returns why the set is not saved (None: saved)."""
+        started = self._clock()
+        try:
+            ours = self._lease.renew(secret_id, holding.owner, self._lease_seconds)
+        except TransientError as error:  # unknown: as if taken over (the spent token is never kept)
+            logger.warning("could not renew the credential lease", extra={"error": str(error)})
+            ours = False
+        if ours:
+            holding.until = started - 1 + self._lease_seconds
+        else:
+            logger.warning("the credential lease is not ours any more; saving the new set anyway")
         give_up_at = self._clock() + SAVE_SECONDS
         delay = 0.2
         while True:
             try:
+                self._time_to_write(holding if ours else None)
                 self._store.write(secret_id, tokens)
                 break
             except TransientError as error:
-                if self._clock() + delay >= give_up_at:
+                refused = isinstance(error, TokenStoreRefused)
+                if (
+                    refused
+                    or isinstance(error, _NoTimeToWrite)
+                    or self._clock() + delay + AWS_CALL_SECONDS > give_up_at
+                ):
                     journalled = journalled or self._keep(secret_id, entry)
                     logger.error(
                         "a rotated token set could not be saved to the token store",
                         extra={"secret_id": secret_id, "error": str(error), "journalled": journalled},
                     )
                     count("TokenSetUnsaved")
-                    return
+                    if refused:
+                        count("TokenStoreRefused")
+                    return error
                 self._sleep(delay)
                 delay = min(delay * 2, 3.0)
         if journalled:
@@ -349,6 +436,36 @@ class OAuthTokens:
                 self._journal.forget(secret_id, entry)
             except TransientError as error:  # harmless: a stale entry is recognised and dropped later
                 logger.warning("could not clear the token journal", extra={"error": str(error)})
+        return None
+
+    def _time_to_write(self, holding: _Holding | None) -> None:
+        """Raise ``_NoTimeToWrite`` unless one store write fits in the invocation (and in the
+        lease, while it is ours): a write cut off by a timeout would leave its outcome unknown."""
+        if self._time_left() < AWS_CALL_SECONDS:
+            raise _NoTimeToWrite("too little time left in this invocation to write the token store")
+        if holding is not None and holding.left(self._clock()) < AWS_CALL_SECONDS:
+            raise _NoTimeToWrite("too little time left in the credential lease to write the token store")
+
+
+class RefreshNotHere(TransientError):
+    """This process does not renew OAuth tokens (the operator CLI): the check is unknown."""
+
+
+class _NoTimeToWrite(TransientError):
+    """No time left for one more token-store write (the set stays in the journal)."""
+
+
+def _not_stored(endpoint: TokenEndpoint, why: TransientError) -> TransientError:
+    """Why a refresh cannot go on: the last renewed set is not in the token store yet."""
+    if isinstance(why, TokenStoreRefused):
+        return TokenStoreRefused(
+            f"the integration cannot store the company's {endpoint.system} credentials (the token store refuses "
+            "the renewed ones); our operators are alerted"
+        )
+    return AwsUnavailable(
+        f"the company's renewed {endpoint.system} credentials are not stored yet, and they are not renewed again "
+        f"until they are ({why})"
+    )
 
 
 class OAuthBearer(httpx.Auth):

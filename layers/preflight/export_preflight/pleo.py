@@ -18,7 +18,7 @@ from .errors import (
     PleoUnavailable,
     UnprocessableMessage,
 )
-from .http import Trouble, send
+from .http import PLEO_ANSWER_BYTES, Trouble, send
 from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
 from .oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from .sanitize import sanitize_reason
@@ -29,6 +29,7 @@ PLEO_TROUBLE = Trouble(
     timeout=FailureReasonType.SERVICE_TIMEOUT,
     unreachable=FailureReasonType.SERVICE_UNREACHABLE,
     rate_limit=FailureReasonType.PLEO_RATE_LIMIT,
+    answer_bytes=PLEO_ANSWER_BYTES,
 )
 
 

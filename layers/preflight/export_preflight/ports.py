@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 from .connectors.base import JOURNAL_MAPPINGS, AccountingConnector, ConnectionProfile
@@ -91,14 +91,25 @@ class HandOff(Protocol):
     def hand_off(self, payload: dict[str, object], *, deduplication_id: str) -> str: ...
 
 
+class RecordedDecision(NamedTuple):
+    """A job's decision record: the decision, its state (``acting``, ``done``, ``released``),
+    when it was claimed (epoch seconds) and the re-run token it was made under (None: the
+    original message), which names its hand-off's deduplication id."""
+
+    decision: Decision
+    state: str
+    claimed_at: float
+    rerun: str | None = None
+
+
 class DecisionLog(Protocol):
     """The durable record of each job's decision (kept longer than a message can live).
 
-    ``claim`` records a decision before it is acted on, or returns the job's existing
-    record as (decision, state, claimed-at epoch seconds); ``settle`` marks it acted on;
+    ``claim`` records a decision (with the delivering message's re-run token) before it is
+    acted on, or returns the job's existing record; ``settle`` marks it acted on;
     ``release`` gives up a claim whose action certainly did not happen."""
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> tuple[Decision, str, float] | None: ...
+    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None: ...
 
     def settle(self, job_id: str) -> None: ...
 
@@ -110,5 +121,14 @@ class ReadinessLog(Protocol):
 
     def record(self, readiness: Readiness) -> None:
         """Store it, unless the company has a record checked later (an older result never
-        overwrites a newer one)."""
+        overwrites a newer one). A record from the CLI (``source == "cli"``, an operator's
+        clock) never outranks the service's own: any later record replaces it."""
+        ...
+
+    def last(self, company_id: str) -> Readiness | None:
+        """The company's last recorded readiness, if any."""
+        ...
+
+    def forget(self, company_id: str) -> bool:
+        """Remove the company's record (its configuration is gone)."""
         ...

@@ -44,14 +44,21 @@ class Runtime:
 
 
 @cache
-def get_runtime() -> Runtime:
-    """The process-wide runtime (settings are read here, once)."""
+def get_runtime(*, operator: bool = False) -> Runtime:
+    """The process-wide runtime (settings are read here, once). ``operator``: the operator
+    CLI's, which never refreshes an OAuth token (see ``OAuthTokens``): it runs on a laptop's
+    clock, can be interrupted between a token call and the journal write, and flushes no
+    metrics. The functions call it without arguments."""
     settings = get_settings()
     timeout = settings.http_timeout_seconds
     credentials = Credentials(settings)
     deadline = InvocationDeadline()
     tokens = OAuthTokens(
-        credentials, DynamoDBLease(settings), DynamoDBTokenJournal(settings), time_left=deadline.seconds_left
+        credentials,
+        DynamoDBLease(settings),
+        DynamoDBTokenJournal(settings),
+        time_left=deadline.seconds_left,
+        refreshes=not operator,
     )
     pleo_token_endpoint = TokenEndpoint(
         new_client(settings.base_url(settings.pleo_auth_base_url), timeout_seconds=timeout),
@@ -87,8 +94,10 @@ def get_runtime() -> Runtime:
         decisions=decisions,
         readiness=readiness,
         executor=check_pool,
+        secrets_prefix=settings.secrets_prefix,
     )
-    CLIENTS.build_soon("sqs")  # needed last (the hand-off): built while the first job waits on the network
+    # needed last (the hand-off, sent without SDK retries): built while the first job waits on the network
+    CLIENTS.build_soon("sqs", single_attempt=True)
     record_workers = settings.max_parallel_records if settings.check_concurrency else 1
     return Runtime(
         settings=settings,

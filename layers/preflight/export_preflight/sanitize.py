@@ -26,3 +26,21 @@ def sanitize_reason(text: str, secrets: Iterable[str] = ()) -> str:
     if len(text) > MAX_REASON_LENGTH:
         text = text[: MAX_REASON_LENGTH - 1].rstrip() + "…"
     return text
+
+
+# SQS accepts in a String message attribute value what it accepts in a message body (API
+# reference, MessageAttributeValue): #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD |
+# #x10000 to #x10FFFF (API reference, SendMessage, MessageBody); a request with any other
+# character is refused (InvalidMessageContents). Lone surrogates (#xD800 to #xDFFF), which a
+# Python str may hold after JSON parsing, are outside the set too.
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+MAX_ATTRIBUTE_LENGTH = 256
+
+
+def sqs_attribute_text(text: str, limit: int = MAX_ATTRIBUTE_LENGTH) -> str:
+    """``text`` as a String message attribute value SQS accepts: one line, every character
+    SQS refuses replaced by U+FFFD, at most ``limit`` characters, never empty."""
+    text = _WHITESPACE.sub(" ", _NOT_SQS_TEXT.sub("\ufffd", text)).strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text or "(none given)"

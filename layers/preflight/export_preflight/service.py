@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 from .checks import CHECKS, CheckReport, PreflightContext, run_checks
@@ -20,6 +20,7 @@ from .errors import (
     AccountingSystemError,
     AccountingSystemUnavailable,
     HandOffNotSent,
+    PleoUnavailable,
     TransientError,
     UnprocessableMessage,
 )
@@ -47,14 +48,28 @@ from .ports import (
     SecretValues,
 )
 from .sanitize import sanitize_reason
+from .settings import DEFAULT_SECRETS_PREFIX
 
 T = TypeVar("T")
 # The first steps of a decision: the job's configuration, Pleo for its company, the job and
 # the accounting connection; or the decision to leave the job alone.
 Prepared: TypeAlias = Decision | tuple[CompanyConfiguration, PleoJobs, ExportJob, Connection]
 CHECK_ORDER = {check.name: index for index, check in enumerate(CHECKS)}
+# Checks whose verdict depends on whether the job books vendors (``PreflightContext.vendor_job``:
+# the scopes, capabilities, accounts and mappings it needs): a journal-only job's pass says
+# nothing about the vendor side the sweep checks for a company with vendor bookkeeping.
+VENDOR_SCOPED_CHECKS = frozenset({"permissions", "capabilities", "mapped_accounts", "mappings_complete"})
 # A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
 HAND_OFF_RESEND_SECONDS = 240
+# A re-run may not remove a decision still ``acting`` younger than this: a delivery may yet
+# finish it (re-send its hand-off within HAND_OFF_RESEND_SECONDS, and take up to one
+# function timeout, 30 s, doing so).
+RERUN_WAIT_SECONDS = HAND_OFF_RESEND_SECONDS + 30
+# Pleo answered 404 for the job. A job we were just asked to check may not be readable yet
+# (the claim stage saw it a moment ago): the 404 is believed from this delivery on (or on the
+# last one), earlier ones are retried.
+JOB_NOT_FOUND = "job not found in Pleo"
+NOT_FOUND_BELIEVED_FROM_DELIVERY = 3
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class PreflightService:
         readiness: ReadinessLog,
         executor: Executor | None,
         clock: Callable[[], float] = time.time,
+        secrets_prefix: str = DEFAULT_SECRETS_PREFIX,
     ) -> None:
         self._configurations = configurations
         self._pleo = pleo
@@ -112,6 +128,8 @@ class PreflightService:
         self._recorded: dict[str, tuple[object, float]] = {}
         self._executor = executor
         self._clock = clock
+        # Credentials secrets are named <prefix><system>/<companyId> (README, "Secrets").
+        self._secrets_prefix = secrets_prefix
 
     def prepare_soon(self, message: ClaimedJobMessage) -> Future[Prepared] | None:
         """Start the read-only first steps of ``decide`` (configuration, the job from Pleo,
@@ -141,6 +159,14 @@ class PreflightService:
         (e.g. the idempotency record's completion); otherwise they are waited for here."""
         ready = prepared.result() if prepared is not None else self._prepare(message)
         if isinstance(ready, Decision):
+            if ready.reason == JOB_NOT_FOUND and not (
+                attempt.receive_count >= NOT_FOUND_BELIEVED_FROM_DELIVERY or attempt.is_last_delivery
+            ):
+                raise PleoUnavailable(
+                    f"Pleo does not know job {message.job_id} (404) on delivery {attempt.receive_count}; a job "
+                    f"just claimed may not be readable yet: retried, believed from delivery "
+                    f"{NOT_FOUND_BELIEVED_FROM_DELIVERY}"
+                )
             return ready
         config, pleo, job, connection = ready
         report = self._run_checks(job, config, connection)
@@ -182,7 +208,7 @@ class PreflightService:
                 outcome="skipped",
                 job_id=str(message.job_id),
                 company_id=str(message.company_id),
-                reason="job not found in Pleo",
+                reason=JOB_NOT_FOUND,
                 accounting_system=config.accounting_system,
             )
         if not job.in_progress:
@@ -201,13 +227,15 @@ class PreflightService:
         waits: list[Future[None]],
     ) -> Decision:
         intended = self._intended(job, config, report, failures)
-        decision, act = self._claim(intended, message.rerun)
+        decision, act, rerun = self._claim(intended, message.rerun)
         if not act:
             return decision
         if decision.outcome == "failed_early":
             decided = self._fail(pleo, job, decision, config)
         else:
-            decided = self._hand_on(job, config, decision, message.rerun)
+            # ``decision is intended``: this delivery claimed it; otherwise it finishes one an
+            # earlier delivery recorded, whose own send may have landed.
+            decided = self._hand_on(job, config, decision, rerun, first_send=decision is intended)
         self._submit(self._settle, str(job.id), waits)
         return decided
 
@@ -257,6 +285,8 @@ class PreflightService:
                 self._record_readiness(readiness)
             return readiness
         if config is None:
+            if record:  # the company was removed: its last readiness is no longer true
+                self._forget_readiness(company_id)
             return _configuration_problem(
                 company_id,
                 Reason.MISSING_CONFIGURATION,
@@ -264,13 +294,21 @@ class PreflightService:
                 now,
                 source,
             )
+        problem = config.secret_id_problem("pleoCredentialsSecretId", self._secrets_prefix)
+        if problem is not None:  # never read another company's secret
+            readiness = _configuration_problem(
+                company_id, Reason.INVALID_CONFIGURATION, f"the configuration is invalid: {problem}", now, source
+            )
+            if record:
+                self._record_readiness(readiness)
+            return readiness
         job = ExportJob(
             id=NO_JOB,
             company_id=company_id,
             status=JobStatus.IN_PROGRESS,
             vendor_based_bookkeeping=config.vendor_bookkeeping_enabled,
         )
-        connection = self._connectors.connect(config)
+        connection = self._connect(config)
         report = self._run_checks(job, config, connection)
         if report.errors and not report.failures and not attempt.is_last_delivery:
             raise _with_party(report.errors[0], config)
@@ -289,17 +327,14 @@ class PreflightService:
         keep_alive: float | None,
         job_id: str | None = None,
     ) -> Readiness:
-        secrets = self._secrets.known_values(
-            [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
-        )
+        secrets = self._secret_values(config)
         unfinished = [
             CheckOutcome.failed(name, error.reason_type, f"could not finish: {error}")
             for name, error in zip(report.unfinished, report.errors, strict=True)
         ]
-        problems = [
-            problem.model_copy(update={"reason": sanitize_reason(problem.reason or "", secrets)})
-            for problem in (*report.failures, *unfinished)
-        ]
+        # every outcome redacted (reasons and facts) before it is stored or shown
+        checks = [redact(outcome, secrets) for outcome in (*report.outcomes, *unfinished)]
+        problems = [outcome for outcome in checks if outcome.status == "failed"]  # failures, then unfinished
         lapses_at, renewed, ends_at = self._grant_lapse(connection, report, keep_alive)
         notices = [
             notice
@@ -322,7 +357,7 @@ class PreflightService:
             display_name=config.display_name,
             problems=problems,
             # every check in order; an unfinished one as its problem
-            checks=sorted([*report.outcomes, *unfinished], key=lambda o: CHECK_ORDER.get(o.check, len(CHECK_ORDER))),
+            checks=sorted(checks, key=lambda o: CHECK_ORDER.get(o.check, len(CHECK_ORDER))),
             checked_at=datetime.fromtimestamp(self._clock(), UTC),
             source=source,
             job_id=job_id,
@@ -364,20 +399,60 @@ class PreflightService:
     def _record_job_readiness(self, found: tuple[CompanyConfiguration, CheckReport, Connection, str]) -> None:
         """Record what a job found, unless this container recorded the same for the company
         within ``JOB_READINESS_UNCHANGED_SECONDS`` (a busy company's jobs would otherwise
-        each write the same record)."""
+        each write the same record).
+
+        A job changes only what it checked: a journal-only job of a company with vendor
+        bookkeeping enabled did not look at the vendor side (bills, the payables account,
+        their scopes), so its record is merged with the company's last one (see
+        ``_merged_with_last``)."""
         config, report, connection, job_id = found
         try:
             readiness = self._readiness_of(config, report, connection, source="job", job_id=job_id, keep_alive=None)
+            same = (readiness.status, tuple((p.check, p.reason_type, p.reason) for p in readiness.problems))
+            last = self._recorded.get(readiness.company_id)
+            now = self._clock()
+            if last is not None and last[0] == same and now - last[1] < JOB_READINESS_UNCHANGED_SECONDS:
+                return
+            if config.vendor_bookkeeping_enabled and _journal_only(report):
+                readiness = self._merged_with_last(readiness)
         except Exception as error:  # the readiness record must never cost a decision
             logger.warning("could not record the company's readiness", extra={"error": str(error)})
             return
-        same = (readiness.status, tuple((p.check, p.reason_type, p.reason) for p in readiness.problems))
-        last = self._recorded.get(readiness.company_id)
-        now = self._clock()
-        if last is not None and last[0] == same and now - last[1] < JOB_READINESS_UNCHANGED_SECONDS:
-            return
         self._record_readiness(readiness)
         self._recorded[readiness.company_id] = (same, now)
+
+    def _merged_with_last(self, readiness: Readiness) -> Readiness:
+        """A narrower job's readiness merged with the company's last record: a scope-dependent
+        check (``VENDOR_SCOPED_CHECKS``) the job passed keeps the last record's failure (the
+        job could not see it: e.g. the missing bills scope); everything else is the job's.
+        A failure kept this way is cleared by the next sweep or ``check``, which look at the
+        company's full scope."""
+        last = self._readiness.last(readiness.company_id)
+        if last is None:
+            return readiness
+        kept = {
+            c.check: c
+            for c in last.checks
+            if c.status == "failed" and c.check in VENDOR_SCOPED_CHECKS and not _unfinished(c)
+        }
+        checks = [kept.get(c.check, c) if c.status == "passed" else c for c in readiness.checks]
+        if checks == readiness.checks:
+            return readiness
+        failed = [c for c in checks if c.status == "failed" and not _unfinished(c)]
+        unfinished = [c for c in checks if c.status == "failed" and _unfinished(c)]
+        return readiness.model_copy(
+            update={
+                "checks": checks,
+                "problems": [*failed, *unfinished],
+                "status": "not_ready" if failed else "unknown" if unfinished else "ready",
+            }
+        )
+
+    def _forget_readiness(self, company_id: UUID) -> None:
+        try:
+            self._readiness.forget(str(company_id))
+        except Exception as error:  # best effort: the sweep removes it too
+            logger.warning("could not remove the company's readiness", extra={"error": str(error)})
 
     def _record_readiness(self, readiness: Readiness) -> None:
         try:
@@ -395,11 +470,12 @@ class PreflightService:
     def _intended(
         self, job: ExportJob, config: CompanyConfiguration, report: CheckReport, failures: list[CheckOutcome]
     ) -> Decision:
+        # Every outcome redacted (reasons and facts): the decision record, the hand-off's
+        # ``checks`` and the CLI show these, never the raw ones.
+        secrets = self._secret_values(config)
+        checks = [redact(outcome, secrets) for outcome in report.outcomes]
         if failures:
             reason_type, reason = summarize(failures)
-            secrets = self._secrets.known_values(
-                [i for i in (config.pleo_credentials_secret_id, config.accounting_credentials_secret_id) if i]
-            )
             intended = Decision(
                 outcome="failed_early",
                 job_id=str(job.id),
@@ -407,7 +483,7 @@ class PreflightService:
                 reason_type=reason_type,
                 reason=sanitize_reason(reason, secrets),
                 accounting_system=config.accounting_system,
-                checks=list(report.outcomes),
+                checks=checks,
             )
         else:
             intended = Decision(
@@ -416,24 +492,27 @@ class PreflightService:
                 company_id=str(job.company_id),
                 job_status=job.status,
                 accounting_system=config.accounting_system,
-                checks=list(report.outcomes),
+                checks=checks,
             )
         return intended
 
-    def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool]:
+    def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool, str | None]:
         """The decision to act on: ours, or the one a previous delivery recorded and may not
         have finished acting on; with False when the job was decided and acted on before (a
-        duplicate or a redrive): then the recorded decision stands and nothing is done again."""
+        duplicate or a redrive): then the recorded decision stands and nothing is done again.
+        And the re-run token the decision was made under: finishing a recorded decision
+        re-sends its hand-off under the deduplication id it was first sent with, whichever
+        message (the original or a re-run's) delivers the job now."""
         existing = self._decisions.claim(intended, rerun=rerun)
         if existing is None:
-            return intended, True
-        decision, state, claimed_at = existing
+            return intended, True, rerun
+        decision, state, claimed_at, rerun = existing
         if state == "done":
             logger.info(
                 "the job was decided before; not acting again",
                 extra={"outcome": decision.outcome, "decided_at": claimed_at},
             )
-            return decision, False
+            return decision, False, rerun
         age = self._clock() - claimed_at
         if decision.outcome == "handed_off" and age > HAND_OFF_RESEND_SECONDS:
             raise UnprocessableMessage(
@@ -443,7 +522,7 @@ class PreflightService:
                 kind="hand_off_unknown",
             )
         logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})
-        return decision, True
+        return decision, True, rerun
 
     def _fail(self, pleo: PleoJobs, job: ExportJob, decision: Decision, config: CompanyConfiguration) -> Decision:
         assert decision.reason_type is not None and decision.reason is not None
@@ -455,7 +534,9 @@ class PreflightService:
             )
         return decision.model_copy(update={"job_status": confirmed.status})
 
-    def _hand_on(self, job: ExportJob, config: CompanyConfiguration, decision: Decision, rerun: str | None) -> Decision:
+    def _hand_on(
+        self, job: ExportJob, config: CompanyConfiguration, decision: Decision, rerun: str | None, *, first_send: bool
+    ) -> Decision:
         payload: dict[str, object] = {
             "jobId": str(job.id),
             "companyId": str(job.company_id),
@@ -465,9 +546,14 @@ class PreflightService:
             "checks": {o.check: o.facts for o in decision.checks},
         }
         try:
-            self._hand_off.hand_off(payload, deduplication_id=f"{job.id}.{rerun}" if rerun else str(job.id))
+            self._hand_off.hand_off(payload, deduplication_id=hand_off_deduplication_id(str(job.id), rerun))
         except HandOffNotSent:
-            self._decisions.release(str(job.id))  # nothing was enqueued: the next delivery starts afresh
+            # SQS refused this one attempt: nothing was enqueued by it. Released (the next delivery
+            # decides afresh) only when it was the decision's first send; a re-send finishing an
+            # earlier delivery's decision proves nothing about that delivery's send, which may
+            # have landed: the record stays (re-sent within the window, else hand_off_unknown).
+            if first_send:
+                self._decisions.release(str(job.id))
             raise
         return decision
 
@@ -493,6 +579,13 @@ class PreflightService:
     def _configuration(self, company_id: UUID, message: ClaimedJobMessage) -> CompanyConfiguration:
         config = self._configurations.get(company_id)
         if config is not None and config.pleo_credentials_secret_id:
+            problem = config.secret_id_problem("pleoCredentialsSecretId", self._secrets_prefix)
+            if problem is not None:  # another company's secret, maybe: never read it
+                raise UnprocessableMessage(
+                    f"the configuration of company {company_id} is invalid: {problem}. Nothing was read with it "
+                    "and nothing was done to the job; correct the configuration item, then redrive",
+                    kind="invalid_configuration",
+                )
             return config
         if company_id == message.company_id:
             raise UnprocessableMessage(
@@ -507,8 +600,35 @@ class PreflightService:
             kind="company_mismatch",
         )
 
+    def _connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
+        """The accounting connection, unless the configuration names a credentials secret
+        that is not this company's own: then ``connection_settings`` fails with
+        ``invalid_configuration`` and the secret is never read."""
+        problem = config.secret_id_problem("accountingCredentialsSecretId", self._secrets_prefix)
+        if problem is None:
+            return self._connectors.connect(config, refresh=refresh)
+        return Connection(
+            None,
+            CheckOutcome.failed(
+                "connection_settings",
+                Reason.INVALID_CONFIGURATION,
+                f"The integration settings for this company are invalid: {problem}. Correct the company "
+                "configuration, then export again.",
+            ),
+        )
+
+    def _secret_values(self, config: CompanyConfiguration) -> list[str]:
+        """The company's known secret values, to redact them: only from secrets that are its own."""
+        fields = (
+            ("pleoCredentialsSecretId", config.pleo_credentials_secret_id),
+            ("accountingCredentialsSecretId", config.accounting_credentials_secret_id),
+        )
+        return self._secrets.known_values(
+            [i for f, i in fields if i and config.secret_id_problem(f, self._secrets_prefix) is None]  # type: ignore[arg-type]
+        )
+
     def _connect_early(self, config: CompanyConfiguration) -> Connection:
-        connection = self._connectors.connect(config)
+        connection = self._connect(config)
         if connection.connector is not None and self._executor is not None:
             # Read-only and needed by every in-progress job: start it while Pleo answers.
             connection.prefetched = self._executor.submit(connection.connector.authenticate)
@@ -532,9 +652,15 @@ class PreflightService:
         report = run_checks(ctx, CHECKS, self._executor)
         if connection.reread_on_rejection and _credentials_rejected(report):
             # The cached secret may be stale (rotated since): re-read it once and re-run.
-            ctx = PreflightContext(job=job, config=config, connection=self._connectors.connect(config, refresh=True))
+            ctx = PreflightContext(job=job, config=config, connection=self._connect(config, refresh=True))
             report = run_checks(ctx, CHECKS, self._executor)
         return report
+
+
+def hand_off_deduplication_id(job_id: str, rerun: str | None) -> str:
+    """The ready queue's MessageDeduplicationId of a decision's hand-off: the job id, or
+    ``<job id>.<re-run token>`` for a decision made under a re-run."""
+    return f"{job_id}.{rerun}" if rerun else job_id
 
 
 def _credentials_rejected(report: CheckReport) -> bool:
@@ -542,6 +668,32 @@ def _credentials_rejected(report: CheckReport) -> bool:
         f.check == "authentication" and f.reason_type is Reason.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
         for f in report.failures
     )
+
+
+def _journal_only(report: CheckReport) -> bool:
+    """The checks ran for a journal-only job (not the vendor side)."""
+    return any(o.check == "bookkeeping_mode" and o.facts.get("mode") == "journal" for o in report.outcomes)
+
+
+def _unfinished(outcome: CheckOutcome) -> bool:
+    return (outcome.reason or "").startswith("could not finish")
+
+
+def redact(outcome: CheckOutcome, secrets: list[str]) -> CheckOutcome:
+    """The outcome as it may be stored or shown: its reason and every string in its facts
+    sanitised (``sanitize_reason``, with the company's known secret values)."""
+    reason = sanitize_reason(outcome.reason, secrets) if outcome.reason is not None else None
+    return outcome.model_copy(update={"reason": reason, "facts": _redact_fact(outcome.facts, secrets)})
+
+
+def _redact_fact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return sanitize_reason(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redact_fact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_fact(item, secrets) for item in value]
+    return value
 
 
 def summarize(failures: list[CheckOutcome]) -> tuple[FailureReasonType, str]:

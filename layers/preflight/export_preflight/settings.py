@@ -12,6 +12,8 @@ from functools import lru_cache
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_SECRETS_PREFIX = "export-preflight/"
+
 
 class Settings(BaseSettings):
     """Runtime settings of the preflight function (see README, "Settings")."""
@@ -25,6 +27,8 @@ class Settings(BaseSettings):
     company_config_table: str = "export-preflight-company-config"
     idempotency_table: str = "export-preflight-idempotency"
     credential_lock_table: str = "export-preflight-credential-locks"
+    # The customer-managed KMS key the token journal is encrypted with (its id, ARN or alias).
+    journal_kms_key_id: str = ""
     decisions_table: str = "export-preflight-job-decisions"
     # Longer than the claimed queue's plus the DLQ's retention: a redrive always finds the decision.
     decision_retention_seconds: int = Field(default=20 * 86_400, gt=0)
@@ -42,6 +46,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
     config_cache_seconds: int = Field(default=300, ge=0)
     secrets_cache_seconds: int = Field(default=300, ge=0)
+    # The template's SecretsPrefix: every company's credentials secret is named
+    # <prefix>pleo/<companyId> or <prefix><accountingSystem>/<companyId> (README, "Secrets").
+    secrets_prefix: str = Field(default=DEFAULT_SECRETS_PREFIX, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
     idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
     max_receive_count: int = Field(default=5, ge=1)
     retry_backoff_base_seconds: int = Field(default=15, ge=0)

@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..http import Trouble, send
+from ..http import ACCOUNTING_ANSWER_BYTES, Trouble, send
 from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
 from ..oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from ..settings import ConnectorSettings
@@ -153,6 +153,7 @@ ACCOUNTING_TROUBLE = Trouble(
     timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
     unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
     rate_limit=FailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
+    answer_bytes=ACCOUNTING_ANSWER_BYTES,
 )
 
 
@@ -197,10 +198,29 @@ def request_or_raise(
     return send(http, method, path, party=system, what=what, trouble=ACCOUNTING_TROUBLE, inspect=inspect, **kwargs)
 
 
-def unexpected_answer(system: str, response: httpx.Response, what: str) -> AccountingSystemError:
-    """A permanent, unexpected answer (e.g. 400), as a job failure."""
+# Answers no read of ours should get, that say nothing is wrong with the request itself: a
+# redirect (never followed: it would carry our credentials to whatever host it names), a
+# resource that is not there (404: every path we read exists for every company), a conflict
+# or a lock (409, 423), a timeout or "too early" (408, 425). The system's trouble, retried.
+SYSTEM_TROUBLE_STATUSES = frozenset({404, 408, 409, 423, 425})
+
+
+def unexpected_answer(
+    system: str, response: httpx.Response, what: str
+) -> AccountingSystemError | AccountingSystemUnavailable:
+    """An answer the connector did not expect. A 3xx or one of ``SYSTEM_TROUBLE_STATUSES``
+    is the system's trouble (``AccountingSystemUnavailable``, retried; on the last attempt
+    ``accounting_system_unreachable``); any other (e.g. 400) says our request is wrong, a
+    job failure (``validation_failure``)."""
+    status = response.status_code
+    if 300 <= status < 400 or status in SYSTEM_TROUBLE_STATUSES:
+        kind = "a redirect, which we do not follow" if status < 400 else "an unexpected answer"
+        return AccountingSystemUnavailable(
+            f"{system} answered {status} ({kind}) while {what}",
+            reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+        )
     return AccountingSystemError(
-        f"{system} answered {response.status_code} while {what}; contact support if this persists",
+        f"{system} answered {status} while {what}; contact support if this persists",
         reason_type=FailureReasonType.VALIDATION_FAILURE,
     )
 
