@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LAYER_LOCK := layers/preflight/requirements.txt
 DEV_LOCK   := requirements-dev.txt
 
-.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build check-env deploy deploy-guided bench clean
+.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build check-env deploy-check deploy deploy-guided bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -107,8 +107,15 @@ check-env: ## check that samconfig.toml has a section for ENV (default staging)
 	  echo "ERROR: samconfig.toml has no [$(ENV).deploy.parameters]: use ENV=staging or ENV=prod," >&2; \
 	  echo "  or create it with: make deploy-guided ENV=$(ENV)" >&2; exit 1; }
 
-deploy: check-env validate ## deploy ENV (default staging) as samconfig.toml says; shows the change set and asks first
+# Before anything is built: credentials (sts get-caller-identity), Region and a real AlarmEmail.
+deploy-check: $(STAMP) ## check AWS credentials, Region and AlarmEmail for ENV (deploy runs it before building)
+	$(PY) -m deploy.check $(ENV)
+
+deploy: check-env ## deploy ENV (default staging) as samconfig.toml says; shows the change set and asks first
+	@$(MAKE) --no-print-directory deploy-check ENV=$(ENV)
+	@$(MAKE) --no-print-directory validate
 	.venv-sam/bin/sam deploy --config-env $(ENV)
+	@$(PY) -m deploy.check --next-steps $(ENV)
 
 deploy-guided: validate ## first deploy of ENV: answer SAM's questions, saved into samconfig.toml [ENV.*]
 	.venv-sam/bin/sam deploy --guided --config-env $(ENV)

@@ -1,6 +1,7 @@
 """The embedded AWS of the local run and the integration tests: moto's server on
-loopback, with the resources template.yaml declares (queues with redrive, tables,
-secrets). Clients of the application reach it through ``AWS_ENDPOINT_URL``."""
+loopback, with template.yaml deployed into it as the local stack (``sandbox/stack.py``:
+queues with redrive, tables with TTL, the token journal's KMS key) and the seeded
+secrets. Clients of the application reach it through ``AWS_ENDPOINT_URL``."""
 
 from __future__ import annotations
 
@@ -16,41 +17,46 @@ import httpx
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
-REGION = "eu-west-1"
+from . import stack as local_stack
+from .stack import REGION, LocalStack
+
 TOKEN_SET_TAG = "export-preflight:secret-kind"  # template.yaml: PutSecretValue only on these
-MAX_RECEIVE_COUNT = 5
+#: the claimed-jobs queue's redrive threshold, as template.yaml sets it (Mappings: Redrive)
+MAX_RECEIVE_COUNT = local_stack.redrive_max_receive_count("ClaimedJobsQueue")
 
 
 @dataclass(frozen=True)
 class Resources:
+    """The local stack's resources the sandbox itself uses, read from the functions'
+    environment as the template resolves it (so they are the ones the handlers use)."""
+
     claimed_jobs_queue_url: str
     claimed_jobs_dlq_url: str
     ready_jobs_queue_url: str
-    company_config_table: str = "export-preflight-company-config"
-    idempotency_table: str = "export-preflight-idempotency"
-    credential_lock_table: str = "export-preflight-credential-locks"
-    decisions_table: str = "export-preflight-job-decisions"
-    readiness_queue_url: str = ""
-    readiness_dlq_url: str = ""
-    readiness_table: str = "export-preflight-readiness"
-    journal_kms_key_id: str = ""  # the token journal's customer-managed key (its ARN)
+    company_config_table: str
+    idempotency_table: str
+    credential_lock_table: str
+    decisions_table: str
+    readiness_queue_url: str
+    readiness_dlq_url: str
+    readiness_table: str
+    journal_kms_key_id: str  # the token journal's customer-managed key (its ARN)
 
-    def environment(self) -> dict[str, str]:
-        """The function's environment variables for these resources."""
-        return {
-            "COMPANY_CONFIG_TABLE": self.company_config_table,
-            "IDEMPOTENCY_TABLE": self.idempotency_table,
-            "CREDENTIAL_LOCK_TABLE": self.credential_lock_table,
-            "DECISIONS_TABLE": self.decisions_table,
-            "READY_JOBS_QUEUE_URL": self.ready_jobs_queue_url,
-            "CLAIMED_JOBS_DLQ_URL": self.claimed_jobs_dlq_url,
-            "CLAIMED_JOBS_QUEUE_URL": self.claimed_jobs_queue_url,
-            "READINESS_TABLE": self.readiness_table,
-            "READINESS_QUEUE_URL": self.readiness_queue_url,
-            "READINESS_DLQ_URL": self.readiness_dlq_url,
-            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
-            "JOURNAL_KMS_KEY_ID": self.journal_kms_key_id,
-        }
+    @classmethod
+    def of(cls, environment: dict[str, str]) -> Resources:
+        return cls(
+            claimed_jobs_queue_url=environment["CLAIMED_JOBS_QUEUE_URL"],
+            claimed_jobs_dlq_url=environment["CLAIMED_JOBS_DLQ_URL"],
+            ready_jobs_queue_url=environment["READY_JOBS_QUEUE_URL"],
+            company_config_table=environment["COMPANY_CONFIG_TABLE"],
+            idempotency_table=environment["IDEMPOTENCY_TABLE"],
+            credential_lock_table=environment["CREDENTIAL_LOCK_TABLE"],
+            decisions_table=environment["DECISIONS_TABLE"],
+            readiness_queue_url=environment["READINESS_QUEUE_URL"],
+            readiness_dlq_url=environment["READINESS_DLQ_URL"],
+            readiness_table=environment["READINESS_TABLE"],
+            journal_kms_key_id=environment["JOURNAL_KMS_KEY_ID"],
+        )
 
 
 _DYNAMODB_WRITES = threading.Lock()
@@ -81,6 +87,7 @@ class LocalAws:
     def __init__(self) -> None:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint_url = ""
+        self._clients: dict[tuple[str, str], Any] = {}
 
     def start(self) -> LocalAws:
         _atomic_dynamodb_writes()
@@ -109,6 +116,13 @@ class LocalAws:
             "AWS_SESSION_TOKEN": "testing",
         }
 
+    def _deploy_client(self, service: str) -> Any:
+        """The deployment's clients, kept between deployments (building one costs ~50 ms)."""
+        key = (service, self.endpoint_url)
+        if key not in self._clients:
+            self._clients[key] = self.client(service)
+        return self._clients[key]
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,
@@ -122,57 +136,19 @@ class LocalAws:
         """Drop every resource (between tests)."""
         httpx.post(f"{self.endpoint_url}/moto-api/reset").raise_for_status()
 
-    def create_resources(self, *, visibility_timeout: int = 180) -> Resources:
-        """Queues with redrive and SSE, the five tables and the token journal's KMS key, as in
-        template.yaml."""
-        sqs = self.client("sqs")
-        claimed_url, dlq_url = self._queue_with_dlq("export-preflight-claimed-jobs", visibility_timeout)
-        ready_url = sqs.create_queue(
-            QueueName="export-preflight-ready-jobs.fifo",
-            Attributes={"FifoQueue": "true", "SqsManagedSseEnabled": "true"},
-        )["QueueUrl"]
-        readiness_url, readiness_dlq_url = self._queue_with_dlq("export-preflight-readiness", visibility_timeout)
-        journal_key = self.client("kms").create_key(
-            Description="Encrypts the token journal (export-preflight)", KeyUsage="ENCRYPT_DECRYPT"
-        )["KeyMetadata"]["Arn"]
-        resources = Resources(
-            claimed_url,
-            dlq_url,
-            ready_url,
-            readiness_queue_url=readiness_url,
-            readiness_dlq_url=readiness_dlq_url,
-            journal_kms_key_id=journal_key,
-        )
-        dynamodb = self.client("dynamodb")
-        for table, key in (
-            (resources.company_config_table, "companyId"),
-            (resources.idempotency_table, "id"),
-            (resources.credential_lock_table, "lockId"),
-            (resources.decisions_table, "jobId"),
-            (resources.readiness_table, "companyId"),
-        ):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        return resources
-
-    def _queue_with_dlq(self, name: str, visibility_timeout: int) -> tuple[str, str]:
-        """A queue whose messages move to its DLQ after ``MAX_RECEIVE_COUNT`` receives."""
-        sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        url = sqs.create_queue(
-            QueueName=name,
-            Attributes={
-                "VisibilityTimeout": str(visibility_timeout),
-                "SqsManagedSseEnabled": "true",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
-            },
-        )["QueueUrl"]
-        return url, dlq_url
+    def deploy_stack(self, parameters: dict[str, str], *, visibility_timeout: int | None = None) -> LocalStack:
+        """template.yaml, transformed and deployed (``sandbox/stack.py``) with these template
+        parameters. ``visibility_timeout``: the one local override of the template, on the
+        queues of the functions' event sources, so a batch that failed as a whole comes
+        back within seconds (the template's is 6 x the function's timeout)."""
+        deployed = local_stack.deploy(self._deploy_client, parameters=parameters)
+        if visibility_timeout is not None:
+            sqs = self.client("sqs")
+            for source in deployed.event_sources:
+                sqs.set_queue_attributes(
+                    QueueUrl=deployed.ref(source.queue), Attributes={"VisibilityTimeout": str(visibility_timeout)}
+                )
+        return deployed
 
     # ------------------------------------------------------------ seeding
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from .simulators.quickbooks import us_tax_codes
-from .world import Sandbox
+from .world import Sandbox, sandbox_id
 
 DAY = 86_400
 US_MAPPINGS = {"expenseAccount": "7", "contraAccount": "10"}  # a US company maps no purchase tax code
@@ -173,20 +173,69 @@ DEMO: tuple[DemoCompany, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class DemoJob:
+    """A claimed (``in_progress``) export job of a demo company; ``decided``: preflighted
+    once through the function already (its decision recorded, so ``rerun`` finds it)."""
+
+    company: str
+    name: str
+    decided: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return sandbox_id(f"{self.company}/{self.name}")
+
+
+DEMO_JOBS: tuple[DemoJob, ...] = (
+    DemoJob("nordlys", "claimed"),  # passes preflight
+    DemoJob("incomplete-mappings", "claimed"),  # would be failed early
+    DemoJob("nordlys", "handed-on", decided=True),  # handed on to the ready-jobs queue
+)
+
+
 def seed_demo(sandbox: Sandbox) -> None:
+    """The demo companies and their claimed jobs; the same ids every time (``sandbox_id``)."""
     for company in DEMO:
         sandbox.add_company(company.system, company.slug, **(company.traits or {}))
         if company.after:
             company.after(sandbox, company.slug)
+    for job in DEMO_JOBS:
+        seeded = sandbox.add_job(sandbox.companies[job.company], job.name)
+        if job.decided:
+            sandbox.enqueue_job(seeded)
+    if any(job.decided for job in DEMO_JOBS) and sandbox.resources is not None:
+        sandbox.poller().drain(max_seconds=30, idle_rounds=1, pause=0)
+        sandbox.queue_bodies(sandbox.resources.ready_jobs_queue_url)  # the export stage took them
+
+
+def commands_to_try() -> list[str]:
+    """``export-preflight --sandbox`` commands with the demo world's own ids (README, "Operator CLI")."""
+    ids = {company.slug: sandbox_id(company.slug) for company in DEMO}
+    claimed = next(job for job in DEMO_JOBS if not job.decided)
+    decided = next(job for job in DEMO_JOBS if job.decided)
+    return [
+        "export-preflight --sandbox readiness",
+        "export-preflight --sandbox check --all",
+        f"export-preflight --sandbox check {ids['nordlys']}",
+        f"export-preflight --sandbox job {claimed.job_id} --company {ids[claimed.company]} --dry-run",
+        f"export-preflight --sandbox rerun {decided.job_id}",
+        f"export-preflight --sandbox config get {ids['nordlys']}",
+    ]
 
 
 @contextlib.contextmanager
 def demo_world(err: IO[str]) -> Iterator[Sandbox]:
     """The embedded world with the demo companies, swept once (``export-preflight --sandbox``)."""
     with _quiet(), Sandbox(visibility_timeout=1) as sandbox:
-        seed_demo(sandbox)
-        print(f"sandbox: {len(DEMO)} companies seeded; running the readiness sweep once ...", file=err, flush=True)
-        with contextlib.redirect_stdout(io.StringIO()):  # the handler's EMF metric documents
+        with contextlib.redirect_stdout(io.StringIO()):  # the handlers' EMF metric documents
+            seed_demo(sandbox)
+            print(
+                f"sandbox: {len(DEMO)} companies and {len(DEMO_JOBS)} claimed jobs seeded; "
+                "running the readiness sweep once ...",
+                file=err,
+                flush=True,
+            )
             sandbox.sweep()
         yield sandbox
 
@@ -228,6 +277,9 @@ def main() -> int:
     if mismatches or status:
         return 1
     print("every company's readiness is as expected")
+    print("\ncommands to try (the same ids every time: the sandbox is seeded the same way):")
+    for command in commands_to_try():
+        print(f"  .venv/bin/{command}")
     return 0
 
 

@@ -22,10 +22,31 @@ from .poller import LocalPoller
 from .simulators.base import SimulatorServer
 from .simulators.pleo import PleoSimulator
 from .simulators.registry import AccountingSimulator, accounting_simulators
+from .stack import LocalFunction, LocalStack, parameters_feeding, transformed_template
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_PATHS = (ROOT / "layers" / "preflight", ROOT / "functions" / "preflight")
 READINESS_APP = ROOT / "functions" / "readiness" / "app.py"
+#: ids of what the sandbox seeds: uuid5 over a name (a company's slug, a job's name), so a
+#: world rebuilt from the same seeding has the same ids (``export-preflight --sandbox``)
+SANDBOX_NAMESPACE = uuid.UUID("5c4e1d2a-7f7b-5b8e-9f3a-0e1e5a4d7c21")
+
+# Function settings the template does not have, for the local world only.
+LOCAL_SETTINGS = {
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+    # retries come back at once locally (the real default backs off 15 s, 30 s, ...)
+    "RETRY_BACKOFF_BASE_SECONDS": "0",
+    "RETRY_BACKOFF_MAX_SECONDS": "0",
+}
+# Template settings the local world replaces (every other function setting is the template's).
+LOCAL_OVERRIDES = {"HTTP_TIMEOUT_SECONDS": "2"}  # a simulator that does not answer fails fast
+# Template parameters of the local stack (besides the simulators' base URLs).
+LOCAL_PARAMETERS = {"ReadinessSpreadSeconds": "0"}  # a sweep's messages arrive at once locally
+
+
+def sandbox_id(name: str) -> str:
+    """The stable id of a seeded company or job, from its name (uuid5)."""
+    return str(uuid.uuid5(SANDBOX_NAMESPACE, name))
 
 
 @dataclass
@@ -51,6 +72,7 @@ class Sandbox:
         self._visibility_timeout = visibility_timeout
         self._settings = settings or {}
         self.resources: Resources | None = None
+        self.stack: LocalStack | None = None
         self.companies: dict[str, Company] = {}
         self._app: ModuleType | None = None
         self._readiness_app: ModuleType | None = None
@@ -73,10 +95,30 @@ class Sandbox:
         self.aws.start()
         for server in self.servers:
             server.start()
-        self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
+        self._deploy()
         self._prepare()
         os.environ.update(self.environment())
         return self
+
+    def _deploy(self) -> None:
+        """template.yaml as the local stack, its base-URL parameters pointing at the simulators."""
+        self.stack = self.aws.deploy_stack(self.stack_parameters(), visibility_timeout=self._visibility_timeout)
+        self.resources = Resources.of(self.stack.environment())
+
+    def stack_parameters(self) -> dict[str, str]:
+        """The template parameters of the local stack: the base URLs of the simulators (each
+        simulator names the function settings it answers; the template says which parameter
+        feeds each), and ``LOCAL_PARAMETERS``."""
+        template = transformed_template()
+        feeding = parameters_feeding(template)
+        wanted = {"PLEO_API_BASE_URL": self.pleo.base_url}
+        for name, kind in self.kinds.items():
+            wanted.update(kind.environment(self.accounting[name]))
+        parameters = dict(LOCAL_PARAMETERS)
+        for setting, value in wanted.items():
+            if setting in feeding:
+                parameters[feeding[setting]] = value
+        return parameters
 
     def _prepare(self) -> None:
         self.app_secrets = {}
@@ -95,24 +137,32 @@ class Sandbox:
         self.stop()
 
     def environment(self) -> dict[str, str]:
-        assert self.resources is not None
+        """The functions' environment as the local stack resolves it from template.yaml, with
+        ``LOCAL_SETTINGS``, ``LOCAL_OVERRIDES``, the caller's ``POWERTOOLS_LOG_LEVEL`` and the
+        settings given to this sandbox on top; and where boto3 finds moto."""
+        assert self.stack is not None
+        template = self.stack.environment()
+        for name, kind in self.kinds.items():  # what a simulator expects that no parameter feeds
+            for setting, value in kind.environment(self.accounting[name]).items():
+                if setting in template and template[setting] != value and setting not in self._settings:
+                    raise ValueError(
+                        f"the {name} simulator expects {setting}={value!r}, the template {template[setting]!r}"
+                    )
         return {
             **self.aws.environment(),
-            **self.resources.environment(),
-            "PLEO_API_BASE_URL": self.pleo.base_url,
-            **{k: v for name, kind in self.kinds.items() for k, v in kind.environment(self.accounting[name]).items()},
-            "POWERTOOLS_SERVICE_NAME": "export-preflight",
-            "POWERTOOLS_METRICS_NAMESPACE": "ExportPreflight",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
-            "HTTP_TIMEOUT_SECONDS": "2",
-            # the sweep's messages arrive at once locally (the real default spreads them over 15 minutes)
-            "READINESS_SPREAD_SECONDS": "0",
-            # retries come back at once locally (the real default backs off 15 s, 30 s, ...)
-            "RETRY_BACKOFF_BASE_SECONDS": "0",
-            "RETRY_BACKOFF_MAX_SECONDS": "0",
+            **template,
+            **LOCAL_SETTINGS,
+            **LOCAL_OVERRIDES,
+            "POWERTOOLS_LOG_LEVEL": os.environ.get(
+                "POWERTOOLS_LOG_LEVEL", template.get("POWERTOOLS_LOG_LEVEL", "INFO")
+            ),
             **self._settings,
         }
+
+    def function(self, code: str, handler: str) -> LocalFunction:
+        """The template's function whose code is ``code`` (its CodeUri) and handler ``handler``."""
+        assert self.stack is not None
+        return self.stack.function_with_handler(code, handler)
 
     def reset(self, settings: dict[str, str] | None = None) -> None:
         """Fresh AWS resources, simulator state and handler caches (between tests);
@@ -122,7 +172,7 @@ class Sandbox:
                 os.environ.pop(name, None)
             self._settings = settings
         self.aws.reset()
-        self.resources = self.aws.create_resources(visibility_timeout=self._visibility_timeout)
+        self._deploy()
         for server in self.servers:
             server.reset()
         self._prepare()
@@ -161,13 +211,16 @@ class Sandbox:
         from .lambda_context import LocalLambdaContext
 
         assert self.resources is not None
-        started = self.readiness_app.sweep_handler({}, LocalLambdaContext(timeout_ms=300_000))
+        sweep = self.function("functions/readiness", "app.sweep_handler")
+        started = self.readiness_app.sweep_handler({}, LocalLambdaContext.of(sweep))
         self.readiness_poller().drain(max_seconds=60)
         return dict(started)
 
-    def readiness_poller(self, *, timeout_ms: int = 30_000) -> LocalPoller:
-        assert self.resources is not None
-        return self._poller(self.resources.readiness_queue_url, self.readiness_app.lambda_handler, timeout_ms)
+    def readiness_poller(self, *, timeout_ms: int | None = None) -> LocalPoller:
+        """The readiness function's SQS event source, as the template maps it."""
+        return self._poller(
+            self.function("functions/readiness", "app.lambda_handler"), self.readiness_app.lambda_handler, timeout_ms
+        )
 
     def reset_handler_caches(self) -> None:
         from export_preflight import runtime, settings
@@ -175,14 +228,22 @@ class Sandbox:
         settings.get_settings.cache_clear()
         runtime.get_runtime.cache_clear()
 
-    def poller(self, *, timeout_ms: int = 30_000) -> LocalPoller:
-        assert self.resources is not None
-        return self._poller(self.resources.claimed_jobs_queue_url, self.app.lambda_handler, timeout_ms)
+    def poller(self, *, timeout_ms: int | None = None) -> LocalPoller:
+        """The preflight function's SQS event source (the claimed-jobs queue), as the template maps it."""
+        return self._poller(
+            self.function("functions/preflight", "app.lambda_handler"), self.app.lambda_handler, timeout_ms
+        )
 
-    def _poller(self, queue_url: str, handler: Any, timeout_ms: int) -> LocalPoller:
+    def _poller(self, function: LocalFunction, handler: Any, timeout_ms: int | None) -> LocalPoller:
+        """A poller with the function's event source mapping settings (batch size, batching
+        window, ReportBatchItemFailures, MaximumConcurrency) and, unless ``timeout_ms``,
+        its timeout."""
+        assert self.stack is not None
+        source = self.stack.event_source(function.logical_id)
+        queue_url = self.stack.ref(source.queue)
         sqs = self.aws.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return LocalPoller(sqs, queue_url, arn, handler, timeout_ms=timeout_ms)
+        return LocalPoller(sqs, queue_url, arn, handler, source=source, function=function, timeout_ms=timeout_ms)
 
     # ------------------------------------------------------------ seeding
 
@@ -193,10 +254,11 @@ class Sandbox:
         seeds the accounting side (``traits`` are its own, see its ``_seed``), then the
         configuration item is stored (``configuration`` overrides fields of it)."""
         assert self.resources is not None
-        company_id = str(uuid.uuid4())
+        company_id = sandbox_id(slug)
         pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
         self.pleo.add_api_key(pleo_key, [company_id])
-        pleo_secret = f"export-preflight/pleo/{company_id}"  # the company's own (README, "Secrets")
+        prefix = self.environment()["SECRETS_PREFIX"]
+        pleo_secret = f"{prefix}pleo/{company_id}"  # the company's own (README, "Secrets")
         self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
         seeded = self.kinds[system].seed(self, self.accounting[system], slug, company_id=company_id, **traits)
         config = {
@@ -216,7 +278,12 @@ class Sandbox:
         self.companies[slug] = company
         return company
 
-    def add_job(self, company: Company, **job: Any) -> dict[str, Any]:
+    def add_job(self, company: Company, name: str | None = None, **job: Any) -> dict[str, Any]:
+        """A Pleo export job of ``company``; its id is ``sandbox_id("<company slug>/<name>")``
+        (``name`` defaults to ``job-<n>``, the company's n-th job) unless ``job_id`` is given."""
+        if "job_id" not in job:
+            count = sum(j["companyId"] == company.company_id for j in self.pleo.jobs())
+            job["job_id"] = sandbox_id(f"{company.slug}/{name or f'job-{count + 1}'}")
         return self.pleo.add_job(company_id=company.company_id, **job)
 
     def enqueue(self, body: dict[str, Any] | str) -> str:

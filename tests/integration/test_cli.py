@@ -73,9 +73,9 @@ def test_check_a_company_that_is_not_ready_names_the_reason_type_and_exits_1(san
     code, out, _ = run("check", company.company_id, "--json")
 
     assert code == 1
-    document = json.loads(out)
+    (document,) = json.loads(out)  # --json: always a list, keys as in the README's documents
     assert document["status"] == "not_ready"
-    assert [(p["check"], p["reason_type"]) for p in document["problems"]] == [
+    assert [(p["check"], p["reasonType"]) for p in document["problems"]] == [
         ("mapped_accounts", "invalid_configuration")
     ]
     assert "9999" in document["problems"][0]["reason"]
@@ -170,7 +170,7 @@ def test_job_hands_a_healthy_job_on_once(sandbox):
     again, _, _ = run("job", seeded.job_id, "--company", seeded.company_id)
 
     assert (code, again) == (0, 0)
-    assert json.loads(out)["outcome"] == "handed_off"
+    assert [d["outcome"] for d in json.loads(out)] == ["handed_off"]
     assert [job["jobId"] for job in ready_jobs(sandbox)] == [seeded.job_id]  # once: the decision log
 
 
@@ -214,8 +214,14 @@ def test_rerun_of_an_undecided_job_needs_its_company(sandbox):
 
 
 def document(sandbox, **changes) -> dict:
+    """The company's configuration item, README's shape: ``companyId`` and its ``configuration`` map."""
     company = economic_company(sandbox, "configured", 400010)
-    return {**company.configuration, **changes}
+    fields = {**company.configuration, **changes}
+    return {"companyId": fields.pop("companyId"), "configuration": fields}
+
+
+def named(item: dict, display_name: str) -> dict:
+    return {**item, "configuration": {**item["configuration"], "displayName": display_name}}
 
 
 def write(tmp_path: Path, content: dict | str) -> str:
@@ -234,15 +240,15 @@ def test_config_validate_accepts_a_complete_document(sandbox, tmp_path):
     [
         (
             {"mappings": {"journal": 1, "expenseAcount": 5820, "contraAccount": 6800}},
-            "mappings.expenseAcount: unknown field",
+            "configuration.mappings.expenseAcount: unknown field",
         ),
         (
             {"mappings": {"journal": 1, "expenseAccount": "58-20", "contraAccount": 6800}},
-            "mappings.expenseAccount: must be a number",
+            "configuration.mappings.expenseAccount: must be a number",
         ),
-        ({"accountingSystem": "sage"}, "accountingSystem: 'sage' is not supported"),
+        ({"accountingSystem": "sage"}, "configuration.accountingSystem: 'sage' is not supported"),
         ({"companyId": "not-a-uuid"}, "companyId:"),
-        ({"vendorBookkeepingEnabled": "perhaps"}, "vendorBookkeepingEnabled:"),
+        ({"vendorBookkeepingEnabled": "perhaps"}, "configuration.vendorBookkeepingEnabled:"),
     ],
 )
 def test_config_validate_names_the_field_in_error(sandbox, tmp_path, changes, named):
@@ -254,7 +260,7 @@ def test_config_validate_names_the_field_in_error(sandbox, tmp_path, changes, na
 def test_config_validate_warns_about_what_keeps_a_company_from_being_ready(sandbox, tmp_path):
     code, out, _ = run("config", "validate", write(tmp_path, document(sandbox, mappings={"journal": 1})))
     assert code == 0
-    assert "warning: mappings: default expense account (expenseAccount) is not set" in out
+    assert "warning: configuration.mappings.expenseAccount: default expense account (expenseAccount) is not set" in out
 
 
 def test_config_validate_refuses_what_is_not_json(tmp_path):
@@ -264,6 +270,7 @@ def test_config_validate_refuses_what_is_not_json(tmp_path):
 
 def test_config_put_stores_the_item_and_the_company_can_be_checked(sandbox, tmp_path):
     changed = document(sandbox, displayName="renamed")
+    assert changed["configuration"]["displayName"] == "renamed"
 
     code, out, _ = run("config", "put", write(tmp_path, changed))
     checked, check_out, _ = run("check", changed["companyId"])
@@ -274,7 +281,8 @@ def test_config_put_stores_the_item_and_the_company_can_be_checked(sandbox, tmp_
 
 def test_config_put_of_an_invalid_document_writes_nothing(sandbox, tmp_path):
     original = document(sandbox)
-    code, out, _ = run("config", "put", write(tmp_path, {**original, "displayName": "x", "mappings": {"jornal": 1}}))
+    broken = {**original, "configuration": {**original["configuration"], "displayName": "x", "mappings": {"jornal": 1}}}
+    code, out, _ = run("config", "put", write(tmp_path, broken))
     _, check_out, _ = run("check", original["companyId"])
 
     assert code == 2 and "nothing was written" in out
@@ -286,28 +294,28 @@ def test_config_put_is_refused_when_the_stored_configuration_changed_since_its_v
     company_id = original["companyId"]
     code, out, _ = run("config", "get", company_id)
     based_on = json.loads(out)
-    assert code == 0 and based_on["version"] == 0 and based_on["mappings"] == original["mappings"]
+    assert code == 0 and based_on == {**original, "version": 0}
 
     # Two operators start from the same read; the first put wins...
-    first, out, _ = run("config", "put", write(tmp_path, {**based_on, "displayName": "first"}))
+    first, out, _ = run("config", "put", write(tmp_path, named(based_on, "first")))
     assert first == 0 and "as version 1" in out
     # ...the second, based on the stale read, is refused and writes nothing.
-    second, _, err = run("config", "put", write(tmp_path, {**based_on, "displayName": "second"}))
+    second, _, err = run("config", "put", write(tmp_path, named(based_on, "second")))
     assert second == 1 and "refused" in err and "at version 1" in err and "based on version 0" in err
 
     code, out, _ = run("config", "get", company_id)
     current = json.loads(out)
-    assert current["version"] == 1 and current["displayName"] == "first"
+    assert current["version"] == 1 and current["configuration"]["displayName"] == "first"
     item = sandbox.aws.client("dynamodb").get_item(
         TableName=sandbox.resources.company_config_table, Key={"companyId": {"S": company_id}}
     )["Item"]
     assert item["version"] == {"N": "1"} and "version" not in item["configuration"]["M"]
 
     # A put based on the current version goes through, as the next version.
-    third, out, _ = run("config", "put", write(tmp_path, {**current, "displayName": "third"}))
+    third, out, _ = run("config", "put", write(tmp_path, named(current, "third")))
     assert third == 0 and "as version 2" in out
     # A document without a version is a new company's: refused for a versioned one.
-    fourth, _, err = run("config", "put", write(tmp_path, {**original, "displayName": "blind"}))
+    fourth, _, err = run("config", "put", write(tmp_path, named(original, "blind")))
     assert fourth == 1 and "based on version 0" in err
 
 

@@ -106,7 +106,7 @@ def test_a_removed_configuration_takes_its_readiness_record_with_it(sandbox):
     _, listed_json, _ = run("readiness", "--json")
 
     assert kept.company_id in listing and removed.company_id not in listing
-    assert [r["company_id"] for r in json.loads(listed_json)] == [kept.company_id]
+    assert [r["companyId"] for r in json.loads(listed_json)] == [kept.company_id]
 
     sandbox.sweep()
     assert set(recorded()) == {kept.company_id}
@@ -183,14 +183,15 @@ def test_a_configuration_naming_another_companys_pleo_secret_goes_to_the_dlq_unr
 def test_config_validate_refuses_a_secret_id_that_is_not_the_companys_own(sandbox, tmp_path):
     victim = sandbox.add_company("economic", "victim-doc", agreement_number=500006)
     company = sandbox.add_company("economic", "doc", agreement_number=500007)
-    document = {**company.configuration, "accountingCredentialsSecretId": "export-preflight/economic/doc"}
-    document["pleoCredentialsSecretId"] = victim.configuration["pleoCredentialsSecretId"]
+    configuration = {k: v for k, v in company.configuration.items() if k != "companyId"}
+    configuration["accountingCredentialsSecretId"] = "export-preflight/economic/doc"
+    configuration["pleoCredentialsSecretId"] = victim.configuration["pleoCredentialsSecretId"]
     path = tmp_path / "company.json"
-    path.write_text(json.dumps(document))
+    path.write_text(json.dumps({"companyId": company.company_id, "configuration": configuration}))
 
     code, out, _ = run("config", "put", str(path))
 
     assert code == 2
-    assert "error: pleoCredentialsSecretId: must name this company's own secret" in out
+    assert "error: configuration.pleoCredentialsSecretId: must name this company's own secret" in out
     assert f"export-preflight/economic/{company.company_id}" in out
     assert "nothing was written" in out

@@ -26,6 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from .configuration import DocumentError, Finding, ItemReport, item_document, validate_item
 from .errors import (
     AwsUnavailable,
     ConfigurationChanged,
@@ -98,12 +99,18 @@ class AwsClients:
 
     def build_soon(self, *services: str, single_attempt: bool = False) -> None:
         """Build these clients in a background thread: a cold start's first job waits on the
-        network most of the time, and needs them only later (the hand-off's SQS client)."""
-        threading.Thread(
-            target=lambda: [self.client(s, single_attempt=single_attempt) for s in services],
-            name="aws-clients",
-            daemon=True,
-        ).start()
+        network most of the time, and needs them only later (the hand-off's SQS client).
+        A client that cannot be built here (no Region, say) is built again where it is used,
+        which reports the error: nothing is printed from this thread."""
+
+        def build() -> None:
+            for service in services:
+                try:
+                    self.client(service, single_attempt=single_attempt)
+                except Exception:  # reported where the client is used
+                    return
+
+        threading.Thread(target=build, name="aws-clients", daemon=True).start()
 
     def _once(self, name: str, build: Callable[[boto3.session.Session], Any]) -> Any:
         key = (name, os.environ.get("AWS_ENDPOINT_URL"))
@@ -194,22 +201,30 @@ class CompanyConfigurations:
         try:
             raw = self._provider.get(str(company_id), max_age=self._settings.config_cache_seconds)
         except GetParameterError as error:
-            if _is_not_found(_cause(error)):
+            if isinstance(_cause(error), KeyError):  # no item for the company
                 return None
+            if _is_not_found(_cause(error)):  # the table itself: our set-up, not a missing company
+                raise IntegrationMisconfigured(
+                    f"the company configuration table {self._settings.company_config_table!r} does not exist "
+                    "(ResourceNotFoundException)"
+                ) from None
             raise _unavailable("DynamoDB GetItem on the company configuration table", _cause(error)) from None
+        # The same validation as `config validate` (configuration.validate_item): an item the
+        # model refuses is malformed; a value the accounting system would refuse (a reference,
+        # a secret id) parses and is reported by the checks as invalid_configuration.
         try:
-            document: Any = json.loads(raw) if isinstance(raw, str) else _plain(raw)
-            return CompanyConfiguration.model_validate({**document, "companyId": str(company_id)})
-        except (ValueError, TypeError, RecursionError, ValidationError) as error:
-            fields = (
-                ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
-                if isinstance(error, ValidationError)
-                else "not a JSON object"
-            )
+            document = item_document(str(company_id), raw if isinstance(raw, str | bytes) else _plain(raw))
+            report = validate_item(document, secrets_prefix=self._settings.secrets_prefix, measure_size=False)
+        except (DocumentError, TypeError) as error:
+            fields = str(error) if isinstance(error, DocumentError) else "not a JSON object"
+            report = ItemReport(structure=[Finding("configuration", fields)])
+        if report.configuration is None:
+            fields = "; ".join(str(finding) for finding in report.structure[:10])
             raise UnprocessableMessage(
                 f"the configuration item of company {company_id} is malformed ({fields})",
                 kind="malformed_company_configuration",
             ) from None
+        return report.configuration
 
     def company_ids(self) -> list[str]:
         """Every configured company (a paginated Scan of the keys only)."""
@@ -222,13 +237,15 @@ class CompanyConfigurations:
             raise _unavailable("DynamoDB Scan on the company configuration table", error) from None
 
     def put(self, configuration: CompanyConfiguration, document: dict[str, Any]) -> int:
-        """Store a company's configuration item (``document`` as given, validated as
-        ``configuration``): the operator CLI's ``config put``. Optimistic concurrency: the
-        document's ``version`` is the version it was based on (``document_of``; absent: 0, no
-        item or one never put with a version); the item is written only if it is still at that
-        version, as version + 1 (returned). Otherwise ``ConfigurationChanged``, nothing written."""
+        """Store a company's configuration item (``document``, the item as README "Company
+        configuration item" shows it, validated as ``configuration`` by
+        ``configuration.validate_item``): the operator CLI's ``config put``. Optimistic
+        concurrency: the document's ``version`` is the version it was based on (``document_of``;
+        absent: 0, no item or one never put with a version); the item is written only if it is
+        still at that version, as version + 1 (returned). Otherwise ``ConfigurationChanged``,
+        nothing written."""
         based_on = int(document.get("version") or 0)
-        item = {k: v for k, v in document.items() if k not in ("companyId", "version")}
+        item = document["configuration"]
         if based_on:
             condition = "#version = :based_on"
             values: dict[str, Any] = {":based_on": {"N": str(based_on)}}
@@ -259,8 +276,9 @@ class CompanyConfigurations:
         return based_on + 1
 
     def document_of(self, company_id: UUID) -> tuple[dict[str, Any] | None, int]:
-        """The company's stored configuration document (``companyId`` first, as ``config put``
-        takes it) and its version (0: none yet), read consistently (the CLI's ``config get``)."""
+        """The company's stored configuration item as a document (``companyId`` and its
+        ``configuration`` map, as ``config put`` takes it) and its version (0: none yet), read
+        consistently (the CLI's ``config get``)."""
         try:
             found = self._dynamodb.get_item(
                 TableName=self._settings.company_config_table,
@@ -274,9 +292,11 @@ class CompanyConfigurations:
             return None, 0
         version = int(item["version"]["N"]) if "version" in item else 0
         raw = _DESERIALIZE.deserialize(item["configuration"]) if "configuration" in item else {}
-        stored = json.loads(raw) if isinstance(raw, str) else _plain(raw)
-        body = stored if isinstance(stored, dict) else {}
-        return {"companyId": str(company_id), **{k: v for k, v in body.items() if k != "companyId"}}, version
+        try:
+            stored = json.loads(raw) if isinstance(raw, str) else _plain(raw)
+        except (ValueError, RecursionError):
+            stored = raw  # shown as stored: `config put` names what is wrong with it
+        return {"companyId": str(company_id), "configuration": stored}, version
 
     @property
     def _dynamodb(self) -> Any:

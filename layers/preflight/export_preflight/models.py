@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class FailureReasonType(StrEnum):
@@ -181,30 +182,34 @@ PleoCredentials = Annotated[PleoApiKey | TokenSet | PleoAccessToken, Field(union
 # ---------------------------------------------------------------- configuration
 
 
+def _reference(value: Any) -> Any:
+    """A reference into the accounting system as the item may write it: text, or a whole number
+    (``"expenseAccount": 5820``), kept as text. Never a bool or a fraction: no coercion."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be text or a whole number")
+    return str(value)
+
+
+# A reference (account, journal, VAT code, company): text or a whole number, kept as text.
+Reference = Annotated[str, BeforeValidator(_reference, json_schema_input_type=str | int)]
+
+
 class Mappings(BaseModel):
     """What the export needs mapped in the accounting system.
 
     Every field is optional here so that an incomplete configuration still parses;
-    the configuration check names whatever is missing.
+    the configuration check names whatever is missing. Unknown fields are errors (a
+    misspelt mapping would otherwise be silently ignored).
     """
 
-    model_config = ConfigDict(
-        defer_build=True, extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
-    )
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, populate_by_name=True)
 
-    journal: str | None = None
-    expense_account: str | None = Field(default=None, alias="expenseAccount")
-    contra_account: str | None = Field(default=None, alias="contraAccount")
-    vat_codes: tuple[str, ...] = Field(default=(), alias="vatCodes")
-    vendor_payables_account: str | None = Field(default=None, alias="vendorPayablesAccount")
-    vendor_journal: str | None = Field(default=None, alias="vendorJournal")
-
-    @field_validator("vat_codes", mode="before")
-    @classmethod
-    def _codes_as_strings(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return tuple(str(v) for v in value)
-        return value
+    journal: Reference | None = Field(default=None, description="journal (e-conomic), voucher series (Fortnox)")
+    expense_account: Reference | None = Field(default=None, alias="expenseAccount")
+    contra_account: Reference | None = Field(default=None, alias="contraAccount")
+    vat_codes: tuple[Reference, ...] = Field(default=(), alias="vatCodes")
+    vendor_payables_account: Reference | None = Field(default=None, alias="vendorPayablesAccount")
+    vendor_journal: Reference | None = Field(default=None, alias="vendorJournal")
 
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?")
@@ -221,30 +226,54 @@ def value_problem(value: str, *, numeric: bool = False) -> str | None:
     return None
 
 
-class CompanyConfiguration(BaseModel):
-    """One company's integration configuration (one DynamoDB item per Pleo company).
+class ConfigurationFields(BaseModel):
+    """The ``configuration`` map of a company configuration item (README, "Company
+    configuration item"). Strict: unknown fields are errors and nothing is coerced (a
+    ``"yes"`` is not a boolean)."""
 
-    See README, "Company configuration item", for the stored format.
-    """
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, populate_by_name=True)
 
-    model_config = ConfigDict(
-        defer_build=True, extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    display_name: str | None = Field(default=None, alias="displayName", strict=True, max_length=256)
+    pleo_credentials_secret_id: str | None = Field(
+        default=None,
+        alias="pleoCredentialsSecretId",
+        strict=True,
+        description="<SecretsPrefix>pleo/<companyId> (README, Secrets)",
     )
-
-    company_id: UUID = Field(alias="companyId")
-    display_name: str | None = Field(default=None, alias="displayName")
-    pleo_credentials_secret_id: str | None = Field(default=None, alias="pleoCredentialsSecretId")
-    accounting_system: str | None = Field(default=None, alias="accountingSystem")
-    accounting_company_ref: str | None = Field(default=None, alias="accountingCompanyRef")
-    accounting_credentials_secret_id: str | None = Field(default=None, alias="accountingCredentialsSecretId")
-    vendor_bookkeeping_enabled: bool = Field(default=False, alias="vendorBookkeepingEnabled")
-    export_receipts: bool = Field(default=True, alias="exportReceipts")
+    accounting_system: str | None = Field(
+        default=None, alias="accountingSystem", strict=True, description="economic, xero, fortnox or quickbooks"
+    )
+    accounting_company_ref: Reference | None = Field(
+        default=None,
+        alias="accountingCompanyRef",
+        description="e-conomic agreement number, Xero tenant id, Fortnox organisation number (NNNNNN-NNNN), "
+        "QuickBooks realmId (digits)",
+    )
+    accounting_credentials_secret_id: str | None = Field(
+        default=None,
+        alias="accountingCredentialsSecretId",
+        strict=True,
+        description="<SecretsPrefix><accountingSystem>/<companyId> (README, Secrets)",
+    )
+    vendor_bookkeeping_enabled: bool = Field(default=False, alias="vendorBookkeepingEnabled", strict=True)
+    export_receipts: bool = Field(default=True, alias="exportReceipts", strict=True)
     mappings: Mappings = Field(default_factory=Mappings)
 
-    def reference_problems(self, numeric: frozenset[str] = frozenset()) -> list[str]:
+
+class CompanyConfiguration(ConfigurationFields):
+    """One company's integration configuration as the service uses it: the item's
+    ``configuration`` map with the item's ``companyId`` (see ``CompanyConfigurationItem``,
+    the stored and edited shape)."""
+
+    company_id: UUID = Field(alias="companyId")
+
+    def reference_problems(
+        self, numeric: frozenset[str] = frozenset(), company_ref: CompanyRefRule | None = None
+    ) -> list[str]:
         """Configured references that cannot be used as they are, by field name (e.g.
         ``mappings.expenseAccount must be a number``). ``numeric`` names the fields the
-        accounting system wants as numbers. Checked before anything is sent anywhere."""
+        accounting system wants as numbers, ``company_ref`` the shape of its company
+        references. Checked before anything is sent anywhere."""
         values: list[tuple[str, str | None]] = [
             ("accountingCompanyRef", self.accounting_company_ref),
             ("mappings.journal", self.mappings.journal),
@@ -259,6 +288,10 @@ class CompanyConfiguration(BaseModel):
             problem = value_problem(value, numeric=name in numeric) if value is not None else None
             if problem:
                 problems.append(f"{name} {problem}")
+        ref = self.accounting_company_ref
+        shaped = company_ref is None or ref is None or bool(company_ref.pattern.fullmatch(ref))
+        if not shaped and company_ref and not any(p.startswith("accountingCompanyRef ") for p in problems):
+            problems.append(f"accountingCompanyRef must be {company_ref.meaning}")
         secret = self.accounting_credentials_secret_id
         if secret and not _SECRET_ID.fullmatch(secret):
             problems.append("accountingCredentialsSecretId is not a valid secret name")
@@ -298,6 +331,60 @@ class CompanyConfiguration(BaseModel):
         if isinstance(value, str | bytes):
             return json.loads(value)
         return value
+
+
+@dataclass(frozen=True)
+class CompanyRefRule:
+    """The shape of an accounting system's company reference (``accountingCompanyRef``)."""
+
+    pattern: re.Pattern[str]
+    meaning: str  # "a Swedish organisation number (NNNNNN-NNNN)"
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class CompanyConfigurationItem(BaseModel):
+    """A company configuration item (README, "Company configuration item"): the one shape
+    ``config validate`` and ``config put`` take, ``config get`` prints and the function
+    reads from DynamoDB (partition key ``companyId``, the ``configuration`` map, and the
+    ``version`` it is at or was based on). ``export-preflight config schema`` prints its
+    JSON Schema."""
+
+    model_config = ConfigDict(
+        defer_build=True,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        title="export-preflight company configuration item",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    company_id: UUID = Field(
+        alias="companyId",
+        description="the Pleo company id, a lower-case UUID",
+        json_schema_extra={"pattern": f"^{_CANONICAL_UUID.pattern}$"},
+    )
+    configuration: ConfigurationFields
+    version: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        description="the stored version this document is based on (config get prints it; absent: a new company)",
+    )
+
+    @field_validator("company_id", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not _CANONICAL_UUID.fullmatch(value):
+            raise ValueError("must be a lower-case UUID (8-4-4-4-12 hexadecimal digits)")
+        return value
+
+    def company_configuration(self) -> CompanyConfiguration:
+        """The configuration as the service uses it (the item's id with its map)."""
+        return CompanyConfiguration.model_validate(
+            {**self.configuration.model_dump(by_alias=True), "companyId": str(self.company_id)}
+        )
 
 
 # ---------------------------------------------------------------- check results

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import ACCOUNTING_ANSWER_BYTES, Trouble, send
-from ..models import Capability, ClientCredentials, CompanyConfiguration, FailureReasonType, TokenSet
+from ..models import Capability, ClientCredentials, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from ..settings import ConnectorSettings
 
@@ -144,6 +144,12 @@ class ConnectorSpec:
     )
     # Configuration fields the system wants as numbers (see CompanyConfiguration.reference_problems).
     numeric_fields: frozenset[str] = frozenset()
+    # The shape of accountingCompanyRef, when the system has one (checked by `config validate`
+    # and `config put`, and by the connector before it calls the system).
+    company_ref: CompanyRefRule | None = None
+    # What the company's credentials secret holds (`company add` checks a file against it).
+    # An OAuth token set carries the export-preflight:secret-kind tag (README, "Secrets").
+    credentials: type[BaseModel] = TokenSet
     # OAuth: days a refresh token may go unused before it lapses (None: it does not).
     refresh_token_idle_days: int | None = None
 

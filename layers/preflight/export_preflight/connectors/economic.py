@@ -317,6 +317,7 @@ SPEC = ConnectorSpec(
     settings=EconomicSettings,
     base_urls=_base_urls,
     create=_create,
+    credentials=EconomicCredentials,
     numeric_fields=frozenset(
         {
             "accountingCompanyRef",  # the agreement number

@@ -61,7 +61,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
-from ..models import Capability, CompanyConfiguration, FailureReasonType, TokenSet
+from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
 from ..settings import ConnectorSettings, base_url
 from .base import (
@@ -706,5 +706,6 @@ SPEC = ConnectorSpec(
     numeric_fields=frozenset(  # 4-digit BAS account numbers; the organisation number has its own shape check
         {"mappings.expenseAccount", "mappings.contraAccount", "mappings.vendorPayablesAccount"}
     ),
+    company_ref=CompanyRefRule(ORGANISATION_NUMBER, "a Swedish organisation number (NNNNNN-NNNN, the hyphen optional)"),
     refresh_token_idle_days=45,  # refresh token: single-use, valid 45 days
 )

@@ -56,7 +56,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
-from ..models import Capability, CompanyConfiguration, FailureReasonType, TokenSet
+from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
 from ..observability import logger
 from ..settings import ConnectorSettings, base_url
@@ -695,5 +695,6 @@ SPEC = ConnectorSpec(
     ),
     reread_on_rejection=False,
     vendor_mappings=(),  # bills post to the company's default Accounts Payable unless one is mapped
+    company_ref=CompanyRefRule(_REALM, "a QuickBooks realmId (digits only)"),
     refresh_token_idle_days=100,  # refresh token: rolling: valid 100 days from last use
 )

@@ -127,7 +127,9 @@ class ConnectorRegistry:
                 f"company (supported: {', '.join(sorted(self._specs))}). Correct the accounting system in "
                 "the integration settings, then export again.",
             )
-        problems = [p for p in config.reference_problems(spec.numeric_fields) if not p.startswith("mappings.")]
+        problems = [
+            p for p in config.reference_problems(spec.numeric_fields, spec.company_ref) if not p.startswith("mappings.")
+        ]
         if problems:
             return CheckOutcome.failed(
                 "connection_settings",

@@ -1,0 +1,1 @@
+"""Deployment helpers run by the Makefile (``make deploy``)."""
