@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LAYER_LOCK := layers/preflight/requirements.txt
 DEV_LOCK   := requirements-dev.txt
 
-.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build check-env deploy-check deploy deploy-guided bench clean
+.PHONY: help check-python install lock lock-check run readiness test test-unit test-integration lint format typecheck validate checkov build check-env deploy-check deploy deploy-guided bench new-connector clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -125,6 +125,12 @@ readiness: $(STAMP) ## run the readiness sweep locally (moto + simulators) and p
 
 bench: $(STAMP) ## the performance benchmark (writes docs/performance.md)
 	$(PY) -m bench.preflight_bench
+
+# The skeleton of a new accounting system (docs/connectors.md, "Adding an accounting system"):
+# it fails its conformance tests until filled in, and prints what to fill in.
+new-connector: $(STAMP) ## write the skeleton of a new accounting system: make new-connector NAME=acme
+	@test -n "$(NAME)" || { echo "ERROR: name the system: make new-connector NAME=acme" >&2; exit 1; }
+	$(PY) -m sandbox.new_connector $(NAME)
 
 clean: ## remove the venvs, the sam build and the tool caches
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache

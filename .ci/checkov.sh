@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# checkov: static security scan of template.yaml (framework cloudformation; checkov
-# reads SAM templates directly). Fails on any finding.
+# checkov: static security scan of template.yaml and of its nested monitoring application,
+# monitoring.yaml (framework cloudformation; checkov reads SAM templates directly). Fails
+# on any finding.
 #
 #   bash .ci/checkov.sh          (from the repository root, or anywhere)
 #
@@ -8,7 +9,7 @@
 # with both the application's venv and the SAM CLI's.
 # pip runs with -qq (errors only): this keeps unrelated index warnings out.
 #
-# Suppressions live in the template only, next to the resource they concern, each
+# Suppressions live in the templates only, next to the resource they concern, each
 # with its reason:
 #   Metadata:
 #     checkov:
@@ -16,7 +17,7 @@
 #         - id: CKV_AWS_...
 #           comment: "why"
 # Never pass --skip-check here, and never soft-fail: a new finding must either be
-# fixed or be justified in template.yaml.
+# fixed or be justified in the template that has it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,9 +45,10 @@ fi
 # no results upload (no API key is ever given).
 export BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 
-log "checkov $CHECKOV_VERSION (cloudformation) template.yaml"
+log "checkov $CHECKOV_VERSION (cloudformation) template.yaml monitoring.yaml"
 "$VENV/bin/checkov" \
   --file template.yaml \
+  --file monitoring.yaml \
   --framework cloudformation \
   --skip-download \
   --compact \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# SAM checks: validate + lint the template, scan it with checkov, then build it
-# (no container). Any finding fails the run.
+# SAM checks: validate + lint the templates (template.yaml and its nested monitoring
+# application, monitoring.yaml), scan them with checkov, then build them (no container;
+# the build holds the nested template too). Any finding fails the run.
 #
 #   bash .ci/sam-checks.sh          (from the repository root, or anywhere)
 #   PY313_DIR=/path/to/python-3.13/bin bash .ci/sam-checks.sh
@@ -56,8 +57,10 @@ unset AWS_PROFILE AWS_DEFAULT_PROFILE
 log "sam validate --lint"
 "$SAM" validate --lint --template-file template.yaml
 
-log "cfn-lint template.yaml"
-"$CFN_LINT" template.yaml
+# sam validate lints template.yaml only; the nested application's template is plain
+# CloudFormation (no Transform), linted here with its parent.
+log "cfn-lint template.yaml monitoring.yaml"
+"$CFN_LINT" template.yaml monitoring.yaml
 
 # --- 3. Security scan -----------------------------------------------------------
 bash "$ROOT/.ci/checkov.sh"
@@ -115,6 +118,11 @@ for function in PreflightFunction ReadinessFunction ReadinessSweepFunction; do
   # sam build skips a missing CodeUri with a notice only: check every function landed.
   [[ -f "$BUILD/$function/app.py" ]] || die "the $function build lacks app.py"
 done
+# The nested monitoring application is built next to the functions, and the built
+# template points at that copy (what `sam deploy` uploads as the nested stack's template).
+[[ -f "$BUILD/MonitoringApp/template.yaml" ]] || die "the build lacks the nested MonitoringApp template"
+grep -Eq '^ *Location: +["'"'"']?MonitoringApp/template\.yaml' "$BUILD/template.yaml" \
+  || die "the built template.yaml does not point MonitoringApp at MonitoringApp/template.yaml"
 # Native extensions must target the Lambda architecture (arm64 / aarch64).
 wrong_arch="$(find "$BUILD/PreflightLayer" -name '*.so' | grep -E 'x86_64|amd64' || true)"
 [[ -z "$wrong_arch" ]] || die "x86_64 native extensions in the arm64 layer: $wrong_arch"

@@ -17,9 +17,15 @@ into moto, so the local world cannot drift from what ``sam deploy`` creates.
   timeout, memory and environment, resolved to the stack's resources and parameters), run
   in-process by the sandbox; each SQS event source mapping (``AWS::Lambda::EventSourceMapping``:
   batch size, batching window, ``ReportBatchItemFailures``, ``MaximumConcurrency``), run by
-  ``sandbox.poller.LocalPoller``. Every other resource (alarms, dashboard, schedule, log
-  groups, ...) is only named: ``Ref``/``GetAtt`` of it resolve to a local name, so the
-  stack's Outputs are complete.
+  ``sandbox.poller.LocalPoller``. Every other resource (schedule, log groups, ...) is only
+  named: ``Ref``/``GetAtt`` of it resolve to a local name, so the stack's Outputs are complete.
+- **Nested applications** (``AWS::Serverless::Application`` with a local ``Location``, e.g.
+  ``MonitoringApp``: ``monitoring.yaml``, the alarms, their topic, the dashboard and the
+  Contributor Insights rule) are not deployed either: their template is read, the
+  parameters the parent gives them are resolved against the local stack (a parameter the
+  nested template does not declare, or one it needs and is not given, is refused), and
+  ``GetAtt <app>.Outputs.<key>`` resolves to the nested Output over local names of its
+  resources (:class:`NestedApplication`, ``LocalStack.applications``).
 
 The stack's Outputs carry the same keys as ``template.yaml``'s Outputs: read them with
 :func:`local_stack_outputs` (CloudFormation ``DescribeStacks``, as for a deployed stack).
@@ -50,6 +56,9 @@ DEPLOYED_TYPES = frozenset({"AWS::SQS::Queue", "AWS::DynamoDB::Table"})
 #: what is created from its definition in the transformed template (moto's CloudFormation
 #: cannot take it: its AWS::KMS::Key fails on CloudFormation's ``Key``/``Value`` tags)
 CREATED_TYPES = frozenset({"AWS::KMS::Key"})
+#: a nested application (``AWS::Serverless::Application`` once transformed): only named locally,
+#: its Outputs resolved from its own template (:class:`NestedApplication`)
+NESTED_TYPE = "AWS::CloudFormation::Stack"
 #: template properties the local world cannot have (moto has no such thing), by resource type
 NOT_LOCAL = {"AWS::SQS::Queue": {"RedriveAllowPolicy": "moto's SQS has no redrive-allow policy"}}
 PSEUDO = {
@@ -94,7 +103,8 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 def transform(document: dict[str, Any]) -> dict[str, Any]:
     """The SAM template as plain CloudFormation (``samtranslator``), in ``REGION``; local code
-    paths become ``s3://`` URIs first, as ``sam package`` makes them. ``document`` is not changed."""
+    and nested-application template paths become ``s3://`` URIs first, as ``sam package``
+    makes them. ``document`` is not changed."""
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
@@ -102,8 +112,8 @@ def transform(document: dict[str, Any]) -> dict[str, Any]:
     document = copy.deepcopy(document)
     for resource in document.get("Resources", {}).values():
         properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+        for key in ("CodeUri", "ContentUri", "Location"):
+            if isinstance(properties.get(key), str) and not properties[key].startswith(("s3://", "https://")):
                 properties[key] = f"s3://{ARTIFACT_BUCKET}/{properties[key].strip('/')}"
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
     result: dict[str, Any] = translator.translate(document, parameter_values={}, get_managed_policy_map=lambda: {})
@@ -118,6 +128,23 @@ def _transformed(path: str) -> str:
 def transformed_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """``template.yaml`` transformed (cached per process; a fresh copy each call)."""
     result: dict[str, Any] = json.loads(_transformed(str(path)))
+    return result
+
+
+@functools.cache
+def _nested(path: str) -> str:
+    document = load_template(Path(path))
+    return json.dumps(transform(document) if "Transform" in document else document)
+
+
+def nested_template(template_url: str) -> dict[str, Any]:
+    """The template of a nested application, from its ``TemplateURL`` in the transformed
+    template (a placeholder ``s3://`` URI of a path in this repository; transformed too if
+    it is a SAM template). Cached per process; a fresh copy each call."""
+    path = _code_path(template_url)
+    if path == str(template_url) or not (TEMPLATE.parent / path).is_file():
+        raise ValueError(f"a nested application's template is not a file of this repository: {template_url}")
+    result: dict[str, Any] = json.loads(_nested(str(TEMPLATE.parent / path)))
     return result
 
 
@@ -263,6 +290,18 @@ class LocalFunction:
     environment: dict[str, str]
 
 
+@dataclass(frozen=True)
+class NestedApplication:
+    """One nested application, not deployed locally: the parameters the parent gives it,
+    resolved against the local stack, and its Outputs over local names of its resources."""
+
+    logical_id: str
+    name: str  # its local stack name, <parent stack>-<logical id>
+    template: dict[str, Any]  # its own template
+    parameters: dict[str, str]
+    outputs: dict[str, str]
+
+
 @dataclass
 class LocalStack:
     """The deployed local stack: physical ids, resolved functions and event sources, Outputs."""
@@ -274,6 +313,7 @@ class LocalStack:
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     event_sources: list[EventSource] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    applications: dict[str, NestedApplication] = field(default_factory=dict)  # by logical id
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -328,6 +368,8 @@ _NAME_PROPERTY = {
 
 def _local_arn(kind: str, name: str) -> str:
     service, _, rest = kind.removeprefix("AWS::").partition("::")
+    if kind == NESTED_TYPE:
+        return f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{name}/local"
     if kind == "AWS::Lambda::Function":
         return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
     if kind == "AWS::IAM::Role":
@@ -335,6 +377,112 @@ def _local_arn(kind: str, name: str) -> str:
     if kind == "AWS::Logs::LogGroup":
         return f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
     return f"arn:aws:{service.lower()}:{REGION}:{ACCOUNT_ID}:{rest.lower()}/{name}"
+
+
+def _local_ref(kind: str, name: str) -> str:
+    """``Ref`` of a resource that is only named locally."""
+    if kind == "AWS::SNS::Topic":
+        return _local_arn(kind, name).replace("topic/", "")
+    if kind == "AWS::Lambda::LayerVersion":
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
+    if kind == NESTED_TYPE:  # a stack's Ref is its id (ARN)
+        return _local_arn(kind, name)
+    return name
+
+
+def _local_attribute(kind: str, name: str, attribute: str) -> str:
+    """``Fn::GetAtt`` of a resource that is only named locally (not a nested stack's Outputs)."""
+    return _local_arn(kind, name) if attribute == "Arn" else name
+
+
+class _Nested:
+    """A nested application of the stack being deployed, resolved lazily: its Outputs are
+    needed before moto deploys the parent (the parent's Outputs name them), when only the
+    parameters that are names, not attributes of deployed resources, resolve."""
+
+    def __init__(self, logical: str, resource: Mapping[str, Any], name: str, parent: Callable[[Any], Any]):
+        self.logical = logical
+        self.name = name
+        self.template = nested_template(resource["Properties"]["TemplateURL"])
+        self.given: dict[str, Any] = dict(resource["Properties"].get("Parameters", {}))
+        declared = self.template.get("Parameters", {})
+        unknown = set(self.given) - set(declared)
+        if unknown:
+            raise ValueError(f"{logical} is given parameters its template does not declare: {sorted(unknown)}")
+        missing = {n for n, d in declared.items() if n not in self.given and "Default" not in d}
+        if missing:
+            raise ValueError(f"{logical} is not given parameters its template needs: {sorted(missing)}")
+        defaults = _parameter_values(
+            {"Parameters": {n: d for n, d in declared.items() if n not in self.given}}, {}
+        )  # with the pseudo parameters
+        self._parent = parent
+        self._given_values: dict[str, str] = {}
+        self._local: dict[str, tuple[str, str]] = {}  # logical id -> (type, local name)
+        self.resolver = Resolver(
+            self.template,
+            {**defaults, "AWS::StackName": name},
+            ref=self._ref,
+            attribute=self._attribute,
+        )
+        for child, definition in self.template.get("Resources", {}).items():
+            if "Condition" in definition and not self.resolver.condition(definition["Condition"]):
+                continue
+            self._local[child] = (definition["Type"], _local_name(name, child, definition, self.resolver))
+
+    def parameter(self, name: str) -> str:
+        """A given parameter's value (resolved in the parent at first use) checked against
+        its declaration (Type Number, AllowedPattern, AllowedValues, MinValue/MaxValue)."""
+        if name not in self._given_values:
+            value = self._parent(self.given[name])
+            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            _check_parameter(self.logical, name, self.template["Parameters"][name], value)
+            self._given_values[name] = value
+        return self._given_values[name]
+
+    def output(self, key: str) -> str:
+        outputs = self.template.get("Outputs", {})
+        if key not in outputs:
+            raise KeyError(f"{self.logical} has no Output {key}")
+        return str(self.resolver.resolve(outputs[key]["Value"]))
+
+    def resolved(self) -> NestedApplication:
+        return NestedApplication(
+            logical_id=self.logical,
+            name=self.name,
+            template=self.template,
+            parameters={name: self.parameter(name) for name in self.given},
+            outputs={key: self.output(key) for key in self.template.get("Outputs", {})},
+        )
+
+    def _ref(self, name: str) -> str:
+        if name in self.given:
+            return self.parameter(name)
+        kind, local = self._local[name]
+        return _local_ref(kind, local)
+
+    def _attribute(self, logical: str, attribute: str) -> str:
+        kind, local = self._local[logical]
+        return _local_attribute(kind, local, attribute)
+
+
+def _check_parameter(application: str, name: str, definition: Mapping[str, Any], value: str) -> None:
+    problem = None
+    if definition.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            problem = "is not a number"
+        else:
+            if "MinValue" in definition and number < float(definition["MinValue"]):
+                problem = f"is below MinValue {definition['MinValue']}"
+            if "MaxValue" in definition and number > float(definition["MaxValue"]):
+                problem = f"is above MaxValue {definition['MaxValue']}"
+    if "AllowedPattern" in definition and not re.fullmatch(definition["AllowedPattern"], value):
+        problem = f"does not match AllowedPattern {definition['AllowedPattern']}"
+    if "AllowedValues" in definition and value not in map(str, definition["AllowedValues"]):
+        problem = f"is not one of AllowedValues {definition['AllowedValues']}"
+    if problem:
+        raise ValueError(f"{application} parameter {name}={value!r} {problem}")
 
 
 def deploy(
@@ -368,21 +516,21 @@ def deploy(
         if logical not in deployed and resource["Type"] not in CREATED_TYPES:
             local[logical] = _local_name(name, logical, resource, naming)
 
+    nested: dict[str, _Nested] = {}
+
+    def application(logical: str) -> _Nested:
+        if logical not in nested:
+            nested[logical] = _Nested(logical, resources[logical], local[logical], parent=resolver.resolve)
+        return nested[logical]
+
     def local_attribute(logical: str, attribute: str) -> str:
-        kind = resources[logical]["Type"]
-        if attribute == "Arn":
-            return _local_arn(kind, local[logical])
-        return local[logical]
+        kind = str(resources[logical]["Type"])
+        if kind == NESTED_TYPE and attribute.startswith("Outputs."):
+            return application(logical).output(attribute.removeprefix("Outputs."))
+        return _local_attribute(kind, local[logical], attribute)
 
     def local_ref(logical: str) -> str:
-        if kind_of(logical) == "AWS::SNS::Topic":
-            return _local_arn("AWS::SNS::Topic", local[logical]).replace("topic/", "")
-        if kind_of(logical) == "AWS::Lambda::LayerVersion":
-            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{local[logical]}:1"
-        return local[logical]
-
-    def kind_of(logical: str) -> str:
-        return str(resources[logical]["Type"])
+        return _local_ref(str(resources[logical]["Type"]), local[logical])
 
     physical: dict[str, str] = {}
     attributes = _Attributes(client, resources, physical)
@@ -474,6 +622,9 @@ def deploy(
             )
         elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
             stack.event_sources.append(_event_source(properties, resolver))
+        elif resource["Type"] == NESTED_TYPE:
+            # Every parameter it is given must resolve against the deployed local stack.
+            stack.applications[logical] = application(logical).resolved()
     stack.outputs = local_stack_outputs(client, name)
     return stack
 

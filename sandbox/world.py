@@ -223,10 +223,9 @@ class Sandbox:
         )
 
     def reset_handler_caches(self) -> None:
-        from export_preflight import runtime, settings
+        from export_preflight import process
 
-        settings.get_settings.cache_clear()
-        runtime.get_runtime.cache_clear()
+        process.reset()  # a new container: settings, clients, runtime, the handlers' own
 
     def poller(self, *, timeout_ms: int | None = None) -> LocalPoller:
         """The preflight function's SQS event source (the claimed-jobs queue), as the template maps it."""

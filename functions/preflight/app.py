@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from functools import cache
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -17,22 +16,29 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from export_preflight.aws import CLIENTS
+from export_preflight.company_checks import Attempt
 from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count_outcome, logger, metrics, tracer
+from export_preflight.process import PROCESS
 from export_preflight.records import Annotate, RecordRunner, meet_fate, system_dimension
 from export_preflight.runtime import get_runtime
-from export_preflight.service import Attempt, Prepared
+from export_preflight.service import Prepared
 from export_preflight.settings import get_settings
 
-settings = get_settings()
-idempotency_config = IdempotencyConfig(
-    # a re-run (README, "Re-running one job") is a new decision for the same job
-    event_key_jmespath="[job_id, rerun]",
-    expires_after_seconds=settings.idempotency_expiry_seconds,
-    raise_on_no_idempotency_key=True,
-)
+
+def idempotency_config() -> IdempotencyConfig:
+    """The idempotency settings (kept by the process, like everything a container keeps)."""
+    return PROCESS.once(
+        "preflight/idempotency-config",
+        lambda: IdempotencyConfig(
+            # a re-run (README, "Re-running one job") is a new decision for the same job
+            event_key_jmespath="[job_id, rerun]",
+            expires_after_seconds=get_settings().idempotency_expiry_seconds,
+            raise_on_no_idempotency_key=True,
+        ),
+    )
 
 
 class DeadlineReached(TransientError):
@@ -50,16 +56,19 @@ def decide_once(
     return get_runtime().service.decide(message, attempt=attempt, prepared=prepared, pending=pending)
 
 
-@cache
 def idempotent_decide() -> Callable[..., Decision]:
     """``decide_once`` behind the idempotency record; built with the first record (its
-    DynamoDB client is the process's shared one), not at import."""
+    DynamoDB client is the process's shared one), not at import; kept by the process."""
+    return PROCESS.once("preflight/idempotent-decide", _idempotent_decide)
+
+
+def _idempotent_decide() -> Callable[..., Decision]:
     persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=CLIENTS.client("dynamodb")
+        table_name=get_settings().idempotency_table, boto3_client=CLIENTS.client("dynamodb")
     )
     wrapped: Callable[..., Decision] = idempotent_function(
         data_keyword_argument="message",
-        config=idempotency_config,
+        config=idempotency_config(),
         persistence_store=persistence,
         output_serializer=PydanticSerializer(model=Decision),
     )(decide_once)
@@ -116,5 +125,5 @@ records = RecordRunner(process_record, "## record")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    idempotency_config.register_lambda_context(context)
+    idempotency_config().register_lambda_context(context)
     return records.process_batch(event, context)

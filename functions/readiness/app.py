@@ -21,13 +21,13 @@ import uuid
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from export_preflight.company_checks import Attempt
 from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ReadinessMessage
 from export_preflight.observability import count, logger, metrics, tracer
 from export_preflight.records import Annotate, RecordRunner, count_readiness, meet_fate
 from export_preflight.runtime import get_runtime
-from export_preflight.service import Attempt
 
 
 @logger.inject_lambda_context

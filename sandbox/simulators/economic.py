@@ -1001,6 +1001,6 @@ def _seed(
 SIMULATOR = AccountingSimulator(
     system="economic",
     create=lambda latency: EconomicSimulator(latency=latency),
-    environment=lambda server: {"ECONOMIC_API_BASE_URL": server.base_url},
+    settings=lambda server: {"api_base_url": server.base_url},
     seed=_seed,
 )

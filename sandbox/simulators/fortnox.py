@@ -519,10 +519,10 @@ def _seed(
 SIMULATOR = AccountingSimulator(
     system="fortnox",
     create=lambda latency: FortnoxSimulator(latency=latency),
-    environment=lambda server: {
-        "FORTNOX_API_BASE_URL": server.base_url,
-        "FORTNOX_AUTH_BASE_URL": server.base_url,
-        "FORTNOX_CLIENT_CREDENTIALS_SECRET_ID": CLIENT_SECRET_ID,
+    settings=lambda server: {
+        "api_base_url": server.base_url,
+        "auth_base_url": server.base_url,
+        "client_credentials_secret_id": CLIENT_SECRET_ID,
     },
     seed=_seed,
     prepare=_prepare,

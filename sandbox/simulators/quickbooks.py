@@ -641,10 +641,10 @@ def _seed(
 SIMULATOR = AccountingSimulator(
     system="quickbooks",
     create=lambda latency: QuickBooksSimulator(latency=latency),
-    environment=lambda server: {
-        "QUICKBOOKS_API_BASE_URL": server.base_url,
-        "QUICKBOOKS_OAUTH_BASE_URL": server.base_url,
-        "QUICKBOOKS_CLIENT_CREDENTIALS_SECRET_ID": CLIENT_SECRET_ID,
+    settings=lambda server: {
+        "api_base_url": server.base_url,
+        "oauth_base_url": server.base_url,
+        "client_credentials_secret_id": CLIENT_SECRET_ID,
     },
     seed=_seed,
     prepare=_prepare,

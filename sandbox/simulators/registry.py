@@ -1,14 +1,17 @@
 """The accounting-system simulators of the local world, side by side behind one shape:
 the sandbox (``sandbox/world.py``), ``make run`` and the tests iterate over
-``ACCOUNTING_SIMULATORS`` instead of naming each system. A new system adds one simulator
-module that exports an ``AccountingSimulator`` and one line in that tuple."""
+``accounting_simulators()`` instead of naming each system. A new system adds one simulator
+module, named as its system id, that exports an ``AccountingSimulator`` as ``SIMULATOR``."""
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from export_preflight.connectors import CONNECTORS
 
 from .base import SimulatorServer
 
@@ -32,7 +35,8 @@ class AccountingSimulator:
     """How the sandbox runs and seeds one accounting system's simulator.
 
     - ``create(latency)`` makes the server;
-    - ``environment(server)`` is the function's settings that point its connector at it;
+    - ``settings(server)``: the connector's settings that point it at the server, by field
+      name (``api_base_url``...); ``environment(server)`` names them as the connector declares;
     - ``prepare(sandbox, server)`` seeds what every run needs (e.g. our OAuth app) and
       returns the secret values it created, by label;
     - ``seed(sandbox, server, slug, company_id=..., **traits)`` seeds one company's accounting
@@ -41,9 +45,13 @@ class AccountingSimulator:
 
     system: str
     create: Callable[[float], SimulatorServer]
-    environment: Callable[[Any], dict[str, str]]
+    settings: Callable[[Any], dict[str, str]]
     seed: Callable[..., AccountingSeed]
     prepare: Callable[[Sandbox, Any], dict[str, str]] = lambda sandbox, server: {}
+
+    def environment(self, server: Any) -> dict[str, str]:
+        """The function's environment variables that point the connector at ``server``."""
+        return CONNECTORS[self.system].environment(**self.settings(server))
 
 
 def seed_oauth_app(sandbox: Sandbox, simulator: Any, *, client_id: str, secret_id: str, label: str) -> dict[str, str]:
@@ -70,9 +78,8 @@ def store_token_set(sandbox: Sandbox, secret_id: str, grant: Any) -> None:
 
 
 def accounting_simulators() -> tuple[AccountingSimulator, ...]:
-    from .economic import SIMULATOR as ECONOMIC
-    from .fortnox import SIMULATOR as FORTNOX
-    from .quickbooks import SIMULATOR as QUICKBOOKS
-    from .xero import SIMULATOR as XERO
-
-    return (ECONOMIC, XERO, FORTNOX, QUICKBOOKS)
+    """One simulator per registered connector: the ``SIMULATOR`` of ``simulators/<system>.py``."""
+    simulators = tuple(importlib.import_module(f"{__package__}.{system}").SIMULATOR for system in CONNECTORS)
+    for simulator, system in zip(simulators, CONNECTORS, strict=True):
+        assert isinstance(simulator, AccountingSimulator) and simulator.system == system, f"simulators/{system}.py"
+    return simulators

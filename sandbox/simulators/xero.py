@@ -995,10 +995,10 @@ def _seed(
 SIMULATOR = AccountingSimulator(
     system="xero",
     create=lambda latency: XeroSimulator(latency=latency),
-    environment=lambda server: {
-        "XERO_API_BASE_URL": server.base_url,
-        "XERO_IDENTITY_BASE_URL": server.base_url,
-        "XERO_CLIENT_CREDENTIALS_SECRET_ID": CLIENT_SECRET_ID,
+    settings=lambda server: {
+        "api_base_url": server.base_url,
+        "identity_base_url": server.base_url,
+        "client_credentials_secret_id": CLIENT_SECRET_ID,
     },
     seed=_seed,
     prepare=_prepare,

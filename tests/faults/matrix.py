@@ -1,5 +1,5 @@
 """The fault matrix as data: one row per fault, what it does to a claimed job, and
-what the system promises to end with (README, "Outcomes and guarantees").
+what the system promises to end with (docs/checks.md, "Outcomes and guarantees").
 
 ``SCENARIOS`` drives ``test_fault_matrix.py`` and renders ``docs/reliability.md``
 (``python -m tests.faults.render``), so the suite and its documentation cannot drift.
@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from export_preflight.connectors import CONNECTORS
 from sandbox import scenarios
 from sandbox.aws import MAX_RECEIVE_COUNT, Resources
 from sandbox.lambda_context import LocalLambdaContext
@@ -935,7 +936,7 @@ def token_answer_quirk(system: str, quirk: dict[str, Any]) -> Setup:
 def without_client_secret(system: str) -> Setup:
     def setup(sandbox: Sandbox) -> Seeded:
         seeded = oauth_claimed(system)(sandbox)
-        secret_id = sandbox.environment()[f"{system.upper()}_CLIENT_CREDENTIALS_SECRET_ID"]
+        secret_id = sandbox.environment()[CONNECTORS[system].variables()["client_credentials_secret_id"]]
         sandbox.aws.client("secretsmanager").delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
         return seeded
 

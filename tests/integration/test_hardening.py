@@ -53,10 +53,10 @@ def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_wo
 
 
 def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_backed_off(sandbox, monkeypatch, capsys):
-    from export_preflight.service import PreflightService
+    from export_preflight.company_checks import CompanyChecks
 
     (seeded,) = scenarios.passes(sandbox)
-    original = PreflightService._run_checks
+    original = CompanyChecks.run
     calls = []
 
     def broken_once(self, *args, **kwargs):
@@ -65,7 +65,7 @@ def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_ba
             raise ZeroDivisionError("a bug nobody planned for")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(PreflightService, "_run_checks", broken_once)
+    monkeypatch.setattr(CompanyChecks, "run", broken_once)
     report = sandbox.poller().drain()
     assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
     out, _ = capsys.readouterr()

@@ -152,6 +152,61 @@ def test_the_local_stack_has_the_templates_outputs(sandbox):
     assert outputs["CompanyConfigTableName"] == environment["COMPANY_CONFIG_TABLE"]
     assert outputs["ClaimedJobsQueueUrl"] == environment["CLAIMED_JOBS_QUEUE_URL"]
     assert outputs["ReadinessDlqUrl"] == environment["READINESS_DLQ_URL"]
+    # What the monitoring application provides, through GetAtt MonitoringApp.Outputs.<key>.
+    monitoring = sandbox.stack.applications["MonitoringApp"]
+    for key in ("AlarmTopicArn", "DashboardUrl", "AuthFailureCompaniesRuleName"):
+        assert outputs[key] == monitoring.outputs[key], key
+
+
+def test_the_monitoring_application_watches_the_local_worlds_resources(sandbox):
+    """The alarms are not in the local world (monitoring.yaml is a nested application that
+    is only named locally), but what the parent gives it is: every parameter resolves
+    against the deployed local stack, and it names the very queues, tables, functions and
+    log groups the sandbox runs, with the template's Mappings values."""
+    stack = sandbox.stack
+    monitoring = stack.applications["MonitoringApp"]
+    declared = monitoring.template["Parameters"]
+    assert set(monitoring.parameters) == set(declared)  # every parameter is given; none has a default
+    assert not [name for name, spec in declared.items() if "Default" in spec]
+    for prefix, queue in (
+        ("ClaimedJobs", "ClaimedJobsQueue"),
+        ("ClaimedJobsDlq", "ClaimedJobsDeadLetterQueue"),
+        ("ReadyJobsDlq", "ReadyJobsDeadLetterQueue"),
+        ("Readiness", "ReadinessQueue"),
+        ("ReadinessDlq", "ReadinessDeadLetterQueue"),
+    ):
+        arn = queue_attributes(sandbox, stack.ref(queue))["QueueArn"]
+        name = monitoring.parameters.get(f"{prefix}Name", monitoring.parameters.get(f"{prefix}QueueName"))
+        assert name == arn.rsplit(":", 1)[1], prefix
+        assert monitoring.parameters.get(f"{prefix}Arn", arn) == arn, prefix
+        assert monitoring.parameters.get(f"{prefix}Url", stack.ref(queue)) == stack.ref(queue), prefix
+    assert monitoring.parameters["CredentialLockTableName"] == stack.ref("CredentialLockTable")
+    for function in ("PreflightFunction", "ReadinessFunction", "ReadinessSweepFunction"):
+        assert monitoring.parameters[f"{function}Name"] == stack.functions[function].name
+    outputs = stack.outputs
+    assert monitoring.parameters["PreflightLogGroupName"] == outputs["PreflightLogGroupName"]
+    assert monitoring.parameters["ReadinessLogGroupName"] == outputs["ReadinessLogGroupName"]
+    assert monitoring.parameters["ReadinessSweepLogGroupName"] == outputs["ReadinessSweepLogGroupName"]
+    assert monitoring.parameters["ServiceStackName"] == stack.name
+    assert monitoring.parameters["AlarmEmail"] == stack.parameters["AlarmEmail"]
+    # Thresholds: the same values the functions and queues are given (Mappings).
+    preflight, readiness = stack.functions["PreflightFunction"], stack.functions["ReadinessFunction"]
+    assert monitoring.parameters["ClaimedJobsMaxReceiveCount"] == preflight.environment["MAX_RECEIVE_COUNT"]
+    assert monitoring.parameters["ReadinessMaxReceiveCount"] == readiness.environment["MAX_RECEIVE_COUNT"]
+    assert monitoring.parameters["PreflightTimeoutSeconds"] == str(preflight.timeout_seconds)
+    assert monitoring.parameters["ReadinessTimeoutSeconds"] == str(readiness.timeout_seconds)
+    # A stack parameter (samconfig.toml's parameter_overrides, e.g. AlarmEmail) reaches it.
+    deployed = local_stack.deploy(sandbox.aws.client, parameters={"AlarmEmail": "ops@example.org"}, name="alarm-email")
+    assert deployed.applications["MonitoringApp"].parameters["AlarmEmail"] == "ops@example.org"
+    # A parameter the nested template does not declare, or one it needs and is not given, is refused.
+    for change, says in (
+        (lambda p: p.update(NotAParameter="x"), "does not declare"),
+        (lambda p: p.pop("ReadinessDlqArn"), "not given"),
+    ):
+        document = local_stack.load_template()
+        change(document["Resources"]["MonitoringApp"]["Properties"]["Parameters"])
+        with pytest.raises(ValueError, match=says):
+            local_stack.deploy(sandbox.aws.client, template=local_stack.transform(document), name="nested-check")
 
 
 @pytest.mark.parametrize(
@@ -191,8 +246,27 @@ def test_the_local_stack_has_the_templates_outputs(sandbox):
             lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(POWERTOOLS_SERVICE_NAME="renamed"),
             lambda s, c: s.environment()["POWERTOOLS_SERVICE_NAME"] == "renamed",
         ),
+        (  # reaches the queue, the function and the nested monitoring application alike
+            lambda t: t["Mappings"]["Redrive"]["Readiness"].update(MaxReceiveCount=4),
+            lambda s, c: (
+                json.loads(queue_attributes_of(c, s.ref("ReadinessQueue"))["RedrivePolicy"])["maxReceiveCount"] == 4
+                and s.functions["ReadinessFunction"].environment["MAX_RECEIVE_COUNT"] == "4"
+                and s.applications["MonitoringApp"].parameters["ReadinessMaxReceiveCount"] == "4"
+            ),
+        ),
+        (
+            lambda t: t["Mappings"]["Timeouts"]["Preflight"].update(DurationAlarmMilliseconds=20000),
+            lambda s, c: s.applications["MonitoringApp"].parameters["PreflightDurationAlarmMilliseconds"] == "20000",
+        ),
     ],
-    ids=["batch-size-and-window", "max-receive-count", "ttl-attribute", "global-env"],
+    ids=[
+        "batch-size-and-window",
+        "max-receive-count",
+        "ttl-attribute",
+        "global-env",
+        "readiness-receive-count-to-alarms",
+        "duration-alarm-threshold",
+    ],
 )
 def test_a_changed_template_value_shows_up_in_the_world(sandbox, change, seen):
     document = local_stack.load_template()

@@ -1,4 +1,4 @@
-"""Every command of the README's "Operator CLI" section runs, as written, against the sandbox:
+"""Every command of the "Operator CLI" section (docs/operations.md) runs, as written, against the sandbox:
 each `export-preflight` line of the section's ``bash`` blocks is run as its own process (as a
 person types it), with the exit code its comment names (``exit N``; 0 when it names none).
 When the docs and the CLI (or the sandbox's seeding and ids) drift apart, this fails."""
@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "operations.md"
 SECTION = "## Operator CLI"
 
 
 def readme_commands() -> list[tuple[str, int]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = DOC.read_text(encoding="utf-8")
     start = text.index(f"\n{SECTION}\n")
     end = text.find("\n## ", start + 1)
     section = text[start : end if end != -1 else len(text)]
@@ -66,7 +67,7 @@ def test_every_readme_command_runs_as_written_against_the_sandbox(tmp_path):
         if ">" in words:
             at = words.index(">")
             words, stdout_file = words[:at], words[at + 1]
-        done = subprocess.run(  # noqa: S603 - our own CLI, words from our README
+        done = subprocess.run(  # noqa: S603 - our own CLI, words from our docs
             executable() + words[1:],
             cwd=tmp_path,
             env=environment,

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from export_preflight.checks import CHECKS, Connection, PreflightCheck, run_checks
+from export_preflight.checks import CHECKS, Connection, PreflightCheck
 from export_preflight.connectors import ConnectionProfile, LedgerEntry
+from export_preflight.engine import run_checks
 from export_preflight.errors import AccountingSystemError, AccountingSystemUnavailable
 from export_preflight.models import Capability, CheckOutcome, FailureReasonType
 from tests.unit.fakes import FakeConnector, configuration, context, job

@@ -1,4 +1,4 @@
-"""The company configuration item (README, "Company configuration item"): the one shape
+"""The company configuration item (docs/contracts.md, "Company configuration item"): the one shape
 `config validate`, `config put` and the function take, its published JSON Schema, strict
 validation with every error in one round, and documents that are not JSON objects."""
 
@@ -24,9 +24,9 @@ PREFIX = "export-preflight/"
 
 
 def readme_example() -> dict[str, Any]:
-    """The JSON block of README's "Company configuration item" section, as written there."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Company configuration item") :]
+    """The JSON block of the "Company configuration item" section (docs/contracts.md), as written there."""
+    contracts = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+    section = contracts[contracts.index("\n## Company configuration item\n") :]
     block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
     assert block is not None
     document: dict[str, Any] = json.loads(block.group(1))
@@ -49,7 +49,7 @@ def write(tmp_path: Path, content: dict[str, Any] | str | bytes) -> str:
 
 
 def changed(**fields: Any) -> dict[str, Any]:
-    """README's example with fields of its ``configuration`` changed (``mappings`` merged)."""
+    """The documented example with fields of its ``configuration`` changed (``mappings`` merged)."""
     document = readme_example()
     mappings = fields.pop("mappings", None)
     document["configuration"].update(fields)
@@ -58,7 +58,7 @@ def changed(**fields: Any) -> dict[str, Any]:
     return document
 
 
-# ---------------------------------------------------------------- README's shape, the schema
+# ---------------------------------------------------------------- the documented shape, the schema
 
 
 def test_the_readme_example_is_a_valid_item_without_warnings(tmp_path):
@@ -192,14 +192,14 @@ def test_every_error_is_reported_in_one_round(tmp_path):
 
 def test_the_secret_prefix_is_the_stacks(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRETS_PREFIX", "team-a/")
-    from export_preflight.settings import get_settings
+    from export_preflight.process import reset
 
-    get_settings.cache_clear()
+    reset()
     try:
         code, out, _ = run("config", "validate", write(tmp_path, readme_example()))
     finally:
         monkeypatch.delenv("SECRETS_PREFIX")
-        get_settings.cache_clear()
+        reset()
     assert code == 2
     assert "error: configuration.pleoCredentialsSecretId: must name this company's own secret, team-a/pleo/" in out
 

@@ -165,7 +165,7 @@ def test_an_accounting_secret_of_another_company_fails_the_job_without_reading_i
     world.configurations[COMPANY] = configuration(accountingCredentialsSecretId=foreign)
     secrets = RecordingSecrets()
     service = world.service()
-    service._secrets = secrets  # type: ignore[assignment]
+    service._checks._secrets = secrets  # type: ignore[assignment]
 
     decision = service.decide(message(), attempt=Attempt())
 

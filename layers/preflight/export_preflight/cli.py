@@ -185,7 +185,7 @@ def job(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.dry_run:
         decision = service.preview(message)
     else:
-        from .service import Attempt
+        from .company_checks import Attempt
 
         # Not a last attempt: transient trouble is reported (exit 3), not used to fail the job.
         decision = service.decide(message, attempt=Attempt(receive_count=1, max_receive_count=2))

@@ -440,6 +440,25 @@ class Decision(BaseModel):
     checks: list[CheckOutcome] = Field(default_factory=list)
 
 
+class ReadyJob(BaseModel):
+    """A job that passed every check, handed on to the ready-jobs queue (docs/contracts.md, "Hand-off"):
+    ``{"jobId", "companyId", "accountingSystem", "accountingCompanyRef",
+    "vendorBasedBookkeeping", "checks": {<check>: <facts>}}``."""
+
+    model_config = ConfigDict(defer_build=True, frozen=True, populate_by_name=True)
+
+    job_id: UUID = Field(alias="jobId")
+    company_id: UUID = Field(alias="companyId")
+    accounting_system: str | None = Field(alias="accountingSystem")
+    accounting_company_ref: str | None = Field(alias="accountingCompanyRef")
+    vendor_based_bookkeeping: bool = Field(alias="vendorBasedBookkeeping")
+    checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def message(self) -> dict[str, object]:
+        """The message body's document, as JSON values."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
 ReadinessStatus = Literal["ready", "not_ready", "unknown"]
 
 

@@ -60,7 +60,7 @@ from .models import ClientCredentials, FailureReasonType, TokenSet
 from .observability import count, logger
 
 # Time budgets, in seconds. Every AWS call under a lease (lease, journal, KMS, token store)
-# goes through a client of its own with one attempt and short timeouts (aws.py
+# goes through a client of its own with one attempt and short timeouts (aws/clients.py
 # ``TOKEN_CLIENT_CONFIG``: connect 1 s + read 2 s), so each takes at most AWS_CALL_SECONDS.
 AWS_CALL_SECONDS = 3.0
 TOKEN_CALL_SECONDS = 8.0  # the token call, all of it

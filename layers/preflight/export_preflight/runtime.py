@@ -1,11 +1,11 @@
 """Container-wide wiring: settings, pooled HTTP clients, AWS adapters and executors.
-The one place adapters are built; once per container, on first use (nothing at import time)."""
+The one place adapters are built; once per container, on first use (nothing at import time),
+kept by ``process.PROCESS``."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 from .aws import (
     CLIENTS,
@@ -24,6 +24,7 @@ from .http import new_client
 from .models import ClientCredentials
 from .oauth import OAuthTokens, TokenEndpoint
 from .pleo import PLEO_TROUBLE, PleoCompanies
+from .process import PROCESS
 from .service import PreflightService
 from .settings import Settings, get_settings
 
@@ -43,12 +44,15 @@ class Runtime:
     deadline: InvocationDeadline
 
 
-@cache
 def get_runtime(*, operator: bool = False) -> Runtime:
-    """The process-wide runtime (settings are read here, once). ``operator``: the operator
-    CLI's, which never refreshes an OAuth token (see ``OAuthTokens``): it runs on a laptop's
-    clock, can be interrupted between a token call and the journal write, and flushes no
-    metrics. The functions call it without arguments."""
+    """The process-wide runtime (built on first use; anew after ``process.reset()``).
+    ``operator``: the operator CLI's, which never refreshes an OAuth token (see
+    ``OAuthTokens``): it runs on a laptop's clock, can be interrupted between a token call and
+    the journal write, and flushes no metrics. The functions call it without arguments."""
+    return PROCESS.once("runtime/operator" if operator else "runtime", lambda: _build(operator=operator))
+
+
+def _build(*, operator: bool) -> Runtime:
     settings = get_settings()
     timeout = settings.http_timeout_seconds
     credentials = Credentials(settings)

@@ -7,10 +7,10 @@ message cannot point our credentials at another host.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .process import PROCESS
 
 DEFAULT_SECRETS_PREFIX = "export-preflight/"
 
@@ -104,7 +104,6 @@ def base_url(url: HttpUrl) -> str:
     return str(url).rstrip("/")
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (parsed on first use)."""
-    return Settings()
+    """The process-wide settings (parsed on first use; anew after ``process.reset()``)."""
+    return PROCESS.once("settings", Settings)

@@ -172,13 +172,11 @@ def outputs_of(stack: str) -> dict[str, str]:
 def applied(settings: Mapping[str, str]) -> Iterator[None]:
     """These environment variables, for the CLI's one command (restored afterwards: the
     tests run the CLI in-process); the settings and the runtime are read anew."""
-    from . import runtime as runtime_module
-    from . import settings as settings_module
+    from . import process
 
     before = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    settings_module.get_settings.cache_clear()
-    runtime_module.get_runtime.cache_clear()
+    process.reset()
     try:
         yield
     finally:
@@ -187,8 +185,7 @@ def applied(settings: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        settings_module.get_settings.cache_clear()
-        runtime_module.get_runtime.cache_clear()
+        process.reset()
 
 
 def setup_problem(error: BaseException) -> str | None:

@@ -153,6 +153,20 @@ class ConnectorSpec:
     # OAuth: days a refresh token may go unused before it lapses (None: it does not).
     refresh_token_idle_days: int | None = None
 
+    def variables(self) -> dict[str, str]:
+        """Each setting's environment variable, by field: declared once, as the settings'
+        ``env_prefix`` and field name; template.yaml and the simulators are checked against it."""
+        prefix = str(self.settings.model_config.get("env_prefix", ""))
+        return {name: f"{prefix}{name}".upper() for name in self.settings.model_fields}
+
+    def environment(self, **values: str) -> dict[str, str]:
+        """Settings (by field name) as the environment variables the connector reads."""
+        variables = self.variables()
+        unknown = set(values) - set(variables)
+        if unknown:
+            raise ValueError(f"{self.system_id} has no settings {sorted(unknown)} (it has {sorted(variables)})")
+        return {variables[name]: value for name, value in values.items()}
+
 
 ACCOUNTING_TROUBLE = Trouble(
     error=AccountingSystemUnavailable,

@@ -31,6 +31,7 @@ from .base import (
     request_or_raise,
     unexpected_answer,
 )
+from .paging import PageRequest, SkipPages
 
 NAME = "e-conomic"
 ROLES = ("SuperUser", "Bookkeeping", "Sales", "ProjectEmployee")
@@ -42,6 +43,8 @@ MAX_IN_VALUES = 200
 """restdocs "Filtering": an ``$in:`` list takes at most 200 values."""
 MAX_PAGES = 100
 """A collection that keeps announcing a next page beyond this many is not the data we expect."""
+PAGING = SkipPages(size=PAGE_SIZE, max_pages=MAX_PAGES)
+"""``skippages``/``pagesize``; more follows while ``pagination.nextPage`` is given."""
 
 
 class EconomicCredentials(BaseModel):
@@ -209,17 +212,15 @@ class EconomicConnector:
 
     def _collection(self, path: str, *, what: str, **params: Any) -> list[JsonObject]:
         read = BodyReader(NAME, what)
-        items: list[JsonObject] = []
-        for page in range(MAX_PAGES):
-            response = self._get(path, what=what, params={**params, "pagesize": PAGE_SIZE, "skippages": page})
+
+        def fetch(page: PageRequest) -> JsonObject:
+            response = self._get(path, what=what, params={**params, **page.params})
             self._raise_for_auth(response)
             if not response.is_success:
                 raise unexpected_answer(NAME, response, what)
-            found, more = _page(read, response)
-            items.extend(found)
-            if not more:
-                return items
-        raise read.garbage()
+            return read.parse_object(response)
+
+        return PAGING.collect(fetch, lambda body: read.objects(body, "collection"), read)
 
     def _get(self, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         return request_or_raise(self._http, "GET", path, system=NAME, what=what, headers=self._headers, **kwargs)
@@ -259,7 +260,7 @@ def _page(read: BodyReader, response: httpx.Response) -> tuple[list[JsonObject],
     """One page of a collection: its items, and whether another page follows."""
     body = read.parse_object(response)
     items = read.objects(body, "collection")
-    return items, bool(read.text(read.member(body, "pagination"), "nextPage"))
+    return items, PAGING.more(read, body)
 
 
 def _international_ledger(read: BodyReader, settings: JsonObject) -> bool:

@@ -56,28 +56,24 @@ from datetime import date
 from typing import Any
 
 import httpx
-from pydantic import Field, HttpUrl
-from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
 from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
-from ..settings import ConnectorSettings, base_url
 from .base import (
     BodyReader,
     ConnectionProfile,
-    ConnectorEnvironment,
-    ConnectorSpec,
     JsonObject,
     LedgerEntry,
     Support,
     json_body,
-    oauth_bearer,
     request_or_raise,
     unexpected_answer,
     utc_today,
 )
+from .oauth_system import OAuthSystem, TokenService
+from .paging import PageNumbers, PageRequest
 
 NAME = "Fortnox"
 API = "/3"
@@ -85,6 +81,8 @@ TOKEN_PATH = "/oauth-v1/token"  # noqa: S105 - a URL path
 PAGE_SIZE = 500
 MAX_PAGES = 50
 """A collection that keeps announcing pages beyond this many is not the data we expect."""
+PAGING = PageNumbers(size=PAGE_SIZE, max_pages=MAX_PAGES)
+"""``page``/``limit`` from page 1, as many pages as ``MetaInformation.@TotalPages`` says."""
 
 SYSTEM_EXCEPTION = 1000003
 TOKEN_REJECTED = frozenset({2000310, 2000311})
@@ -519,22 +517,13 @@ class FortnoxConnector:
 
     def _collection(self, path: str, key: str, year: FinancialYear, *, what: str) -> list[JsonObject]:
         read = BodyReader(NAME, what)
-        items: list[JsonObject] = []
-        for page in range(1, MAX_PAGES + 1):
-            params: dict[str, Any] = {"financialyear": year.id, "limit": PAGE_SIZE, "page": page}
-            response = self._get(path, what=what, params=params)
+
+        def fetch(page: PageRequest) -> JsonObject:
+            response = self._get(path, what=what, params={"financialyear": year.id, **page.params})
             self._raise_for(response, what=what, area=BOOKKEEPING)
-            body = read.parse_object(response)
-            items.extend(read.objects(body, key))
-            meta = read.member(body, "MetaInformation")
-            pages = meta.get("@TotalPages")
-            if pages is None:
-                return items
-            if not isinstance(pages, int) or isinstance(pages, bool):
-                raise read.garbage()
-            if page >= pages:
-                return items
-        raise read.garbage()
+            return read.parse_object(response)
+
+        return PAGING.collect(fetch, lambda body: read.objects(body, key), read)
 
     def _get(self, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         """GET with the bearer token (a 401 refreshes it once: see ``OAuthBearer``)."""
@@ -657,51 +646,25 @@ class FortnoxTokenEndpoint(TokenEndpoint):
             ) from None
 
 
-class FortnoxSettings(ConnectorSettings):
-    """Fortnox's settings: ``FORTNOX_API_BASE_URL``, ``FORTNOX_AUTH_BASE_URL`` (the OAuth token
-    service), ``FORTNOX_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app's client id and secret)."""
-
-    model_config = SettingsConfigDict(env_prefix="FORTNOX_", frozen=True, extra="ignore")
-
-    api_base_url: HttpUrl = HttpUrl("https://api.fortnox.se")
-    auth_base_url: HttpUrl = HttpUrl("https://apps.fortnox.se")
-    client_credentials_secret_id: str = Field(default="export-preflight/fortnox/client", min_length=1)
-
-
-def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
-    assert isinstance(settings, FortnoxSettings)
-    return {"fortnox": base_url(settings.api_base_url), "fortnox-auth": base_url(settings.auth_base_url)}
-
-
-def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> FortnoxConnector:
-    settings = env.settings
-    assert isinstance(settings, FortnoxSettings)
-    auth = oauth_bearer(
-        env,
-        config,
-        refresh,
-        auth_client="fortnox-auth",
-        auth_path=TOKEN_PATH,
-        client_secret_id=settings.client_credentials_secret_id,
-        system=NAME,
-        refusal=_permission_refusal,
-        endpoint=FortnoxTokenEndpoint,
-    )
-    return FortnoxConnector(env.http["fortnox"], auth, config)
-
-
-SPEC = ConnectorSpec(
+FORTNOX = OAuthSystem(
     system_id="fortnox",
     display_name=NAME,
-    settings=FortnoxSettings,
-    base_urls=_base_urls,
-    create=_create,
+    env_prefix="FORTNOX_",
+    api_base_url="https://api.fortnox.se",
+    token_service=TokenService("auth", "https://apps.fortnox.se", TOKEN_PATH),
+    client_credentials="export-preflight/fortnox/client",
+    refusal=_permission_refusal,
+    token_endpoint=FortnoxTokenEndpoint,
+)
+FortnoxSettings = FORTNOX.settings
+
+SPEC = FORTNOX.spec(
+    FortnoxConnector,
     required_mappings=(
         ("journal", "voucher series (journal)"),
         ("expense_account", "default expense account (expenseAccount)"),
         ("contra_account", "contra account for card spend (contraAccount)"),
     ),
-    reread_on_rejection=False,
     vendor_mappings=(),  # supplier invoices post to the preferred supplier debt account (checked as a capability)
     numeric_fields=frozenset(  # 4-digit BAS account numbers; the organisation number has its own shape check
         {"mappings.expenseAccount", "mappings.contraAccount", "mappings.vendorPayablesAccount"}

@@ -51,29 +51,26 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import Field, HttpUrl
-from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
 from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import GrantRevoked, OAuthBearer, TokenEndpoint
 from ..observability import logger
-from ..settings import ConnectorSettings, base_url
+from ..process import PROCESS
 from .base import (
     BodyReader,
     ConnectionProfile,
-    ConnectorEnvironment,
-    ConnectorSpec,
     JsonObject,
     LedgerEntry,
     Support,
     json_body,
-    oauth_bearer,
     request_or_raise,
     unexpected_answer,
     utc_today,
 )
+from .oauth_system import OAuthSystem, TokenService
+from .paging import PageRequest, StartPosition
 
 NAME = "QuickBooks"
 MINOR_VERSION = "75"
@@ -81,6 +78,8 @@ ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path, not a secret
 PAGE_SIZE = 1000  # the query endpoint's largest MAXRESULTS
 MAX_PAGES = 10
+# startposition/maxresults in the query statement; after MAX_PAGES full pages, what was read.
+PAGING = StartPosition(size=PAGE_SIZE, max_pages=MAX_PAGES, truncate=True)
 # Intuit allows 10 concurrent requests per app and realm; one container keeps well below
 # that so that several containers (and the export stage) still fit.
 CONCURRENT_PER_REALM = 4
@@ -439,17 +438,16 @@ class QuickBooksConnector:
         with self._locks[entity]:
             if entity not in self._lists:
                 read = BodyReader(NAME, what)
-                rows: list[JsonObject] = []
-                for page in range(MAX_PAGES):
+
+                def fetch(page: PageRequest) -> JsonObject:
                     # entity is one of our constants; nothing configured reaches a statement
-                    start = page * PAGE_SIZE + 1
-                    statement = f"select * from {entity} where Active in (true, false) startposition {start} maxresults {PAGE_SIZE}"  # noqa: E501, S608
-                    body = self._read("query", what=what, query=statement)
-                    batch = read.objects(read.member(body, "QueryResponse"), entity, required=False)
-                    rows.extend(batch)
-                    if len(batch) < PAGE_SIZE:
-                        break
-                self._lists[entity] = rows
+                    window = " ".join(f"{name} {value}" for name, value in page.params.items())
+                    statement = f"select * from {entity} where Active in (true, false) {window}"  # noqa: S608
+                    return self._read("query", what=what, query=statement)
+
+                self._lists[entity] = PAGING.collect(
+                    fetch, lambda body: read.objects(read.member(body, "QueryResponse"), entity, required=False), read
+                )
             return list(self._lists[entity])
 
     def _read(self, resource: str, *, what: str, query: str | None = None) -> JsonObject:
@@ -582,15 +580,9 @@ def _log_answer(what: str) -> Callable[[httpx.Response], None]:
     return log
 
 
-_SLOTS: dict[str, threading.BoundedSemaphore] = {}
-_SLOTS_LOCK = threading.Lock()
-
-
 def _realm_slot(realm: str) -> threading.BoundedSemaphore:
-    with _SLOTS_LOCK:
-        if realm not in _SLOTS:
-            _SLOTS[realm] = threading.BoundedSemaphore(CONCURRENT_PER_REALM)
-        return _SLOTS[realm]
+    """The realm's request slots, shared by every thread of the process (kept by ``PROCESS``)."""
+    return PROCESS.once(f"quickbooks/realm-slots/{realm}", lambda: threading.BoundedSemaphore(CONCURRENT_PER_REALM))
 
 
 def _roles(config: CompanyConfiguration) -> dict[str, tuple[str, ...]]:
@@ -649,51 +641,25 @@ class QuickBooksTokenEndpoint(TokenEndpoint):
             ) from None
 
 
-class QuickBooksSettings(ConnectorSettings):
-    """QuickBooks' settings: ``QUICKBOOKS_API_BASE_URL`` (sandbox companies:
-    ``https://sandbox-quickbooks.api.intuit.com``), ``QUICKBOOKS_OAUTH_BASE_URL`` (the token
-    endpoint's host) and ``QUICKBOOKS_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app)."""
-
-    model_config = SettingsConfigDict(env_prefix="QUICKBOOKS_", frozen=True, extra="ignore")
-
-    api_base_url: HttpUrl = HttpUrl("https://quickbooks.api.intuit.com")
-    oauth_base_url: HttpUrl = HttpUrl("https://oauth.platform.intuit.com")
-    client_credentials_secret_id: str = Field(default="export-preflight/quickbooks/client", min_length=1)
-
-
-def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
-    assert isinstance(settings, QuickBooksSettings)
-    return {"quickbooks": base_url(settings.api_base_url), "quickbooks-oauth": base_url(settings.oauth_base_url)}
-
-
-def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> QuickBooksConnector:
-    settings = env.settings
-    assert isinstance(settings, QuickBooksSettings)
-    auth = oauth_bearer(
-        env,
-        config,
-        refresh,
-        auth_client="quickbooks-oauth",
-        auth_path=TOKEN_PATH,
-        client_secret_id=settings.client_credentials_secret_id,
-        system=NAME,
-        refusal=_not_about_the_token,
-        endpoint=QuickBooksTokenEndpoint,
-    )
-    return QuickBooksConnector(env.http["quickbooks"], auth, config)
-
-
-SPEC = ConnectorSpec(
+QUICKBOOKS = OAuthSystem(
     system_id="quickbooks",
     display_name=NAME,
-    settings=QuickBooksSettings,
-    base_urls=_base_urls,
-    create=_create,
+    env_prefix="QUICKBOOKS_",
+    # sandbox companies: https://sandbox-quickbooks.api.intuit.com
+    api_base_url="https://quickbooks.api.intuit.com",
+    token_service=TokenService("oauth", "https://oauth.platform.intuit.com", TOKEN_PATH),
+    client_credentials="export-preflight/quickbooks/client",
+    refusal=_not_about_the_token,
+    token_endpoint=QuickBooksTokenEndpoint,
+)
+QuickBooksSettings = QUICKBOOKS.settings
+
+SPEC = QUICKBOOKS.spec(
+    QuickBooksConnector,
     required_mappings=(
         ("expense_account", "default expense account (expenseAccount)"),
         ("contra_account", "contra account for card spend (contraAccount)"),
     ),
-    reread_on_rejection=False,
     vendor_mappings=(),  # bills post to the company's default Accounts Payable unless one is mapped
     company_ref=CompanyRefRule(_REALM, "a QuickBooks realmId (digits only)"),
     refresh_token_idle_days=100,  # refresh token: rolling: valid 100 days from last use

@@ -12,26 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import httpx
-from pydantic import Field, HttpUrl
-from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..models import Capability, CompanyConfiguration, FailureReasonType
 from ..oauth import OAuthBearer
-from ..settings import ConnectorSettings, base_url
 from .base import (
     BodyReader,
     ConnectionProfile,
-    ConnectorEnvironment,
-    ConnectorSpec,
     JsonObject,
     LedgerEntry,
     Support,
     json_body,
-    oauth_bearer,
     request_or_raise,
     unexpected_answer,
 )
+from .oauth_system import OAuthSystem, TokenService
 
 NAME = "Xero"
 API = "/api.xro/2.0"
@@ -310,49 +305,23 @@ def _tax_rate_entry(read: BodyReader, rate: JsonObject) -> LedgerEntry | None:
     return LedgerEntry(ref=tax_type, name=read.text(rate, "Name"), usable=not problem, problem=problem)
 
 
-class XeroSettings(ConnectorSettings):
-    """Xero's settings: ``XERO_API_BASE_URL``, ``XERO_IDENTITY_BASE_URL``,
-    ``XERO_CLIENT_CREDENTIALS_SECRET_ID`` (our OAuth app's client id and secret)."""
-
-    model_config = SettingsConfigDict(env_prefix="XERO_", frozen=True, extra="ignore")
-
-    api_base_url: HttpUrl = HttpUrl("https://api.xero.com")
-    identity_base_url: HttpUrl = HttpUrl("https://identity.xero.com")
-    client_credentials_secret_id: str = Field(default="export-preflight/xero/client", min_length=1)
-
-
-def _base_urls(settings: ConnectorSettings) -> dict[str, str]:
-    assert isinstance(settings, XeroSettings)
-    return {"xero": base_url(settings.api_base_url), "xero-identity": base_url(settings.identity_base_url)}
-
-
-def _create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> XeroConnector:
-    settings = env.settings
-    assert isinstance(settings, XeroSettings)
-    auth = oauth_bearer(
-        env,
-        config,
-        refresh,
-        auth_client="xero-identity",
-        auth_path="/connect/token",
-        client_secret_id=settings.client_credentials_secret_id,
-        system=NAME,
-        refusal=_scope_refusal,
-    )
-    return XeroConnector(env.http["xero"], auth, config)
-
-
-SPEC = ConnectorSpec(
+XERO = OAuthSystem(
     system_id="xero",
     display_name=NAME,
-    settings=XeroSettings,
-    base_urls=_base_urls,
-    create=_create,
+    env_prefix="XERO_",
+    api_base_url="https://api.xero.com",
+    token_service=TokenService("identity", "https://identity.xero.com", "/connect/token"),
+    client_credentials="export-preflight/xero/client",
+    refusal=_scope_refusal,
+)
+XeroSettings = XERO.settings
+
+SPEC = XERO.spec(
+    XeroConnector,
     required_mappings=(
         ("expense_account", "default expense account (expenseAccount)"),
         ("contra_account", "contra account for card spend (contraAccount)"),
     ),
-    reread_on_rejection=False,
     vendor_mappings=(),  # bills post to Xero's own Accounts Payable system account
     refresh_token_idle_days=60,  # refresh token: expires after 60 days unused
 )
