@@ -8,6 +8,7 @@ import pytest
 
 from sandbox.world import leaked
 from tests.contract.openapi import validate_simulated_pleo_request
+from tests.faults.aws_faults import AWS_FAULTS
 
 
 @pytest.fixture
@@ -26,6 +27,21 @@ def sandbox(session_sandbox, capsys):
         if r.path not in s.credential_paths  # e.g. the refresh token in a token request
     ]
     assert leaked(session_sandbox.secret_values(), [out, err, *bodies]) == []
+
+
+@pytest.fixture
+def aws_faults(monkeypatch):
+    """Faults at the AWS SDK boundary (moto cannot throttle, refuse or time out), cleared after."""
+    AWS_FAULTS.clear()
+    AWS_FAULTS.install(monkeypatch)
+    yield AWS_FAULTS
+    AWS_FAULTS.clear()
+
+
+def stored_tokens(sandbox, company) -> dict:
+    """The company's accounting token set as Secrets Manager holds it."""
+    secret = company.configuration["accountingCredentialsSecretId"]
+    return json.loads(sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"])
 
 
 def ready_jobs(sandbox) -> list[dict]:

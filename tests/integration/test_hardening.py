@@ -12,23 +12,9 @@ from export_preflight.aws import DynamoDBDecisionLog, Queues
 from export_preflight.rerun import rerun
 from export_preflight.settings import get_settings
 from sandbox import scenarios
-from tests.faults.aws_faults import AWS_FAULTS
-from tests.integration.conftest import dead_letters, emf_metrics, ready_jobs
+from tests.integration.conftest import dead_letters, emf_metrics, ready_jobs, stored_tokens
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def aws_faults(monkeypatch):
-    AWS_FAULTS.clear()
-    AWS_FAULTS.install(monkeypatch)
-    yield AWS_FAULTS
-    AWS_FAULTS.clear()
-
-
-def _stored(sandbox, company) -> dict:
-    secret = company.configuration["accountingCredentialsSecretId"]
-    return json.loads(sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"])
 
 
 def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_working(sandbox, aws_faults):
@@ -39,7 +25,7 @@ def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_wo
     sandbox.enqueue_job(first)
     sandbox.poller().drain()
     assert sandbox.xero.token_calls == 1
-    assert _stored(sandbox, company)["refreshToken"] != company.grant.refresh_token  # Secrets Manager refused it
+    assert stored_tokens(sandbox, company)["refreshToken"] != company.grant.refresh_token  # Secrets Manager refused it
 
     # The next job, after the access token lapsed: the journalled set is saved first, then
     # the refresh presents the *new* refresh token (a replay would revoke the grant).
@@ -49,7 +35,7 @@ def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_wo
     sandbox.poller().drain()
     assert [h["jobId"] for h in ready_jobs(sandbox)] == [first["id"], second["id"]]
     assert not company.grant.revoked and sandbox.xero.token_calls == 2
-    assert _stored(sandbox, company)["refreshToken"] == company.grant.refresh_token
+    assert stored_tokens(sandbox, company)["refreshToken"] == company.grant.refresh_token
 
 
 def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_backed_off(sandbox, monkeypatch, capsys):

@@ -25,18 +25,9 @@ from export_preflight.errors import DecisionInFlight
 from export_preflight.models import Decision
 from export_preflight.service import RERUN_WAIT_SECONDS
 from export_preflight.settings import get_settings
-from tests.faults.aws_faults import AWS_FAULTS
 from tests.integration.conftest import ready_jobs
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def aws_faults(monkeypatch):
-    AWS_FAULTS.clear()
-    AWS_FAULTS.install(monkeypatch)
-    yield AWS_FAULTS
-    AWS_FAULTS.clear()
 
 
 def _company_and_job(sandbox):

@@ -10,23 +10,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.faults.aws_faults import AWS_FAULTS
-from tests.integration.conftest import emf_metrics, ready_jobs
+from tests.integration.conftest import emf_metrics, ready_jobs, stored_tokens
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def aws_faults(monkeypatch):
-    AWS_FAULTS.clear()
-    AWS_FAULTS.install(monkeypatch)
-    yield AWS_FAULTS
-    AWS_FAULTS.clear()
-
-
-def _stored(sandbox, company) -> dict:
-    secret = company.configuration["accountingCredentialsSecretId"]
-    return json.loads(sandbox.aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"])
 
 
 def _journal(sandbox, company) -> dict | None:
@@ -56,7 +42,7 @@ def test_three_hours_of_refused_saves_cost_no_grant_and_the_next_job_after_the_f
     sandbox.poller().drain()
     assert [h["jobId"] for h in ready_jobs(sandbox)] == [first["id"]]
     assert sandbox.xero.token_calls == 1 and refused.hits == 1  # a refusal is not retried
-    assert _stored(sandbox, company)["refreshToken"] == first_refresh
+    assert stored_tokens(sandbox, company)["refreshToken"] == first_refresh
     out, _ = capsys.readouterr()
     assert any(m.get("TokenStoreRefused") for m in emf_metrics(out))  # the alarm's metric, at once
 
@@ -88,7 +74,7 @@ def test_three_hours_of_refused_saves_cost_no_grant_and_the_next_job_after_the_f
     assert not company.grant.revoked and sandbox.xero.token_calls == 2
     presented = _presented(sandbox)
     assert len(presented) == len(set(presented)) == 2 and presented[0] == first_refresh
-    assert _stored(sandbox, company)["refreshToken"] == company.grant.refresh_token
+    assert stored_tokens(sandbox, company)["refreshToken"] == company.grant.refresh_token
     assert _journal(sandbox, company) is None
 
 
@@ -137,5 +123,5 @@ def test_a_journal_entry_written_before_the_encryption_is_still_recovered(sandbo
     sandbox.poller().drain()
     assert [h["jobId"] for h in ready_jobs(sandbox)] == [first["id"], second["id"]]
     assert not company.grant.revoked and sandbox.xero.token_calls == 2
-    assert _stored(sandbox, company)["refreshToken"] == company.grant.refresh_token
+    assert stored_tokens(sandbox, company)["refreshToken"] == company.grant.refresh_token
     assert _journal(sandbox, company) is None
