@@ -1,5 +1,5 @@
 """Instruments for a process that runs a handler, installed after its imports: every
-remote call on the wire (party, operation, purpose, start, end), injected latency on AWS
+remote call on the wire (remote, operation, purpose, start, end), injected latency on AWS
 calls, and the dependency model that turns one job's calls into its floor."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ AWS_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "SendMessage", "PutSecretVa
 class Call:
     """One request on the wire (``time.perf_counter`` of the process that made it)."""
 
-    party: str  # pleo, economic, ... or dynamodb, secretsmanager, sqs
+    remote: str  # pleo, economic, ... or dynamodb, secretsmanager, sqs
     op: str  # "GET /v3/export-jobs/{id}", "PutItem"
     purpose: str  # what the handler made it for (see ``purpose_of``)
     key: str  # the exact request: an identical read repeated is a redundant call
@@ -35,7 +35,7 @@ class Call:
 
     @property
     def name(self) -> str:
-        return f"{self.party} {self.op}"
+        return f"{self.remote} {self.op}"
 
     @property
     def is_read(self) -> bool:
@@ -63,11 +63,11 @@ PURPOSES = {
     "PreflightService._settle": "decision settle",
     "PreflightService._fail": "fail job in Pleo",
     "PreflightService._hand_on": "hand-off",
-    "meet_fate": "dead letter / back off",
+    "handle_error": "dead letter / back off",
 }
-# The party each of the service's own steps talks to: a call to another party made inside
+# The remote system each of the service's own steps talks to: a call to another one made inside
 # the step (e.g. a best-effort write during the action) is a side call, not the step.
-STEP_PARTIES = {
+STEP_REMOTES = {
     "job read": "pleo",
     "fail job in Pleo": "pleo",
     "hand-off": "sqs",
@@ -113,7 +113,7 @@ class Recorder:
     request (every attempt, whichever client or session made it)."""
 
     def __init__(self, hosts: dict[str, str], aws_latency: float) -> None:
-        self.hosts = hosts  # "127.0.0.1:port" -> party
+        self.hosts = hosts  # "127.0.0.1:port" -> remote
         self.aws_latency = aws_latency
         self._calls: list[Call] | None = None
         self._lock = threading.Lock()
@@ -145,9 +145,9 @@ class Recorder:
                 return http_send(transport, request)
             finally:
                 url = request.url
-                party = recorder.hosts.get(f"{url.host}:{url.port}", str(url.host))
+                remote = recorder.hosts.get(f"{url.host}:{url.port}", str(url.host))
                 path = _DIGITS.sub("/{n}", _UUID.sub("{id}", url.path))
-                recorder._add(party, f"{request.method} {path}", f"{request.method} {url}", started, False)
+                recorder._add(remote, f"{request.method} {path}", f"{request.method} {url}", started, False)
 
         def send(session: Any, request: Any) -> Any:
             started = time.perf_counter()
@@ -159,21 +159,21 @@ class Recorder:
                 target = request.headers.get("X-Amz-Target", b"")
                 target = target.decode() if isinstance(target, bytes) else str(target)
                 service, _, op = target.rpartition(".")
-                party = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", "AmazonSQS": "sqs"}
-                recorder._add(party.get(service, service), op, _aws_key(op, request.body), started, True)
+                remotes = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", "AmazonSQS": "sqs"}
+                recorder._add(remotes.get(service, service), op, _aws_key(op, request.body), started, True)
 
         setattr(httpx.HTTPTransport, "handle_request", handle_request)  # noqa: B010 - a patch, on purpose
         setattr(botocore.httpsession.URLLib3Session, "send", send)  # noqa: B010
         setattr(botocore.session.Session, "create_client", counted_create_client)  # noqa: B010
         return self
 
-    def _add(self, party: str, op: str, key: str, started: float, aws: bool) -> None:
+    def _add(self, remote: str, op: str, key: str, started: float, aws: bool) -> None:
         if self._calls is None:
             return
         purpose = purpose_of(sys._getframe(2))
-        if STEP_PARTIES.get(purpose, party) != party:
+        if STEP_REMOTES.get(purpose, remote) != remote:
             purpose = f"other: beside {purpose}"
-        call = Call(party, op, purpose, key, started, time.perf_counter(), aws)
+        call = Call(remote, op, purpose, key, started, time.perf_counter(), aws)
         with self._lock:
             if self._calls is not None:
                 self._calls.append(call)
@@ -294,14 +294,14 @@ def attribute(start: float, end: float, calls: list[Call], chain: list[Step]) ->
 
 def redundant(calls: list[Call]) -> list[Call]:
     """Reads whose answer nothing needs: a read for no known purpose, or the same read
-    again with no write of ours to that party in between."""
+    again with no write of ours to that remote system in between."""
     seen: set[str] = set()
     found = []
     for call in calls:
         if not call.is_read:
-            seen = {key for key in seen if not key.startswith(call.party + "|")}
+            seen = {key for key in seen if not key.startswith(call.remote + "|")}
             continue
-        key = f"{call.party}|{call.key}"
+        key = f"{call.remote}|{call.key}"
         if key in seen or call.purpose.startswith("other"):
             found.append(call)
         seen.add(key)

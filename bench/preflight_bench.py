@@ -251,7 +251,7 @@ class PathResult:
     seconds: list[float]
     chain: list[instrument.Step]
     attribution: dict[str, float]  # mean seconds per job
-    calls_per_job: dict[str, float]  # by party group
+    calls_per_job: dict[str, float]  # by remote group
     redundant: list[str]  # names of redundant calls, over all jobs
     jobs: int
     extra: dict[str, float] = field(default_factory=dict)
@@ -288,7 +288,7 @@ def analyse(label: str, items: list[Item], cfg: Config, base: dict[bool, float])
     for item in items:
         for key, value in instrument.attribute(item.p0, item.p1, item.calls, chain).items():
             sums[key] += value
-        calls.update("Pleo" if c.party == "pleo" else "AWS" if c.aws else "accounting" for c in item.calls)
+        calls.update("Pleo" if c.remote == "pleo" else "AWS" if c.aws else "accounting" for c in item.calls)
         for c in item.calls:
             if c.purpose in on_chain:
                 over[c.aws].append(c.end - c.start - (aws_cost if c.aws else http_cost))

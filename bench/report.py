@@ -279,7 +279,7 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
 
     # ------------------------------------------------------------ AWS reads, memory
     h("AWS reads per TTL, AWS calls per warm job, memory")
-    ops = Counter(f"{c.party} {c.op} ({instrument.aws_detail(c)})" for c in r["pass_calls"] if c.aws)
+    ops = Counter(f"{c.remote} {c.op} ({instrument.aws_detail(c)})" for c in r["pass_calls"] if c.aws)
     table(
         "measure|value",
         [

@@ -1,4 +1,4 @@
-"""``make deploy``'s check before it builds anything (README, "Deploying").
+"""``make deploy``'s check before it builds anything (docs/deploying.md, "Deploying").
 
     python -m deploy.check ENV [--config samconfig.toml]
 
@@ -138,7 +138,7 @@ def next_steps(env: str, config_path: Path, out: IO[str]) -> int:
     prefix = overrides(parameters).get("SecretsPrefix", "export-preflight/")
     print(
         f"""
-Next steps for {stack} (README, "Deploying"):
+Next steps for {stack} (docs/deploying.md, "Deploying"):
   1. Our OAuth client secrets, once per system you use ({{"clientId", "clientSecret"}}; no tag):
        aws secretsmanager create-secret --name {prefix}xero/client --secret-string file://xero-client.json
        (likewise {prefix}fortnox/client, {prefix}quickbooks/client, {prefix}pleo/oauth-client)

@@ -1,9 +1,15 @@
 """``make new-connector NAME=acme``: the skeleton of a new OAuth accounting system.
 
 Writes the connector and simulator modules, registers the connector, adds its conformance
-row, its settings to template.yaml and its scenarios to ``make run``; every piece that
-needs the vendor raises ``NotImplementedError`` naming what to fill in, so the conformance
-suite fails for the new row until it is done. Prints the list of what to fill in.
+row, its settings to template.yaml (function environment, base-URL parameters and the
+stack Outputs the operator CLI reads them from) and its scenarios to ``make run``; every
+piece that needs the vendor raises ``NotImplementedError`` naming what to fill in, so the
+conformance suite fails for the new row until it is done. Prints the list of what to fill in.
+
+Files changed besides its two new modules: ``connectors/__init__.py``,
+``tests/connectors/table.py``, ``sandbox/scenarios.py``, ``template.yaml``; by hand, the
+README, docs/contracts.md and docs/checks.md. Outside the system's own modules and tests
+that is 6 files (docs/connectors.md, "Adding an accounting system").
 
     python -m sandbox.new_connector acme [--root DIR]
 """
@@ -16,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from export_preflight.connectors.base import AccountingConnector
 from export_preflight.connectors.oauth_system import OAuthSystem, TokenService
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,29 +200,45 @@ def scenarios(name: str) -> str:
 '''
 
 
-def template_settings(name: str) -> tuple[str, str]:
-    """(function environment lines, parameters) for template.yaml."""
+def template_settings(name: str) -> tuple[str, str, str]:
+    """(function environment lines, parameters, Outputs) for template.yaml. Each base URL's
+    parameter and Output are named as ``ConnectorSpec.stack_outputs()`` says (the operator
+    CLI reads the Output: ``stack.py``); the secret id is ``${SecretsPrefix}`` and the
+    default's suffix (``ConnectorSpec.prefixed_secrets()``)."""
     system = system_of(name)
-    variables = {field: f"{system.env_prefix}{field}".upper() for field in system.settings.model_fields}
+    spec = system.spec(_no_connector)
+    variables = spec.variables()
+    named = spec.stack_outputs()
     title = name.capitalize()
-    roles = {"api_base_url": "Api", f"{TOKEN_ROLE}_base_url": TOKEN_ROLE.capitalize()}
     what = {"api_base_url": f"the {title} API", f"{TOKEN_ROLE}_base_url": f"{title}'s OAuth 2.0 token service"}
-    environment = "".join(
-        f"            {variables[field]}: !Ref {title}{role}BaseUrl\n" for field, role in roles.items()
-    ) + (f'            {variables["client_credentials_secret_id"]}: !Sub "${{SecretsPrefix}}{name}/client"\n')
+    environment = "".join(f"            {variables[field]}: !Ref {named[field]}\n" for field in what) + "".join(
+        f'            {variables[field]}: !Sub "${{SecretsPrefix}}{suffix}"\n'
+        for field, suffix in spec.prefixed_secrets().items()
+    )
     defaults = {"api_base_url": system.api_base_url, f"{TOKEN_ROLE}_base_url": system.token_service.default_base_url}
     parameters = "".join(
-        f"  {title}{role}BaseUrl:\n    Type: String\n    Default: {defaults[field]}\n"
+        f"  {named[field]}:\n    Type: String\n    Default: {defaults[field]}\n"
         f'    AllowedPattern: "^https://.+"\n    Description: Base URL of {what[field]} ({variables[field]}).\n'
-        for field, role in roles.items()
+        for field in what
     )
-    return environment, parameters
+    outputs = "".join(
+        f"  {named[field]}:\n    Description: Base URL of {what[field]} ({variables[field]}).\n"
+        f"    Value: !Ref {named[field]}\n"
+        for field in what
+    )
+    return environment, parameters, outputs
 
 
-def _insert(path: Path, anchor: str, text: str, *, after: bool = False) -> None:
-    """``text`` before (or after) the first line that matches ``anchor`` (a regex)."""
+def _no_connector(*_: object) -> AccountingConnector:
+    raise NotImplementedError("only the skeleton's settings are asked for here")
+
+
+def _insert(path: Path, anchor: str, text: str, *, after: bool = False, within: str = "") -> None:
+    """``text`` before (or after) the first line that matches ``anchor`` (a regex), from the
+    first line that matches ``within`` on (when given: a section, e.g. ``^Outputs:``)."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for index, line in enumerate(lines):
+    start = next((index for index, line in enumerate(lines) if re.search(within, line)), len(lines))
+    for index, line in enumerate(lines[start:], start):
         if re.search(anchor, line):
             lines.insert(index + 1 if after else index, text)
             path.write_text("".join(lines), encoding="utf-8")
@@ -264,9 +287,10 @@ def generate(name: str, root: Path = ROOT) -> list[Path]:
     )
 
     template = root / "template.yaml"
-    environment, parameters = template_settings(name)
+    environment, parameters, outputs = template_settings(name)
     _insert(template, r"^\s+COMPANY_CONFIG_TABLE: !Ref CompanyConfigTable", environment)
-    _insert(template, r"^  EconomicApiBaseUrl:$", parameters)
+    _insert(template, r"^  EconomicApiBaseUrl:$", parameters, within=r"^Parameters:$")
+    _insert(template, r"^  EconomicApiBaseUrl:$", outputs, within=r"^Outputs:$")
     written = [connector, simulator, registry, table, scenario_file, template]
     _tidy([path for path in written if path.suffix == ".py"])
     return written

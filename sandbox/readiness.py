@@ -210,7 +210,7 @@ def seed_demo(sandbox: Sandbox) -> None:
 
 
 def commands_to_try() -> list[str]:
-    """``export-preflight --sandbox`` commands with the demo world's own ids (README, "Operator CLI")."""
+    """``export-preflight --sandbox`` commands with the demo world's own ids (docs/operations.md, "Operator CLI")."""
     ids = {company.slug: sandbox_id(company.slug) for company in DEMO}
     claimed = next(job for job in DEMO_JOBS if not job.decided)
     decided = next(job for job in DEMO_JOBS if job.decided)

@@ -257,7 +257,7 @@ class Sandbox:
         pleo_key = f"pleo-key-{slug}-{uuid.uuid4().hex[:12]}"
         self.pleo.add_api_key(pleo_key, [company_id])
         prefix = self.environment()["SECRETS_PREFIX"]
-        pleo_secret = f"{prefix}pleo/{company_id}"  # the company's own (README, "Secrets")
+        pleo_secret = f"{prefix}pleo/{company_id}"  # the company's own (docs/contracts.md, "Secrets")
         self.aws.put_secret(pleo_secret, {"apiKey": pleo_key})
         seeded = self.kinds[system].seed(self, self.accounting[system], slug, company_id=company_id, **traits)
         config = {

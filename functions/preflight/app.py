@@ -22,7 +22,7 @@ from export_preflight.messages import parse_message
 from export_preflight.models import ClaimedJobMessage, Decision
 from export_preflight.observability import count_outcome, logger, metrics, tracer
 from export_preflight.process import PROCESS
-from export_preflight.records import Annotate, RecordRunner, meet_fate, system_dimension
+from export_preflight.records import Annotate, RecordRunner, handle_error, system_dimension
 from export_preflight.runtime import get_runtime
 from export_preflight.service import Prepared
 from export_preflight.settings import get_settings
@@ -33,7 +33,7 @@ def idempotency_config() -> IdempotencyConfig:
     return PROCESS.once(
         "preflight/idempotency-config",
         lambda: IdempotencyConfig(
-            # a re-run (README, "Re-running one job") is a new decision for the same job
+            # a re-run (docs/checks.md, "Re-running one job") is a new decision for the same job
             event_key_jmespath="[job_id, rerun]",
             expires_after_seconds=get_settings().idempotency_expiry_seconds,
             raise_on_no_idempotency_key=True,
@@ -99,12 +99,12 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: A
         pending: list[Future[None]] = []
         try:
             decision = idempotent_decide()(
-                message=message, attempt=attempt, prepared=runtime.service.prepare_soon(message), pending=pending
+                message=message, attempt=attempt, prepared=runtime.service.start_reading(message), pending=pending
             )
         finally:
             wait(pending)
-    except Exception as error:  # every exception gets its fate; see export_preflight.fate
-        return meet_fate(error, record, receive_count, queues=runtime.queues, retry_delay=settings.retry_delay)
+    except Exception as error:  # every exception is handled; see export_preflight.error_handling
+        return handle_error(error, record, receive_count, queues=runtime.queues, retry_delay=settings.retry_delay)
     logger.info(
         "preflight decided",
         extra={

@@ -26,7 +26,7 @@ from export_preflight.errors import TransientError
 from export_preflight.messages import parse_message
 from export_preflight.models import ReadinessMessage
 from export_preflight.observability import count, logger, metrics, tracer
-from export_preflight.records import Annotate, RecordRunner, count_readiness, meet_fate
+from export_preflight.records import Annotate, RecordRunner, count_readiness, handle_error
 from export_preflight.runtime import get_runtime
 
 
@@ -83,8 +83,8 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext, annotate: A
             # a grant that would lapse before the sweep after next is refreshed now
             keep_alive_seconds=2 * settings.readiness_sweep_interval_hours * 3600,
         )
-    except Exception as error:  # every exception gets its fate; see export_preflight.fate
-        return meet_fate(
+    except Exception as error:  # every exception is handled; see export_preflight.error_handling
+        return handle_error(
             error,
             record,
             receive_count,

@@ -83,7 +83,7 @@ class SimResponse:
     status: int
     json: Any | None = None
     headers: dict[str, str] | None = None
-    raw: bytes | None = None  # sent as is instead of ``json`` (garbage a real server may send)
+    raw: bytes | None = None  # sent as is instead of ``json`` (a malformed answer a real server may send)
     trickle: float = 0.0  # seconds between the body's bytes (a server that trickles), 0: all at once
 
 

@@ -985,7 +985,7 @@ def _seed(
         company_name=f"{slug.replace('-', ' ').title()} ApS",
         **(agreement or {}),
     )
-    secret_id = f"export-preflight/economic/{company_id}"  # the company's own (README, "Secrets")
+    secret_id = f"export-preflight/economic/{company_id}"  # the company's own (docs/contracts.md, "Secrets")
     if store_accounting_secret:
         sandbox.aws.put_secret(
             secret_id, {"appSecretToken": app_token, "agreementGrantToken": grant_token or real_grant}

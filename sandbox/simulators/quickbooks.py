@@ -627,7 +627,7 @@ def _seed(
     grant = simulator.grant(client_id=CLIENT_ID, realm_id=realm, scopes=scopes)
     if expired_token:
         simulator.expire_access_token(grant)
-    secret_id = f"export-preflight/quickbooks/{company_id}"  # the company's own (README, "Secrets")
+    secret_id = f"export-preflight/quickbooks/{company_id}"  # the company's own (docs/contracts.md, "Secrets")
     store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=seeded.realm_id,

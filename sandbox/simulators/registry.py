@@ -40,7 +40,7 @@ class AccountingSimulator:
     - ``prepare(sandbox, server)`` seeds what every run needs (e.g. our OAuth app) and
       returns the secret values it created, by label;
     - ``seed(sandbox, server, slug, company_id=..., **traits)`` seeds one company's accounting
-      side; its credentials secret is ``export-preflight/<system>/<company_id>`` (README, "Secrets").
+      side; its credentials secret is ``export-preflight/<system>/<company_id>`` (docs/contracts.md, "Secrets").
     """
 
     system: str

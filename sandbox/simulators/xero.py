@@ -981,7 +981,7 @@ def _seed(
     )
     if expired_token:
         simulator.expire_access_token(grant)
-    secret_id = f"export-preflight/xero/{company_id}"  # the company's own (README, "Secrets")
+    secret_id = f"export-preflight/xero/{company_id}"  # the company's own (docs/contracts.md, "Secrets")
     store_token_set(sandbox, secret_id, grant)
     return AccountingSeed(
         company_ref=org.tenant_id,

@@ -54,7 +54,7 @@ BEHAVIOURS: frozenset[str] = frozenset(
         *(f"account[{state}]" for state in ("active", "unusable", "unknown")),
         *(f"tax_code[{state}]" for state in ("active", "inactive", "unknown")),
         *(
-            f"trouble[{kind}]"
+            f"fault[{kind}]"
             for kind in (
                 "429_retry_after",
                 "429_without_retry_after",
@@ -206,7 +206,7 @@ class Built:
 
 
 class Harness:
-    """One test's view of a row and its running simulator: seed, build, inject trouble."""
+    """One test's view of a row and its running simulator: seed, build, inject faults."""
 
     def __init__(self, row: ConnectorUnderTest, server: SimulatorServer) -> None:
         self.row = row

@@ -256,7 +256,7 @@ def test_lookups_are_batched_per_kind(world: Harness) -> None:
     }
 
 
-# ------------------------------------------------------------------ remote trouble
+# ------------------------------------------------------------------ remote faults
 
 CLIENT_TIMEOUT = 0.5
 HTML = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body>Maintenance</body></html>"
@@ -271,59 +271,57 @@ def gzip_bomb(inflated: int = 100_000_000) -> bytes:
 
 
 @dataclass(frozen=True)
-class Trouble:
-    fault: dict[str, Any]
+class Fault:
+    injection: dict[str, Any]  # what the simulator answers instead
     reason: FailureReasonType
     retry_after: float | None = None
 
 
-TROUBLE: dict[str, Trouble] = {
-    "429_retry_after": Trouble(
-        {"status": 429, "headers": {"Retry-After": "7"}}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT, 7
-    ),
-    "429_without_retry_after": Trouble({"status": 429}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT),
-    "503": Trouble({"status": 503}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
-    "timeout": Trouble({"delay": CLIENT_TIMEOUT * 2}, Reason.ACCOUNTING_SYSTEM_TIMEOUT),
-    "reset": Trouble({"disconnect": True}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
-    "html_200": Trouble(
+FAULTS: dict[str, Fault] = {
+    "429_retry_after": Fault({"status": 429, "headers": {"Retry-After": "7"}}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT, 7),
+    "429_without_retry_after": Fault({"status": 429}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT),
+    "503": Fault({"status": 503}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "timeout": Fault({"delay": CLIENT_TIMEOUT * 2}, Reason.ACCOUNTING_SYSTEM_TIMEOUT),
+    "reset": Fault({"disconnect": True}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "html_200": Fault(
         {"status": 200, "raw": HTML, "headers": {"Content-Type": "text/html; charset=utf-8"}},
         Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
     ),
-    # Not followed (it would take our credentials to the host it names): the system's trouble.
-    "redirect_302": Trouble(
+    # Not followed (it would take our credentials to the host it names): the system's fault.
+    "redirect_302": Fault(
         {"status": 302, "headers": {"Location": "https://collector.example.test/steal"}},
         Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
     ),
-    "404": Trouble({"status": 404}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
-    "409": Trouble({"status": 409}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
-    "429_retry_after_not_a_time": Trouble(
+    "404": Fault({"status": 404}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "409": Fault({"status": 409}, Reason.ACCOUNTING_SYSTEM_UNREACHABLE),
+    "429_retry_after_not_a_time": Fault(
         {"status": 429, "headers": {"Retry-After": "soon"}}, Reason.ACCOUNTING_SYSTEM_RATE_LIMIT
     ),
-    "gzip_bomb": Trouble(
+    "gzip_bomb": Fault(
         {"status": 200, "raw": gzip_bomb(), "headers": {"Content-Encoding": "gzip"}},
         Reason.ACCOUNTING_SYSTEM_UNREACHABLE,
     ),
     # One byte every 50 ms: each read is quick, the whole answer would take seconds.
-    "trickle": Trouble(
+    "trickle": Fault(
         {"status": 200, "raw": b"{" + b" " * 100 + b"}", "trickle": 0.05}, Reason.ACCOUNTING_SYSTEM_TIMEOUT
     ),
 }
 
 
-@pytest.mark.parametrize("kind", list(TROUBLE))
-def test_remote_trouble_on_the_first_call(world: Harness, kind: str) -> None:
-    skip_unless_applicable(world.row, f"trouble[{kind}]")
-    trouble = TROUBLE[kind]
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_remote_fault_on_the_first_call(world: Harness, kind: str) -> None:
+    skip_unless_applicable(world.row, f"fault[{kind}]")
+    remote_fault = FAULTS[kind]
     built = world.build(timeout_seconds=CLIENT_TIMEOUT)
-    fault = world.inject_on_first_call(**trouble.fault)
+    fault = world.inject_on_first_call(**remote_fault.injection)
     with pytest.raises(AccountingSystemUnavailable) as raised:
         built.connector.authenticate()
     error = raised.value
     assert fault.hits == 1, f"{world.row.system}: first_call does not name the first request authenticate() sends"
-    assert error.reason_type is trouble.reason
-    assert error.retry_after == trouble.retry_after
+    assert error.reason_type is remote_fault.reason
+    assert error.retry_after == remote_fault.retry_after
     message = str(error)
     assert not PYTHON_INTERNALS.search(message), f"{world.row.system}: {message!r} names Python internals"
     assert "<html" not in message.lower() and "Maintenance" not in message
     assert_no_secrets(world, built, error)
-    assert world.token_requests() == 0, "remote trouble is not a reason to refresh the token"
+    assert world.token_requests() == 0, "a remote fault is not a reason to refresh the token"

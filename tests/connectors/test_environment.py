@@ -1,5 +1,6 @@
 """A connector setting's environment variable is declared once: the settings' ``env_prefix``
-and field name (``ConnectorSpec.variables``). template.yaml and the simulators are held to it."""
+and field name (``ConnectorSpec.variables``). template.yaml and the simulators are held to it,
+and the stack's Outputs carry each setting to the operator CLI (``--stack``: ``stack.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from export_preflight.connectors import CONNECTORS
+from export_preflight.stack import settings_of
 from sandbox.simulators.registry import accounting_simulators
-from sandbox.stack import load_template
+from sandbox.stack import Resolver, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 DECLARED = {variable: system for system, spec in CONNECTORS.items() for variable in spec.variables().values()}
@@ -57,6 +59,32 @@ def test_the_template_names_connector_settings_exactly_as_declared() -> None:
                     f"{function} sets {variable}, which no {system} setting reads "
                     f"(declared: {sorted(CONNECTORS[system].variables().values())})"
                 )
+
+
+def deployed_values() -> Resolver:
+    """The template's values in a stack where every parameter and resource has a value of its own."""
+    template = load_template()
+    parameters = {name: f"https://{name}.stack.test" for name in template["Parameters"]}
+    parameters["SecretsPrefix"] = "stack-prefix/"
+    return Resolver(template, parameters, ref=lambda name: f"ref:{name}", attribute=lambda name, key: f"{name}.{key}")
+
+
+@pytest.mark.parametrize("system", list(CONNECTORS))
+def test_the_stack_outputs_give_the_cli_every_setting_the_functions_get(system: str) -> None:
+    """``--stack`` reads a deployed stack's Outputs as the functions' settings: each setting of
+    the system that a function gets has an Output that ``settings_of`` turns into that value."""
+    values = deployed_values()
+    outputs = {key: str(values.resolve(output["Value"])) for key, output in load_template()["Outputs"].items()}
+    from_the_stack = settings_of(outputs)
+    variables = set(CONNECTORS[system].variables().values())
+    for function, env in checking_functions().items():
+        for variable in sorted(variables & set(env)):
+            expected = str(values.resolve(env[variable]))
+            assert from_the_stack.get(variable) == expected, (
+                f"{function} gets {variable} = {env[variable]}, which no stack Output in template.yaml carries "
+                f"to the CLI (settings_of: {from_the_stack.get(variable)!r}; ConnectorSpec.stack_outputs: "
+                f"{CONNECTORS[system].stack_outputs()})"
+            )
 
 
 @pytest.mark.parametrize("simulator", accounting_simulators(), ids=lambda simulator: simulator.system)

@@ -155,7 +155,7 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
 
     from export_preflight.models import ClientCredentials, TokenSet
     from export_preflight.oauth import TokenEndpoint
-    from export_preflight.pleo import PLEO_TROUBLE, pleo_auth
+    from export_preflight.pleo import PLEO_ERRORS, pleo_auth
     from tests.unit.test_oauth import MemoryStore, manager
 
     store = MemoryStore(
@@ -179,7 +179,7 @@ def test_pleo_oauth_tokens_are_refreshed_on_a_401_and_the_call_retried_once(api)
                 "/oauth/token",
                 lambda: ClientCredentials(clientId="c", clientSecret=SecretStr("s")),
                 "Pleo",
-                trouble=PLEO_TROUBLE,
+                errors=PLEO_ERRORS,
             )
             authorization = pleo_auth(
                 store.tokens,

@@ -10,7 +10,7 @@ simulator, or at the AWS SDK boundary (``aws_faults``) — and lists the expecte
 
 - the job's final state in the Pleo simulator (``n/a`` when the message has no job);
 - failed events Pleo accepted (0 or 1) and hand-offs on the ready-jobs queue (0 or 1);
-- the message's fate: ``deleted`` (decided on the first delivery), ``retried`` (N
+- how the message ends: ``deleted`` (decided on the first delivery), ``retried`` (N
   deliveries reported as batch item failures, then decided and deleted),
   ``dlq-rejected`` (moved to the DLQ by the function at once, with ``rejectKind``) or
   ``dlq-redriven`` (moved to the DLQ by SQS after ``maxReceiveCount`` deliveries).
@@ -47,7 +47,7 @@ BARRED_ACCOUNT = 9999  # in the simulator's default chart of accounts: fails map
 SETTINGS = {"HTTP_TIMEOUT_SECONDS": "0.5"}
 
 DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN = "deleted", "retried", "dlq-rejected", "dlq-redriven"
-FATES = (DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN)
+MESSAGE_ENDS = (DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN)
 
 
 # ---------------------------------------------------------------- the data types
@@ -70,18 +70,18 @@ class Expected:
     reason_type: str | None = None  # the job's failureReasonType when it ends failed
     events: int = 0
     hand_offs: int = 0
-    fate: str = DELETED
+    message_end: str = DELETED
     retries: int | range = 0  # failed deliveries before the decision (a range: it depends on timing)
     reject_kind: str | None = None
     messages: int = 1
 
     def __post_init__(self) -> None:
-        assert self.fate in FATES, self.fate
+        assert self.message_end in MESSAGE_ENDS, self.message_end
         assert self.events in (0, 1) and self.hand_offs in (0, 1) and self.events + self.hand_offs <= 1
-        assert (self.fate == DLQ_REJECTED) == (self.reject_kind is not None)
-        if self.fate == RETRIED:
+        assert (self.message_end == DLQ_REJECTED) == (self.reject_kind is not None)
+        if self.message_end == RETRIED:
             assert isinstance(self.retries, int) and 0 < self.retries < MAX_RECEIVE_COUNT
-        if self.fate == DLQ_REDRIVEN:
+        if self.message_end == DLQ_REDRIVEN:
             assert self.retries == MAX_RECEIVE_COUNT
         if self.hand_offs:
             assert self.job == "in_progress", "a job is handed on only while it is in progress"
@@ -91,16 +91,16 @@ class Expected:
         return f"{self.job} (`{self.reason_type}`)" if self.reason_type else self.job
 
     @property
-    def fate_text(self) -> str:
+    def message_end_text(self) -> str:
         many = f" (each of {self.messages})" if self.messages > 1 else ""
-        if self.fate == DELETED and isinstance(self.retries, range):
+        if self.message_end == DELETED and isinstance(self.retries, range):
             low, high = self.retries.start, self.retries.stop - 1
             return f"deleted{many}, after {low}–{high} retried deliveries"
-        if self.fate == DELETED:
+        if self.message_end == DELETED:
             return f"deleted{many}"
-        if self.fate == RETRIED:
+        if self.message_end == RETRIED:
             return f"retried ×{self.retries}, then deleted{many}"
-        if self.fate == DLQ_REJECTED:
+        if self.message_end == DLQ_REJECTED:
             after = f", after {_deliveries(self.retries)} retried" if self.retries else ""
             return f"dlq-rejected (`{self.reject_kind}`){many}{after}"
         return f"dlq-redriven after {MAX_RECEIVE_COUNT} deliveries{many}"
@@ -130,11 +130,11 @@ class FaultScenario:
 
 
 def handed_on(retries: int = 0) -> Expected:
-    return Expected("in_progress", hand_offs=1, fate=RETRIED if retries else DELETED, retries=retries)
+    return Expected("in_progress", hand_offs=1, message_end=RETRIED if retries else DELETED, retries=retries)
 
 
 def failed_early(reason_type: str, retries: int = 0) -> Expected:
-    return Expected("failed", reason_type, events=1, fate=RETRIED if retries else DELETED, retries=retries)
+    return Expected("failed", reason_type, events=1, message_end=RETRIED if retries else DELETED, retries=retries)
 
 
 def left_alone(job: str, reason_type: str | None = None) -> Expected:
@@ -142,11 +142,11 @@ def left_alone(job: str, reason_type: str | None = None) -> Expected:
 
 
 def rejected(kind: str, job: str = "n/a") -> Expected:
-    return Expected(job, fate=DLQ_REJECTED, reject_kind=kind)
+    return Expected(job, message_end=DLQ_REJECTED, reject_kind=kind)
 
 
 def redriven(job: str = "in_progress", reason_type: str | None = None, events: int = 0) -> Expected:
-    return Expected(job, reason_type, events=events, fate=DLQ_REDRIVEN, retries=MAX_RECEIVE_COUNT)
+    return Expected(job, reason_type, events=events, message_end=DLQ_REDRIVEN, retries=MAX_RECEIVE_COUNT)
 
 
 # ---------------------------------------------------------------- seeding
@@ -702,7 +702,7 @@ SIDE_EFFECTS = [
         "dlq-send-throttled",
         "SQS `SendMessage` of a malformed message to the DLQ: `ThrottlingException`, once",
         aws_fault("dlq", "throttled", base=malformed("this is not json")),
-        Expected("n/a", fate=DLQ_REJECTED, reject_kind="malformed_message", retries=1),
+        Expected("n/a", message_end=DLQ_REJECTED, reject_kind="malformed_message", retries=1),
     ),
     FaultScenario(
         "idempotency-put-throttled",
@@ -759,7 +759,7 @@ JOB_STATES = [
         "Pleo answers 404 for the message's job on every delivery (the company is configured): a job just "
         "claimed may not be readable yet, so the 404 is believed from the third delivery on",
         unknown_job,
-        Expected("n/a", fate=RETRIED, retries=2),
+        Expected("n/a", message_end=RETRIED, retries=2),
     ),
     FaultScenario(
         "job-readable-after-404",
@@ -1120,7 +1120,7 @@ HARDENING = [
         "The idempotency save fails after the hand-off; the same message comes back after the idempotency "
         "record expired (a DLQ redrive days later)",
         decided_then_redriven(passing),
-        Expected("in_progress", hand_offs=1, messages=2, fate=RETRIED, retries=1),
+        Expected("in_progress", hand_offs=1, messages=2, message_end=RETRIED, retries=1),
         drive=redriven_later,
         verify=one_hand_off_attempt,
     ),
@@ -1128,7 +1128,7 @@ HARDENING = [
         "failed-then-redriven-later",
         "A job failed early; the same message comes back after the idempotency record expired",
         decided_then_redriven(failing),
-        Expected("failed", "invalid_configuration", events=1, messages=2, fate=RETRIED, retries=1),
+        Expected("failed", "invalid_configuration", events=1, messages=2, message_end=RETRIED, retries=1),
         drive=redriven_later,
     ),
     FaultScenario(

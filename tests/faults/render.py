@@ -61,9 +61,9 @@ This file is generated from the same table as the tests: after changing
 `tests/faults/matrix.py`, run `python -m tests.faults.render`
 (`test_reliability_doc_is_current` fails until you do).
 
-## Message fates
+## How the message ends
 
-| fate | meaning |
+| message ends | meaning |
 |---|---|
 | deleted | decided on the first delivery; the record succeeded and the message was deleted |
 | retried ×N | N deliveries were batch item failures (transient trouble); then one decided it and it was deleted |
@@ -82,14 +82,15 @@ def _cell(text: str) -> str:
 
 def render_table(scenarios: Iterable[FaultScenario]) -> str:
     lines = [
-        "| scenario | fault | job ends | events | hand-offs | message fate |",
+        "| scenario | fault | job ends | events | hand-offs | message ends |",
         "|---|---|---|---|---|---|",
     ]
     for s in scenarios:
         name = f"`{s.name}`" + (" (known gap, see below)" if s.xfail else "")
         e = s.expected
         lines.append(
-            f"| {name} | {_cell(s.description)} | {e.job_text} | {e.events} | {e.hand_offs} | {_cell(e.fate_text)} |"
+            f"| {name} | {_cell(s.description)} | {e.job_text} | {e.events} | {e.hand_offs} "
+            f"| {_cell(e.message_end_text)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -6,7 +6,7 @@ accounted for, and no secret left its box:
 
 - the job's final state in the Pleo simulator, the failed events Pleo accepted and the
   hand-offs on the ready-jobs queue are the row's;
-- the message's fate is the row's, the claimed-jobs queue is empty, and every message
+- how the message ends is the row's, the claimed-jobs queue is empty, and every message
   was either deleted after a decision or is in the DLQ (with ``rejectKind`` when the
   function put it there) — a job is never left ``in_progress`` with its message gone;
 - no seeded secret value occurs in a log line, an EMF metric, a queue message, or any
@@ -54,9 +54,11 @@ def test_fault(world: Sandbox, scenario: FaultScenario, capsys: pytest.CaptureFi
     assert len(seen.events) == expected.events, f"failed events Pleo accepted: {seen.events}"
     assert len(seen.hand_offs) == expected.hand_offs, f"hand-offs: {[h['jobId'] for h in seen.hand_offs]}"
     if isinstance(expected.retries, range):  # how many deliveries are retried first depends on timing
-        assert seen.fate in (DELETED, RETRIED) and report.failures in expected.retries, f"message fate ({report})"
+        assert seen.message_end in (DELETED, RETRIED) and report.failures in expected.retries, (
+            f"how the message ended ({report})"
+        )
     else:
-        assert seen.fate == expected.fate, f"message fate ({report})"
+        assert seen.message_end == expected.message_end, f"how the message ended ({report})"
         assert report.failures == expected.retries, f"failed deliveries ({report})"
     assert seen.reject_kinds == ([expected.reject_kind] * expected.messages if expected.reject_kind else [])
 
@@ -99,8 +101,8 @@ def test_the_leak_check_finds_what_it_looks_for(world: Sandbox) -> None:
 
 def test_the_matrix_covers_what_it_must() -> None:
     assert len(SCENARIOS) >= 30
-    fates = {s.expected.fate for s in SCENARIOS}
-    assert fates == {DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN}
+    message_ends = {s.expected.message_end for s in SCENARIOS}
+    assert message_ends == {DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN}
 
 
 # ---------------------------------------------------------------- observing
@@ -113,7 +115,7 @@ class Seen:
     hand_offs: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
     claimed_left: int
-    fate: str
+    message_end: str
     reject_kinds: list[str]
 
 
@@ -128,17 +130,17 @@ def observe(sandbox: Sandbox, seeded: Seeded, report: PollReport) -> Seen:
     kinds = [d["attributes"]["rejectKind"] for d in dead if "rejectKind" in d["attributes"]]
     redriven = [d for d in dead if "rejectKind" not in d["attributes"]]
     if redriven:
-        fate = DLQ_REDRIVEN
+        message_end = DLQ_REDRIVEN
     elif kinds:
-        fate = DLQ_REJECTED
+        message_end = DLQ_REJECTED
     else:
-        fate = RETRIED if report.failures else DELETED
+        message_end = RETRIED if report.failures else DELETED
     attributes = sandbox.aws.client("sqs").get_queue_attributes(
         QueueUrl=sandbox.resources.claimed_jobs_queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     left = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-    return Seen(job, sandbox.pleo.events, hand_offs, dead, left, fate, kinds)
+    return Seen(job, sandbox.pleo.events, hand_offs, dead, left, message_end, kinds)
 
 
 def assert_one_decision(seen: Seen, seeded: Seeded) -> None:
@@ -152,7 +154,7 @@ def assert_one_decision(seen: Seen, seeded: Seeded) -> None:
     for hand_off in seen.hand_offs:
         assert (hand_off["jobId"], hand_off["companyId"]) == (seeded.job_id, seeded.company_id)
         assert seen.job[0] == "in_progress"
-    if seen.job[0] == "in_progress" and seen.fate in (DELETED, RETRIED):
+    if seen.job[0] == "in_progress" and seen.message_end in (DELETED, RETRIED):
         assert seen.hand_offs, "a job was left in_progress with its message deleted"
 
 
@@ -160,17 +162,17 @@ def assert_messages_accounted_for(seen: Seen, seeded: Seeded, report: PollReport
     assert len(seeded.bodies) == messages
     assert seen.claimed_left == 0, "a message is stuck on the claimed-jobs queue"
     in_dlq = len(seen.dead_letters)
-    if seen.fate == DLQ_REDRIVEN:
+    if seen.message_end == DLQ_REDRIVEN:
         assert report.failures == MAX_RECEIVE_COUNT * messages and report.deleted == 0
     else:
         # deleted by the poller after the function succeeded for it (decided, or moved to the DLQ)
         assert report.deleted == messages, report
-    if seen.fate in (DLQ_REJECTED, DLQ_REDRIVEN):
+    if seen.message_end in (DLQ_REJECTED, DLQ_REDRIVEN):
         assert sorted(d["body"] for d in seen.dead_letters) == sorted(seeded.bodies), (
             "the DLQ holds the message as sent"
         )
         for letter in seen.dead_letters:
-            if seen.fate == DLQ_REJECTED:
+            if seen.message_end == DLQ_REJECTED:
                 assert letter["attributes"].get("rejectReason"), "a rejected message says why"
     else:
         assert in_dlq == 0, seen.dead_letters
@@ -183,8 +185,8 @@ def assert_outcomes_counted(out: str, seen: Seen, messages: int) -> None:
         if "PreflightOutcome" in document:
             value = document["PreflightOutcome"]
             outcomes += [document["outcome"]] * int(sum(value) if isinstance(value, list) else value)
-    assert len(outcomes) == (0 if seen.fate == DLQ_REDRIVEN else messages), outcomes
-    if seen.fate == DLQ_REJECTED:
+    assert len(outcomes) == (0 if seen.message_end == DLQ_REDRIVEN else messages), outcomes
+    if seen.message_end == DLQ_REJECTED:
         assert set(outcomes) == {"rejected"}
     if seen.hand_offs:
         assert set(outcomes) == {"handed_off"}

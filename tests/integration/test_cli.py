@@ -73,7 +73,7 @@ def test_check_a_company_that_is_not_ready_names_the_reason_type_and_exits_1(san
     code, out, _ = run("check", company.company_id, "--json")
 
     assert code == 1
-    (document,) = json.loads(out)  # --json: always a list, keys as in the README's documents
+    (document,) = json.loads(out)  # --json: always a list, keys as docs/operations.md ("Operator CLI") documents them
     assert document["status"] == "not_ready"
     assert [(p["check"], p["reasonType"]) for p in document["problems"]] == [
         ("mapped_accounts", "invalid_configuration")
@@ -214,7 +214,8 @@ def test_rerun_of_an_undecided_job_needs_its_company(sandbox):
 
 
 def document(sandbox, **changes) -> dict:
-    """The company's configuration item, README's shape: ``companyId`` and its ``configuration`` map."""
+    """The company's configuration item, shaped as in docs/contracts.md ("Company configuration
+    item"): ``companyId`` and its ``configuration`` map."""
     company = economic_company(sandbox, "configured", 400010)
     fields = {**company.configuration, **changes}
     return {"companyId": fields.pop("companyId"), "configuration": fields}

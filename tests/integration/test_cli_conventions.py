@@ -1,4 +1,4 @@
-"""The operator CLI's conventions (README, "Operator CLI"): --version; global flags before
+"""The operator CLI's conventions (docs/operations.md, "Operator CLI"): --version; global flags before
 or after the command; --json always a list with the documents' camelCase keys, errors
 too; a summary line and a documented exit-code precedence for several companies; output
 that fits the terminal; Ctrl-C and a closed pipe end quietly; bad JSON input is one line."""
@@ -125,7 +125,7 @@ def test_check_all_ends_with_a_summary_line(sandbox):
 
 
 def test_a_company_not_ready_outranks_one_whose_check_could_not_finish(sandbox):
-    """Precedence (README): 2, then 1, then 3, then 0. A definite 'not ready' needs fixing
+    """Precedence (docs/operations.md, "Operator CLI"): 2, then 1, then 3, then 0. A definite 'not ready' needs fixing
     whatever the retry of the unknown one finds."""
     economic_company(sandbox, "revoked", 420005, grant_token="grant-that-was-revoked")
     economic_company(sandbox, "flaky", 420006)

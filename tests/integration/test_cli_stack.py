@@ -82,7 +82,7 @@ def test_without_a_region_the_cli_says_to_set_aws_region(tmp_path):
 
 
 def test_aws_region_alone_is_enough_for_the_region(tmp_path):
-    """README says AWS_REGION; boto3 reads only AWS_DEFAULT_REGION: the CLI takes either."""
+    """docs/operations.md says AWS_REGION; boto3 reads only AWS_DEFAULT_REGION: the CLI takes either."""
     answer = cli_process(tmp_path, "readiness", COMPANY_CONFIG_TABLE="config", AWS_REGION="eu-west-1")
     assert_set_up_error(answer.returncode, answer.stderr, "no AWS credentials", "AWS_PROFILE")
 

@@ -83,7 +83,8 @@ def test_company_add_creates_tagged_secrets_and_the_item_then_says_ready(sandbox
     assert "READY" in out and "PASS authentication" in out
     # The token set carries the tag the function's PutSecretValue needs; the API key does not.
     assert TAG in tags(sandbox, xero_secret) and tags(sandbox, pleo_secret) == []
-    # The item is the README's shape with the names the rule fixes, and the readiness is recorded.
+    # The item has the shape of docs/contracts.md ("Company configuration item") with the names
+    # the rule fixes, and the readiness is recorded.
     got, stored, _ = run("config", "get", company.company_id)
     assert got == 0
     item = json.loads(stored)

@@ -1,6 +1,6 @@
 """What `config validate` accepts is what the function accepts, and what it refuses the
 function refuses too: both run ``configuration.validate_item`` on the same item shape
-(README, "Company configuration item"). The function reads the stored item through
+(docs/contracts.md, "Company configuration item"). The function reads the stored item through
 ``CompanyConfigurations.get``; a value it parses but an accounting system would refuse is
 reported by the checks as ``invalid_configuration`` before any secret is read."""
 

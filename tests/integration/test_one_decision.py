@@ -1,4 +1,4 @@
-"""One decision per job, one hand-off per decision (README, "Outcomes and guarantees"):
+"""One decision per job, one hand-off per decision (docs/checks.md, "Outcomes and guarantees"):
 against moto and the simulators, through the real handler.
 
 - a decision finished by another message than the one that made it re-sends its hand-off

@@ -94,7 +94,8 @@ class FakeGrant:
 def configuration(**overrides: object) -> CompanyConfiguration:
     document: dict[str, object] = {
         "companyId": str(COMPANY),
-        "pleoCredentialsSecretId": f"export-preflight/pleo/{COMPANY}",  # the company's own (README, "Secrets")
+        # the company's own (docs/contracts.md, "Secrets")
+        "pleoCredentialsSecretId": f"export-preflight/pleo/{COMPANY}",
         "accountingSystem": "economic",
         "accountingCompanyRef": "AGR-1",
         "accountingCredentialsSecretId": f"export-preflight/economic/{COMPANY}",
@@ -109,7 +110,7 @@ def configuration(**overrides: object) -> CompanyConfiguration:
     }
     document.update(overrides)
     company = document["companyId"]
-    # Each company's own secrets (README, "Secrets"), unless a test names others.
+    # Each company's own secrets (docs/contracts.md, "Secrets"), unless a test names others.
     if "pleoCredentialsSecretId" not in overrides:
         document["pleoCredentialsSecretId"] = f"export-preflight/pleo/{company}"
     if "accountingCredentialsSecretId" not in overrides:

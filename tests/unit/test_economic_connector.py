@@ -111,7 +111,7 @@ def test_accounts_are_looked_up_in_one_filtered_call(api, connector):
 )
 def test_international_ledger_is_read_as_e_conomic_types_it(api, connector, value, expected):
     """e-conomic's self.get schema types ``settings.internationalLedger`` as a string; the old
-    reader took only a JSON boolean and called e-conomic's own answer garbage."""
+    reader took only a JSON boolean and called e-conomic's own answer malformed."""
     body = copy.deepcopy(SELF)
     body["settings"]["internationalLedger"] = value
     api.get("/self").respond(200, json=body)
@@ -280,13 +280,13 @@ def test_a_forbidden_self_with_an_html_403_still_falls_back_to_the_probe(api, co
     assert connector.authenticate().permissions == {"Bookkeeping"}
 
 
-# ---------------------------------------------------------------- garbage bodies
+# ---------------------------------------------------------------- malformed bodies
 
 EXCEPTION_NAMES = ("Error", "Exception", "KeyError", "Traceback", "JSONDecode", "Recursion")
-MARKER = "GARBAGE-7f3a"
+MARKER = "MALFORMED-7f3a"
 
 # Bodies no endpoint can make sense of: (label, raw bytes).
-GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
+MALFORMED_ANYWHERE: list[tuple[str, bytes]] = [
     ("html", f"<!DOCTYPE html><html><body>{MARKER} maintenance</body></html>".encode()),
     ("empty", b""),
     ("truncated", b'{"collection": [{"accountNumber": 58'),
@@ -301,7 +301,7 @@ GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
     ("deep object", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
 ]
 
-COLLECTION_GARBAGE: list[tuple[str, object]] = [
+COLLECTION_MALFORMED: list[tuple[str, object]] = [
     ("collection missing", {"pagination": {}}),
     ("collection null", {"collection": None}),
     ("collection an object", {"collection": {"accountNumber": 5820}}),
@@ -312,7 +312,7 @@ COLLECTION_GARBAGE: list[tuple[str, object]] = [
     ("nextPage a number", {"collection": [], "pagination": {"nextPage": 2}}),
 ]
 
-SELF_GARBAGE: list[tuple[str, object]] = [
+SELF_MALFORMED: list[tuple[str, object]] = [
     ("no agreement number", {k: v for k, v in SELF.items() if k != "agreementNumber"}),
     ("agreement number a list", {**SELF, "agreementNumber": [123456]}),
     ("agreement number a float", {**SELF, "agreementNumber": 1.5}),
@@ -334,7 +334,7 @@ SELF_GARBAGE: list[tuple[str, object]] = [
     ("module name an object", {**SELF, "modules": [{"name": {"da": "Lager"}}]}),
 ]
 
-ACCOUNTS_GARBAGE: list[tuple[str, object]] = [
+ACCOUNTS_MALFORMED: list[tuple[str, object]] = [
     ("accountNumber a list", collection([{"accountNumber": [5820]}])),
     ("accountNumber a float", collection([{"accountNumber": 5820.0}])),
     ("barred a string", collection([{"accountNumber": 5820, "barred": "no"}])),
@@ -343,13 +343,13 @@ ACCOUNTS_GARBAGE: list[tuple[str, object]] = [
     ("name an object", collection([{"accountNumber": 5820, "accountType": "status", "name": {"da": "x"}}])),
 ]
 
-VAT_GARBAGE: list[tuple[str, object]] = [
+VAT_MALFORMED: list[tuple[str, object]] = [
     ("vatCode a number", collection([{"vatCode": 25}])),
     ("barred a string", collection([{"vatCode": "I25", "barred": "true"}])),
     ("name a list", collection([{"vatCode": "I25", "name": ["Moms"]}])),
 ]
 
-JOURNAL_GARBAGE: list[tuple[str, object]] = [
+JOURNAL_MALFORMED: list[tuple[str, object]] = [
     ("journalNumber an object", collection([{"journalNumber": {"n": 1}}])),
     ("settings a string", collection([{"journalNumber": 1, "settings": "financeVoucher"}])),
     ("restriction a number", collection([{"journalNumber": 1, "settings": {"entryTypeRestrictedTo": 1}}])),
@@ -384,17 +384,17 @@ def _journals(api, connector, answer):
 
 
 ENDPOINTS = {
-    "GET /self": (_self, SELF_GARBAGE),
-    "GET /accounts (token probe)": (_probe, COLLECTION_GARBAGE),
-    "GET /accounts": (_accounts, COLLECTION_GARBAGE + ACCOUNTS_GARBAGE),
-    "GET /vat-accounts": (_vat_accounts, COLLECTION_GARBAGE + VAT_GARBAGE),
-    "GET /journals": (_journals, COLLECTION_GARBAGE + JOURNAL_GARBAGE),
+    "GET /self": (_self, SELF_MALFORMED),
+    "GET /accounts (token probe)": (_probe, COLLECTION_MALFORMED),
+    "GET /accounts": (_accounts, COLLECTION_MALFORMED + ACCOUNTS_MALFORMED),
+    "GET /vat-accounts": (_vat_accounts, COLLECTION_MALFORMED + VAT_MALFORMED),
+    "GET /journals": (_journals, COLLECTION_MALFORMED + JOURNAL_MALFORMED),
 }
 
-GARBAGE_TABLE = [
+MALFORMED_TABLE = [
     pytest.param(call, httpx.Response(200, content=raw), id=f"{endpoint}: {label}")
     for endpoint, (call, specific) in ENDPOINTS.items()
-    for label, raw in [*GARBAGE_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
+    for label, raw in [*MALFORMED_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
 ]
 
 
@@ -406,15 +406,15 @@ def assert_not_the_data_expected(raised: pytest.ExceptionInfo[AccountingSystemUn
     assert MARKER not in message and "<html" not in message.lower()
 
 
-@pytest.mark.parametrize(("call", "answer"), GARBAGE_TABLE)
-def test_garbage_bodies_are_the_accounting_systems_trouble(api, connector, call, answer):
+@pytest.mark.parametrize(("call", "answer"), MALFORMED_TABLE)
+def test_malformed_bodies_are_the_accounting_systems_fault(api, connector, call, answer):
     with pytest.raises(AccountingSystemUnavailable) as raised:
         call(api, connector, answer)
 
     assert_not_the_data_expected(raised)
 
 
-def test_a_collection_that_never_ends_is_garbage(api, connector):
+def test_a_collection_that_never_ends_is_malformed(api, connector):
     route = api.get("/vat-accounts").respond(200, json=collection([{"vatCode": "I25"}], next_page="more"))
 
     with pytest.raises(AccountingSystemUnavailable) as raised:

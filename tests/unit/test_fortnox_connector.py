@@ -392,12 +392,12 @@ def test_429_is_a_retried_rate_limit(api, connector, headers, retry_after):
     assert raised.value.retry_after == retry_after
 
 
-# ---------------------------------------------------------------- garbage bodies
+# ---------------------------------------------------------------- malformed bodies
 
 EXCEPTION_NAMES = ("Error", "Exception", "KeyError", "Traceback", "JSONDecode", "Recursion")
-MARKER = "GARBAGE-7f3a"
+MARKER = "MALFORMED-7f3a"
 
-GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
+MALFORMED_ANYWHERE: list[tuple[str, bytes]] = [
     ("html", f"<!DOCTYPE html><html><body>{MARKER} underhåll</body></html>".encode()),
     ("empty", b""),
     ("truncated", b'{"CompanyInformation": {"CompanyName": "Acme'),
@@ -412,7 +412,7 @@ GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
 ]
 
 
-def _collection_garbage(key: str, *, paged: bool = True) -> list[tuple[str, object]]:
+def _collection_malformed(key: str, *, paged: bool = True) -> list[tuple[str, object]]:
     shapes: list[tuple[str, object]] = [
         (f"{key} an object", {key: {"x": 1}}),
         (f"{key} a string", {key: MARKER}),
@@ -427,31 +427,31 @@ def _collection_garbage(key: str, *, paged: bool = True) -> list[tuple[str, obje
     return shapes
 
 
-COMPANY_GARBAGE: list[tuple[str, object]] = [
+COMPANY_MALFORMED: list[tuple[str, object]] = [
     ("CompanyInformation missing", {"Other": {}}),
     ("CompanyInformation a list", {"CompanyInformation": [ORG]}),
     ("OrganizationNumber a number", {"CompanyInformation": {"OrganizationNumber": 5566778899}}),
     ("CompanyName a list", {"CompanyInformation": {"OrganizationNumber": ORG, "CompanyName": ["Acme"]}}),
 ]
-YEARS_GARBAGE = [
-    *_collection_garbage("FinancialYears", paged=False),
+YEARS_MALFORMED = [
+    *_collection_malformed("FinancialYears", paged=False),
     ("Id an object", {"FinancialYears": [{"Id": {}, "FromDate": "2026-01-01"}]}),
     ("FromDate a number", {"FinancialYears": [{"Id": 1, "FromDate": 2026}]}),
 ]
-ACCOUNTS_GARBAGE = [
-    *_collection_garbage("Accounts"),
+ACCOUNTS_MALFORMED = [
+    *_collection_malformed("Accounts"),
     ("Accounts missing", {"MetaInformation": {}}),
     ("Number a list", {"Accounts": [{"Number": [5410]}]}),
     ("Active a string", {"Accounts": [{"Number": 5410, "Active": "true"}]}),
     ("VATCode a number", {"Accounts": [{"Number": 2641, "VATCode": 1}]}),
     ("Description a boolean", {"Accounts": [{"Number": 5410, "Description": True}]}),
 ]
-SERIES_GARBAGE = [
-    *_collection_garbage("VoucherSeriesCollection"),
+SERIES_MALFORMED = [
+    *_collection_malformed("VoucherSeriesCollection"),
     ("Code a number", {"VoucherSeriesCollection": [{"Code": 1}]}),
     ("Description a list", {"VoucherSeriesCollection": [{"Code": "A", "Description": []}]}),
 ]
-PREDEFINED_GARBAGE: list[tuple[str, object]] = [
+PREDEFINED_MALFORMED: list[tuple[str, object]] = [
     ("PreDefinedAccounts missing", {}),
     ("PreDefinedAccounts an object", {"PreDefinedAccounts": {"Name": "SUPDEBT"}}),
     ("Name a number", {"PreDefinedAccounts": [{"Name": 1, "Account": 2440}]}),
@@ -490,22 +490,22 @@ def _predefined(api, connector, answer):
 
 
 ENDPOINTS = {
-    "GET companyinformation": (_company, COMPANY_GARBAGE),
-    "GET financialyears": (_years, YEARS_GARBAGE),
-    "GET accounts": (_accounts, ACCOUNTS_GARBAGE),
-    "GET voucherseries": (_series, SERIES_GARBAGE),
-    "GET predefinedaccounts": (_predefined, PREDEFINED_GARBAGE),
+    "GET companyinformation": (_company, COMPANY_MALFORMED),
+    "GET financialyears": (_years, YEARS_MALFORMED),
+    "GET accounts": (_accounts, ACCOUNTS_MALFORMED),
+    "GET voucherseries": (_series, SERIES_MALFORMED),
+    "GET predefinedaccounts": (_predefined, PREDEFINED_MALFORMED),
 }
 
-GARBAGE_TABLE = [
+MALFORMED_TABLE = [
     pytest.param(call, httpx.Response(200, content=raw), id=f"{endpoint}: {label}")
     for endpoint, (call, specific) in ENDPOINTS.items()
-    for label, raw in [*GARBAGE_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
+    for label, raw in [*MALFORMED_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
 ]
 
 
-@pytest.mark.parametrize(("call", "answer"), GARBAGE_TABLE)
-def test_garbage_bodies_are_the_accounting_systems_trouble(api, connector, call, answer):
+@pytest.mark.parametrize(("call", "answer"), MALFORMED_TABLE)
+def test_malformed_bodies_are_the_accounting_systems_fault(api, connector, call, answer):
     with pytest.raises(AccountingSystemUnavailable) as raised:
         call(api, connector, answer)
     message = str(raised.value)

@@ -73,7 +73,7 @@ def connector_get(server: SimulatorServer, timeout: float = 2.0) -> None:
         request_or_raise(http, "GET", "/accounts", system="e-conomic", what="looking up the mapped accounts")
 
 
-PARTIES = {
+REMOTES = {
     "pleo": (pleo_get_job, PleoUnavailable, FailureReasonType.SERVICE_UNREACHABLE, FailureReasonType.SERVICE_TIMEOUT),
     "connector": (
         connector_get,
@@ -96,9 +96,9 @@ def peak_bytes(call: Callable[[], object]) -> tuple[int, BaseException | None]:
     return peak, raised
 
 
-@pytest.mark.parametrize("party", list(PARTIES))
-def test_a_gzip_bomb_is_cut_at_the_cap_in_bounded_memory(server, party):
-    call, error, unreachable, _ = PARTIES[party]
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_a_gzip_bomb_is_cut_at_the_cap_in_bounded_memory(server, remote):
+    call, error, unreachable, _ = REMOTES[remote]
     bomb = gzip_bomb()
     server.inject("GET", ".*", status=200, raw=bomb, headers={"Content-Encoding": "gzip"}, times=None)
 
@@ -111,9 +111,9 @@ def test_a_gzip_bomb_is_cut_at_the_cap_in_bounded_memory(server, party):
     assert peak < ACCOUNTING_ANSWER_BYTES + 8_000_000 < BOMB_INFLATED / 8, f"peak {peak / 1e6:.1f} MB"
 
 
-@pytest.mark.parametrize("party", list(PARTIES))
-def test_gzip_inside_gzip_is_not_read(server, party):
-    call, error, unreachable, _ = PARTIES[party]
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_gzip_inside_gzip_is_not_read(server, remote):
+    call, error, unreachable, _ = REMOTES[remote]
     server.inject("GET", ".*", status=200, raw=gzip_bomb(layers=2), headers={"Content-Encoding": "gzip, gzip"})
 
     peak, raised = peak_bytes(lambda: call(server))
@@ -122,9 +122,9 @@ def test_gzip_inside_gzip_is_not_read(server, party):
     assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB"
 
 
-@pytest.mark.parametrize("party", list(PARTIES))
-def test_a_body_that_does_not_inflate_is_the_partys_trouble(server, party):
-    call, error, unreachable, _ = PARTIES[party]
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_a_body_that_does_not_inflate_is_the_remotes_fault(server, remote):
+    call, error, unreachable, _ = REMOTES[remote]
     server.inject("GET", ".*", status=200, raw=b"this is not gzip", headers={"Content-Encoding": "gzip"})
 
     with pytest.raises(error) as raised:
@@ -133,9 +133,9 @@ def test_a_body_that_does_not_inflate_is_the_partys_trouble(server, party):
     assert raised.value.reason_type is unreachable and "could not read" in str(raised.value)
 
 
-@pytest.mark.parametrize("party", list(PARTIES))
-def test_a_trickling_server_is_cut_at_the_deadline(server, party):
-    call, error, _, timeout = PARTIES[party]
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_a_trickling_server_is_cut_at_the_deadline(server, remote):
+    call, error, _, timeout = REMOTES[remote]
     # 200 bytes, one every 50 ms: every read is quick, the whole answer would take 10 s.
     server.inject("GET", ".*", status=200, raw=b"{" + b" " * 198 + b"}", trickle=0.05)
 
@@ -207,9 +207,9 @@ def test_a_retry_after_in_the_future_counts_down():
     assert 100 < (retry_after_seconds(httpx.Response(429, headers={"Retry-After": when})) or 0) <= 120
 
 
-@pytest.mark.parametrize("party", list(PARTIES))
-def test_a_429_whose_retry_after_is_not_a_time_is_a_rate_limit_without_a_hint(server, party):
-    call, error, _, _ = PARTIES[party]
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_a_429_whose_retry_after_is_not_a_time_is_a_rate_limit_without_a_hint(server, remote):
+    call, error, _, _ = REMOTES[remote]
     server.inject("GET", ".*", status=429, headers={"Retry-After": "soon"})
 
     with pytest.raises(error) as raised:

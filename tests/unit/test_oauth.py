@@ -13,7 +13,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from export_preflight.connectors.base import ACCOUNTING_TROUBLE
+from export_preflight.connectors.base import ACCOUNTING_ERRORS
 from export_preflight.errors import AwsUnavailable, TransientError
 from export_preflight.models import ClientCredentials, FailureReasonType, TokenSet
 from export_preflight.oauth import GrantRevoked, JournalEntry, OAuthTokens, TokenEndpoint
@@ -74,7 +74,7 @@ def endpoint():
             "/connect/token",
             lambda: ClientCredentials(clientId="cid", clientSecret=SecretStr("csecret")),
             "Xero",
-            trouble=ACCOUNTING_TROUBLE,
+            errors=ACCOUNTING_ERRORS,
         )
 
 
@@ -387,7 +387,7 @@ def test_an_answer_without_an_access_token_keeps_the_refresh_token_and_is_retrie
     assert store.tokens.refresh_token.get_secret_value() == "refresh-1" and not store.tokens.fresh(time.time())
 
 
-def test_an_html_200_is_the_token_endpoints_trouble(identity, endpoint):
+def test_an_html_200_is_the_token_endpoints_fault(identity, endpoint):
     identity.post("/connect/token").respond(200, text="<html>maintenance</html>")
     store, journal = MemoryStore(stale()), MemoryJournal()
     with pytest.raises(TransientError) as raised:
@@ -501,7 +501,7 @@ def test_a_missing_oauth_client_secret_is_our_setup_problem(identity):
         raise CredentialsMissing("export-preflight/xero/client")
 
     with httpx.Client(base_url=IDENTITY) as http:
-        endpoint = TokenEndpoint(http, "/connect/token", missing, "Xero", trouble=ACCOUNTING_TROUBLE)
+        endpoint = TokenEndpoint(http, "/connect/token", missing, "Xero", errors=ACCOUNTING_ERRORS)
         with pytest.raises(IntegrationMisconfigured) as raised:
             manager(MemoryStore(stale())).current(SECRET, endpoint)
     assert raised.value.reason_type is FailureReasonType.INTEGRATION_UNUSABLE
@@ -510,7 +510,7 @@ def test_a_missing_oauth_client_secret_is_our_setup_problem(identity):
 def test_a_trickling_token_endpoint_is_cut_at_the_total_deadline():
     import socket
 
-    from export_preflight.connectors.base import ACCOUNTING_TROUBLE
+    from export_preflight.connectors.base import ACCOUNTING_ERRORS
     from export_preflight.http import fetch_within
 
     server = socket.socket()
@@ -535,7 +535,7 @@ def test_a_trickling_token_endpoint_is_cut_at_the_total_deadline():
     started = time.monotonic()
     with httpx.Client(base_url=f"http://127.0.0.1:{server.getsockname()[1]}") as http, pytest.raises(TransientError):
         fetch_within(
-            http, "POST", "/token", deadline_seconds=1.0, party="X", what="refreshing", trouble=ACCOUNTING_TROUBLE
+            http, "POST", "/token", deadline_seconds=1.0, remote="X", what="refreshing", errors=ACCOUNTING_ERRORS
         )
     elapsed = time.monotonic() - started
     stop.set()

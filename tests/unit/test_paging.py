@@ -112,7 +112,7 @@ def test_next_link_to_another_host_is_not_followed(api) -> None:  # type: ignore
     assert len(api.calls) == 1
 
 
-def test_next_link_that_never_ends_is_garbage(api) -> None:  # type: ignore[no-untyped-def]
+def test_next_link_that_never_ends_is_malformed(api) -> None:  # type: ignore[no-untyped-def]
     route = api.get(ACCOUNTS).respond(
         200, json={"value": [{"number": "1000"}], "@odata.nextLink": f"{BASE}{ACCOUNTS}?$skiptoken=again"}
     )

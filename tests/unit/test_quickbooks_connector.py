@@ -12,7 +12,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from export_preflight.connectors.base import ACCOUNTING_TROUBLE
+from export_preflight.connectors.base import ACCOUNTING_ERRORS
 from export_preflight.connectors.quickbooks import (
     ACCOUNTING_SCOPE,
     QuickBooksConnector,
@@ -539,7 +539,7 @@ def intuit():
             "/oauth2/v1/tokens/bearer",
             lambda: ClientCredentials.model_validate({"clientId": "client", "clientSecret": "secret"}),
             "QuickBooks",
-            trouble=ACCOUNTING_TROUBLE,
+            errors=ACCOUNTING_ERRORS,
         )
         yield mock.post("/oauth2/v1/tokens/bearer"), endpoint
 
@@ -597,12 +597,12 @@ def test_a_403_without_the_accounting_scope_says_so(api):
     assert raised.value.reason_type is Reason.AUTHORIZATION_FAILURE and ACCOUNTING_SCOPE in str(raised.value)
 
 
-# ---------------------------------------------------------------- garbage bodies
+# ---------------------------------------------------------------- malformed bodies
 
 EXCEPTION_NAMES = ("Error", "Exception", "KeyError", "Traceback", "JSONDecode", "Recursion")
-MARKER = "GARBAGE-7f3a"
+MARKER = "MALFORMED-7f3a"
 
-GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
+MALFORMED_ANYWHERE: list[tuple[str, bytes]] = [
     ("html", f"<!DOCTYPE html><html><body>{MARKER} maintenance</body></html>".encode()),
     ("empty", b""),
     ("truncated", b'{"CompanyInfo": {"CompanyName": "Harb'),
@@ -616,7 +616,7 @@ GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
     ("deep object", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
 ]
 
-COMPANY_INFO_GARBAGE: list[tuple[str, object]] = [
+COMPANY_INFO_MALFORMED: list[tuple[str, object]] = [
     ("CompanyInfo missing", {"time": "t"}),
     ("CompanyInfo a list", {"CompanyInfo": [COMPANY_INFO["CompanyInfo"]]}),
     ("CompanyInfo a string", {"CompanyInfo": MARKER}),
@@ -625,7 +625,7 @@ COMPANY_INFO_GARBAGE: list[tuple[str, object]] = [
     ("NameValue of strings", {"CompanyInfo": {"CompanyName": "H", "NameValue": ["OfferingSku"]}}),
     ("Value a list", {"CompanyInfo": {"CompanyName": "H", "NameValue": [{"Name": "OfferingSku", "Value": []}]}}),
 ]
-PREFERENCES_GARBAGE: list[tuple[str, object]] = [
+PREFERENCES_MALFORMED: list[tuple[str, object]] = [
     ("Preferences missing", {"time": "t"}),
     ("Preferences a list", {"Preferences": []}),
     ("AccountingInfoPrefs a string", {"Preferences": {"AccountingInfoPrefs": MARKER}}),
@@ -633,7 +633,7 @@ PREFERENCES_GARBAGE: list[tuple[str, object]] = [
 ]
 
 
-def _query_garbage(entity: str, ref: str) -> list[tuple[str, object]]:
+def _query_malformed(entity: str, ref: str) -> list[tuple[str, object]]:
     return [
         ("QueryResponse a list", {"QueryResponse": []}),
         ("QueryResponse a string", {"QueryResponse": MARKER}),
@@ -645,13 +645,13 @@ def _query_garbage(entity: str, ref: str) -> list[tuple[str, object]]:
     ]
 
 
-ACCOUNT_GARBAGE = [
-    *_query_garbage("Account", "7"),
+ACCOUNT_MALFORMED = [
+    *_query_malformed("Account", "7"),
     ("AcctNum an object", {"QueryResponse": {"Account": [{"Id": "7", "AcctNum": {}}]}}),
     ("AccountType a number", {"QueryResponse": {"Account": [{"Id": "7", "AccountType": 1}]}}),
 ]
-TAX_CODE_GARBAGE = [
-    *_query_garbage("TaxCode", "3"),
+TAX_CODE_MALFORMED = [
+    *_query_malformed("TaxCode", "3"),
     ("PurchaseTaxRateList a list", {"QueryResponse": {"TaxCode": [{"Id": "3", "PurchaseTaxRateList": []}]}}),
     (
         "TaxRateDetail a string",
@@ -683,21 +683,21 @@ def _tax_codes(api, connector, answer):
 
 
 ENDPOINTS = {
-    "GET companyinfo": (_company_info, COMPANY_INFO_GARBAGE),
-    "GET preferences": (_preferences, PREFERENCES_GARBAGE),
-    "GET query Account": (_accounts, ACCOUNT_GARBAGE),
-    "GET query TaxCode": (_tax_codes, TAX_CODE_GARBAGE),
+    "GET companyinfo": (_company_info, COMPANY_INFO_MALFORMED),
+    "GET preferences": (_preferences, PREFERENCES_MALFORMED),
+    "GET query Account": (_accounts, ACCOUNT_MALFORMED),
+    "GET query TaxCode": (_tax_codes, TAX_CODE_MALFORMED),
 }
 
-GARBAGE_TABLE = [
+MALFORMED_TABLE = [
     pytest.param(call, httpx.Response(200, content=raw), id=f"{endpoint}: {label}")
     for endpoint, (call, specific) in ENDPOINTS.items()
-    for label, raw in [*GARBAGE_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
+    for label, raw in [*MALFORMED_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
 ]
 
 
-@pytest.mark.parametrize(("call", "answer"), GARBAGE_TABLE)
-def test_garbage_bodies_are_the_accounting_systems_trouble(api, connector, call, answer):
+@pytest.mark.parametrize(("call", "answer"), MALFORMED_TABLE)
+def test_malformed_bodies_are_the_accounting_systems_fault(api, connector, call, answer):
     with pytest.raises(AccountingSystemUnavailable) as raised:
         call(api, connector, answer)
 

@@ -89,7 +89,7 @@ def test_transient_trouble_is_retried_then_recorded_as_unknown_on_the_last_attem
 
     with pytest.raises(AccountingSystemUnavailable) as raised:
         service.check_company(COMPANY, attempt=Attempt(receive_count=1, max_receive_count=5), source="sweep")
-    assert raised.value.party == "economic"  # counted against the company's system
+    assert raised.value.remote == "economic"  # counted against the company's system
     assert str(COMPANY) not in world.readiness.records
 
     last = service.check_company(COMPANY, attempt=Attempt(receive_count=5, max_receive_count=5), source="sweep")
@@ -171,7 +171,7 @@ def test_a_job_records_its_companys_readiness(world):
     assert recorded.problems[0].reason == decision.reason
 
 
-def test_a_readiness_store_in_trouble_never_costs_the_decision(world):
+def test_a_failing_readiness_store_never_costs_the_decision(world):
     world.readiness.broken = True
 
     decision = world.service().decide(

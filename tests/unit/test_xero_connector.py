@@ -329,14 +329,14 @@ def test_a_forbidden_organisation_with_an_html_403_still_lists_the_connections(a
     assert raised.value.reason_type is FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
 
 
-# ---------------------------------------------------------------- garbage bodies
+# ---------------------------------------------------------------- malformed bodies
 
 EXCEPTION_NAMES = ("Error", "Exception", "KeyError", "Traceback", "JSONDecode", "Recursion")
-MARKER = "GARBAGE-7f3a"
+MARKER = "MALFORMED-7f3a"
 
 # Bodies no endpoint can make sense of: (label, raw bytes). ``[]`` is a valid /connections
 # answer, so it is listed per endpoint.
-GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
+MALFORMED_ANYWHERE: list[tuple[str, bytes]] = [
     ("html", f"<!DOCTYPE html><html><body>{MARKER} maintenance</body></html>".encode()),
     ("empty", b""),
     ("truncated", b'{"Organisations": [{"Name": "Acme'),
@@ -351,7 +351,7 @@ GARBAGE_ANYWHERE: list[tuple[str, bytes]] = [
 ]
 
 
-def _envelope_garbage(key: str) -> list[tuple[str, object]]:
+def _envelope_malformed(key: str) -> list[tuple[str, object]]:
     """Wrong shapes of one ``{..., <key>: [objects]}`` envelope."""
     return [
         ("a list", []),
@@ -365,15 +365,15 @@ def _envelope_garbage(key: str) -> list[tuple[str, object]]:
     ]
 
 
-ORGANISATION_GARBAGE = [
-    *_envelope_garbage("Organisations"),
+ORGANISATION_MALFORMED = [
+    *_envelope_malformed("Organisations"),
     ("Organisations empty", {"Organisations": []}),
     ("Name a number", {"Organisations": [{"Name": 5}]}),
     ("CountryCode a list", {"Organisations": [{"Name": "Acme", "CountryCode": ["GB"]}]}),
     ("IsDemoCompany a string", {"Organisations": [{"Name": "Acme", "IsDemoCompany": "false"}]}),
     ("PeriodLockDate a number", {"Organisations": [{"Name": "Acme", "PeriodLockDate": 1}]}),
 ]
-CONNECTIONS_GARBAGE: list[tuple[str, object]] = [
+CONNECTIONS_MALFORMED: list[tuple[str, object]] = [
     ("an object", {"tenantId": TENANT}),
     ("numbers", [1, 2]),
     ("strings", [TENANT]),
@@ -382,21 +382,21 @@ CONNECTIONS_GARBAGE: list[tuple[str, object]] = [
     ("tenantId an object", [{"tenantId": {"id": TENANT}}]),
     ("tenantName a list", [{"tenantId": OTHER, "tenantName": ["Acme"]}]),
 ]
-ACTIONS_GARBAGE = [
-    *_envelope_garbage("Actions"),
+ACTIONS_MALFORMED = [
+    *_envelope_malformed("Actions"),
     ("Name a number", {"Actions": [{"Name": 1, "Status": "ALLOWED"}]}),
     ("Status a boolean", {"Actions": [{"Name": "CreateApprovedBill", "Status": True}]}),
 ]
-ACCOUNTS_GARBAGE = [
-    *_envelope_garbage("Accounts"),
+ACCOUNTS_MALFORMED = [
+    *_envelope_malformed("Accounts"),
     ("Code a number", {"Accounts": [{"Code": 429, "Status": "ACTIVE"}]}),
     ("Status a number", {"Accounts": [{"Code": "429", "Status": 1}]}),
     ("SystemAccount a list", {"Accounts": [{"Code": "429", "SystemAccount": []}]}),
     ("Type an object", {"Accounts": [{"Code": "429", "Type": {}}]}),
     ("Name a boolean", {"Accounts": [{"Code": "429", "Name": True}]}),
 ]
-TAX_RATES_GARBAGE = [
-    *_envelope_garbage("TaxRates"),
+TAX_RATES_MALFORMED = [
+    *_envelope_malformed("TaxRates"),
     ("TaxType a number", {"TaxRates": [{"TaxType": 2, "Name": "20%"}]}),
     ("Status a list", {"TaxRates": [{"TaxType": "INPUT2", "Status": ["ACTIVE"]}]}),
     ("CanApplyToExpenses a string", {"TaxRates": [{"TaxType": "INPUT2", "CanApplyToExpenses": "false"}]}),
@@ -433,17 +433,17 @@ def _tax_rates(api, connector, answer):
 
 
 ENDPOINTS = {
-    "GET Organisation": (_organisation, ORGANISATION_GARBAGE),
-    "GET /connections": (_connections, CONNECTIONS_GARBAGE),
-    "GET Organisation/Actions": (_actions, ACTIONS_GARBAGE),
-    "GET Accounts": (_accounts, ACCOUNTS_GARBAGE),
-    "GET TaxRates": (_tax_rates, TAX_RATES_GARBAGE),
+    "GET Organisation": (_organisation, ORGANISATION_MALFORMED),
+    "GET /connections": (_connections, CONNECTIONS_MALFORMED),
+    "GET Organisation/Actions": (_actions, ACTIONS_MALFORMED),
+    "GET Accounts": (_accounts, ACCOUNTS_MALFORMED),
+    "GET TaxRates": (_tax_rates, TAX_RATES_MALFORMED),
 }
 
-GARBAGE_TABLE = [
+MALFORMED_TABLE = [
     pytest.param(call, httpx.Response(200, content=raw), id=f"{endpoint}: {label}")
     for endpoint, (call, specific) in ENDPOINTS.items()
-    for label, raw in [*GARBAGE_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
+    for label, raw in [*MALFORMED_ANYWHERE, *((label, json.dumps(body).encode()) for label, body in specific)]
 ]
 
 
@@ -455,15 +455,15 @@ def assert_not_the_data_expected(raised: pytest.ExceptionInfo[AccountingSystemUn
     assert MARKER not in message and "<html" not in message.lower()
 
 
-@pytest.mark.parametrize(("call", "answer"), GARBAGE_TABLE)
-def test_garbage_bodies_are_the_accounting_systems_trouble(api, connector, call, answer):
+@pytest.mark.parametrize(("call", "answer"), MALFORMED_TABLE)
+def test_malformed_bodies_are_the_accounting_systems_fault(api, connector, call, answer):
     with pytest.raises(AccountingSystemUnavailable) as raised:
         call(api, connector, answer)
 
     assert_not_the_data_expected(raised)
 
 
-def test_garbage_while_reading_the_organisation_says_so(api, connector):
+def test_a_malformed_organisation_answer_says_so(api, connector):
     api.get(f"{API}/Organisation").respond(200, text="<html>Service Unavailable</html>")
 
     with pytest.raises(AccountingSystemUnavailable) as raised:

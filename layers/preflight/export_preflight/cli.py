@@ -1,4 +1,4 @@
-"""``export-preflight``: the operator CLI (README, "Operator CLI").
+"""``export-preflight``: the operator CLI (docs/operations.md, "Operator CLI").
 
     export-preflight check COMPANY_ID... | --all [--json] [--no-record]
     export-preflight job JOB_ID --company COMPANY_ID [--dry-run] [--json]
@@ -17,7 +17,7 @@ Global flags (before or after the command): ``--stack NAME`` (or ``EXPORT_PREFLI
 It works against a deployed stack, found by name (``--stack``: its CloudFormation Outputs
 give the table and queue names, ``SecretsPrefix``, ...; see ``stack``), with the usual AWS
 environment (``AWS_PROFILE``, ``AWS_REGION``); or against the function's settings
-(``COMPANY_CONFIG_TABLE``, ...: README, "Settings"); or, with ``--sandbox``, against the
+(``COMPANY_CONFIG_TABLE``, ...: docs/contracts.md, "Settings"); or, with ``--sandbox``, against the
 embedded local world (moto and the simulators, seeded with the readiness demo companies
 and swept once).
 
@@ -203,7 +203,7 @@ def rerun_job(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     runtime = _runtime()
     if not runtime.settings.claimed_jobs_queue_url:
-        print("CLAIMED_JOBS_QUEUE_URL is not set (README, Settings)", file=err)
+        print("CLAIMED_JOBS_QUEUE_URL is not set (docs/contracts.md, 'Settings')", file=err)
         return EXIT_USAGE
     recorded = runtime.decisions.recorded(str(args.job_id))
     company = args.company or (UUID(recorded.company_id) if recorded and recorded.company_id else None)
@@ -445,7 +445,7 @@ def _fit(line: str, width: int | None) -> str:
 
 
 def _document(model: Any) -> Any:
-    """A result as JSON, keys in camelCase as the README's documents (``checkedAt``,
+    """A result as JSON, keys in camelCase as docs/operations.md ("Operator CLI") documents them (``checkedAt``,
     ``reasonType``); the values of ``facts`` as the checks gave them."""
     return _camel(model.model_dump(mode="json"))
 
@@ -471,7 +471,7 @@ def _when(moment: datetime) -> str:
 
 
 def _report_validation(path: str, out: IO[str]) -> tuple[dict[str, Any], CompanyConfiguration | None]:
-    """Validate the item document in FILE (README, "Company configuration item") with the
+    """Validate the item document in FILE (docs/contracts.md, "Company configuration item") with the
     function's own validation (``configuration.validate_item``): print every error and
     warning, each naming its field by JSON path; the configuration, None when invalid. A
     file that is not a JSON object is one line."""

@@ -58,7 +58,7 @@ class CompanyChecks:
         self._connectors = connectors
         self._secrets = secrets
         self._executor = executor
-        # Credentials secrets are named <prefix><system>/<companyId> (README, "Secrets").
+        # Credentials secrets are named <prefix><system>/<companyId> (docs/contracts.md, "Secrets").
         self._secrets_prefix = secrets_prefix
 
     def connect(self, config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
@@ -128,8 +128,8 @@ def _redact_fact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def with_party(error: TransientError, config: CompanyConfiguration) -> TransientError:
-    """Name the company's accounting system as the party in trouble (for metrics)."""
+def blame_accounting_system(error: TransientError, config: CompanyConfiguration) -> TransientError:
+    """Name the company's accounting system as the remote system at fault (for metrics)."""
     if isinstance(error, AccountingSystemUnavailable) and config.accounting_system:
-        error.party = config.accounting_system
+        error.remote = config.accounting_system
     return error

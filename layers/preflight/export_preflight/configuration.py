@@ -1,6 +1,6 @@
 """Company configuration items: reading a document, and the one validation both the
 function (``aws.CompanyConfigurations.get``) and the operator CLI (``config validate``,
-``config put``, ``company add``) use (README, "Company configuration item").
+``config put``, ``company add``) use (docs/contracts.md, "Company configuration item").
 
 ``validate_item`` reports every problem in one round, each naming its field by JSON path
 (``configuration.mappings.expenseAccount``): the model's errors (unknown fields, wrong
@@ -186,7 +186,7 @@ def validate_item(document: dict[str, Any], *, secrets_prefix: str, measure_size
 
 def item_document(company_id: str, configuration: Any, version: int | None = None) -> dict[str, Any]:
     """The item document of a stored item's attributes (``configuration`` a map, or the same
-    document as a JSON string, README)."""
+    document as a JSON string; docs/contracts.md, "Company configuration item")."""
     if isinstance(configuration, str | bytes):
         configuration = parse_document(configuration)
     document: dict[str, Any] = {"companyId": company_id, "configuration": configuration}

@@ -39,7 +39,7 @@ def run_checks(
     A check that raises ``AccountingSystemError`` failed (a permanent answer); one that
     raises ``TransientError`` neither passed nor failed, and its dependents are skipped.
 
-    With an executor, only checks that may wait on a remote party go to it, and not all of
+    With an executor, only checks that may wait on a remote system go to it, and not all of
     those: the calling thread would only wait, so it runs one itself whenever that cannot
     delay another check (it is the only check in flight, or no check is left to start).
     Local checks run in the calling thread as soon as they are ready.
@@ -119,7 +119,7 @@ def _run_one(check: PreflightCheck, ctx: PreflightContext) -> CheckOutcome:
         return CheckOutcome.failed(check.name, error.reason_type, str(error))
     except TransientError:
         raise
-    except Exception:  # a fault of ours (connectors classify remote garbage themselves): retry, then give up
+    except Exception:  # a fault of ours (connectors classify malformed remote answers themselves): retry, then give up
         logger.exception("check raised unexpectedly", extra={"check": check.name})
         count("UnexpectedError")
         raise UnexpectedCheckError(f"the {check.name.replace('_', ' ')} check could not finish") from None

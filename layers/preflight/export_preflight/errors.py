@@ -1,5 +1,5 @@
 """Exceptions. A failed *check* is a value (``CheckOutcome``), not an exception:
-exceptions here are infrastructure trouble (retry) or messages we can never act on
+exceptions here are infrastructure errors (retry) or messages we can never act on
 (dead-letter). Messages are written by us and never carry credentials or raw bodies.
 """
 
@@ -13,16 +13,16 @@ class PreflightError(Exception):
 
 
 class TransientError(PreflightError):
-    """Trouble that may go away: the record is retried by SQS.
+    """A problem that may go away: the record is retried by SQS.
 
     ``reason_type`` is what the job is failed with when the retry budget is spent,
     ``retry_after`` a hint (seconds) from the remote side, when it gave one.
     """
 
     reason_type: FailureReasonType = FailureReasonType.SERVICE_UNREACHABLE
-    # Which remote party is in trouble, for metrics: "pleo", "aws", an accounting system id;
+    # Which remote system is at fault, for metrics: "pleo", "aws", an accounting system id;
     # None: our own side.
-    party: str | None = None
+    remote: str | None = None
 
     def __init__(
         self,
@@ -40,20 +40,20 @@ class TransientError(PreflightError):
 class PleoUnavailable(TransientError):
     """Pleo answered 429/5xx, timed out, or could not be reached."""
 
-    party = "pleo"
+    remote = "pleo"
 
 
 class AwsUnavailable(TransientError):
     """An AWS dependency (Secrets Manager, DynamoDB, SQS) throttled or failed."""
 
-    party = "aws"
+    remote = "aws"
 
 
 class AccountingSystemUnavailable(TransientError):
     """The accounting system answered 429/5xx, timed out, or could not be reached."""
 
     reason_type = FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
-    party = "accounting"  # the service names the company's system when it knows it
+    remote = "accounting"  # the service names the company's system when it knows it
 
 
 class IntegrationMisconfigured(TransientError):

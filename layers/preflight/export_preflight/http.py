@@ -33,8 +33,8 @@ USER_AGENT = "export-preflight/1.0"
 MAX_CONNECTIONS = 64
 
 # Caps on one answer, decompressed (a gzip answer is counted as it inflates, so 100 KB that
-# inflate to 100 MB are cut at the cap). Sized from the largest legitimate answers (README,
-# "The checks"): Pleo's export job and event answers are a few KB; an accounting
+# inflate to 100 MB are cut at the cap). Sized from the largest legitimate answers
+# (docs/checks.md, "The checks"): Pleo's export job and event answers are a few KB; an accounting
 # system's largest are its chart pages (QuickBooks 1000 accounts, about 1 MB; e-conomic
 # 1000 VAT accounts or journals; Fortnox 500 accounts, about 0.3 MB; Xero's unpaged chart,
 # about 0.6 KB an account); token answers are under 2 KB.
@@ -183,7 +183,7 @@ def new_client(
 ) -> httpx.Client:
     """A pooled, thread-safe client bound to one base URL. ``timeout_seconds`` bounds each
     wait and each whole exchange; answers are capped at ``max_answer_bytes`` unless the call
-    says otherwise (``send`` passes its party's cap). Proxies and credentials from the
+    says otherwise (``send`` passes its remote system's cap). Proxies and credentials from the
     environment (``trust_env``) are ignored: every request goes through ``BoundedTransport``."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.Client(
@@ -238,16 +238,16 @@ def describe_transport_error(error: httpx.TransportError) -> str:
 
 
 @dataclass(frozen=True)
-class Trouble:
-    """How one remote party's transient trouble is reported: the exception to raise and
-    the reason type each kind of trouble gets when the retry budget is spent."""
+class RemoteErrors:
+    """How one remote system's transient errors are reported: the exception to raise and
+    the reason type each kind of error gets when the retry budget is spent."""
 
     error: type[TransientError]
     timeout: FailureReasonType
     unreachable: FailureReasonType
     rate_limit: FailureReasonType
     answer_bytes: int = PLEO_ANSWER_BYTES
-    """The cap on one of this party's answers, decompressed (token answers: ``TOKEN_ANSWER_BYTES``)."""
+    """The cap on one of this remote system's answers, decompressed (token answers: ``TOKEN_ANSWER_BYTES``)."""
 
 
 @dataclass(frozen=True)
@@ -265,16 +265,16 @@ def fetch_within(
     path: str,
     *,
     deadline_seconds: float,
-    party: str,
+    remote: str,
     what: str,
-    trouble: Trouble,
+    errors: RemoteErrors,
     max_bytes: int = TOKEN_ANSWER_BYTES,
     **kwargs: Any,
 ) -> Answer:
     """One request whose *total* time (connect, send, every read) stays within
     ``deadline_seconds``; per-read timeouts alone let a trickling server run on for ever.
-    Transport trouble, a spent deadline, an answer over ``max_bytes``, 429 and 5xx raise
-    ``trouble.error``. (A client from ``new_client`` enforces the same bounds in its
+    A transport error, a spent deadline, an answer over ``max_bytes``, 429 and 5xx raise
+    ``errors.error``. (A client from ``new_client`` enforces the same bounds in its
     transport; the checks here hold for any client.)"""
     end = time.monotonic() + deadline_seconds
     timeout = httpx.Timeout(deadline_seconds, connect=min(deadline_seconds, 3.0))
@@ -291,31 +291,31 @@ def fetch_within(
                     raise AnswerTooSlow(deadline_seconds)
                 chunks.append(chunk)
     except httpx.TransportError as error:
-        raise _transport_trouble(error, party=party, what=what, trouble=trouble) from None
+        raise _transport_error(error, remote=remote, what=what, errors=errors) from None
     except httpx.DecodingError:
-        raise _unreadable(party=party, what=what, trouble=trouble) from None
+        raise _unreadable(remote=remote, what=what, errors=errors) from None
     if is_transient_status(response.status_code):
-        raise _transient_status(response, party=party, what=what, trouble=trouble)
+        raise _transient_status(response, remote=remote, what=what, errors=errors)
     return Answer(response.status_code, response.headers, b"".join(chunks))
 
 
-def _transport_trouble(error: httpx.TransportError, *, party: str, what: str, trouble: Trouble) -> TransientError:
+def _transport_error(error: httpx.TransportError, *, remote: str, what: str, errors: RemoteErrors) -> TransientError:
     timed_out = isinstance(error, httpx.TimeoutException)
-    return trouble.error(
-        f"{party} {describe_transport_error(error)} while {what}",
-        reason_type=trouble.timeout if timed_out else trouble.unreachable,
+    return errors.error(
+        f"{remote} {describe_transport_error(error)} while {what}",
+        reason_type=errors.timeout if timed_out else errors.unreachable,
     )
 
 
-def _unreadable(*, party: str, what: str, trouble: Trouble) -> TransientError:
-    return trouble.error(f"{party} sent an answer we could not read while {what}", reason_type=trouble.unreachable)
+def _unreadable(*, remote: str, what: str, errors: RemoteErrors) -> TransientError:
+    return errors.error(f"{remote} sent an answer we could not read while {what}", reason_type=errors.unreachable)
 
 
-def _transient_status(response: httpx.Response, *, party: str, what: str, trouble: Trouble) -> TransientError:
+def _transient_status(response: httpx.Response, *, remote: str, what: str, errors: RemoteErrors) -> TransientError:
     rate_limited = response.status_code == 429
-    return trouble.error(
-        f"{party} {'is rate limiting us (429)' if rate_limited else f'answered {response.status_code}'} while {what}",
-        reason_type=trouble.rate_limit if rate_limited else trouble.unreachable,
+    return errors.error(
+        f"{remote} {'is rate limiting us (429)' if rate_limited else f'answered {response.status_code}'} while {what}",
+        reason_type=errors.rate_limit if rate_limited else errors.unreachable,
         retry_after=retry_after_seconds(response),
     )
 
@@ -325,29 +325,29 @@ def send(
     method: str,
     path: str,
     *,
-    party: str,
+    remote: str,
     what: str,
-    trouble: Trouble,
+    errors: RemoteErrors,
     inspect: Callable[[httpx.Response], None] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request and read its whole answer within bounds: at most
-    ``trouble.answer_bytes`` decompressed, the exchange within the client's timeout (see
-    ``AnswerBounds``). Transport trouble, an answer over the cap or past the deadline, an
-    answer we cannot decode, 429 and 5xx raise ``trouble.error`` (a retry).
+    ``errors.answer_bytes`` decompressed, the exchange within the client's timeout (see
+    ``AnswerBounds``). A transport error, an answer over the cap or past the deadline, an
+    answer we cannot decode, 429 and 5xx raise ``errors.error`` (a retry).
 
-    ``inspect`` sees every response first and may raise a permanent, party-specific error.
+    ``inspect`` sees every response first and may raise a permanent error of that remote system.
     """
     deadline = http.timeout.read or http.timeout.connect or 30.0
-    bounds = {ANSWER_BOUNDS: AnswerBounds(trouble.answer_bytes, deadline)}
+    bounds = {ANSWER_BOUNDS: AnswerBounds(errors.answer_bytes, deadline)}
     try:
         response = http.request(method, path, extensions=bounds, **kwargs)
     except httpx.TransportError as error:
-        raise _transport_trouble(error, party=party, what=what, trouble=trouble) from None
+        raise _transport_error(error, remote=remote, what=what, errors=errors) from None
     except httpx.DecodingError:
-        raise _unreadable(party=party, what=what, trouble=trouble) from None
+        raise _unreadable(remote=remote, what=what, errors=errors) from None
     if inspect is not None:
         inspect(response)
     if is_transient_status(response.status_code):
-        raise _transient_status(response, party=party, what=what, trouble=trouble)
+        raise _transient_status(response, remote=remote, what=what, errors=errors)
     return response

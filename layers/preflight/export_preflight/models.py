@@ -227,8 +227,8 @@ def value_problem(value: str, *, numeric: bool = False) -> str | None:
 
 
 class ConfigurationFields(BaseModel):
-    """The ``configuration`` map of a company configuration item (README, "Company
-    configuration item"). Strict: unknown fields are errors and nothing is coerced (a
+    """The ``configuration`` map of a company configuration item (docs/contracts.md,
+    "Company configuration item"). Strict: unknown fields are errors and nothing is coerced (a
     ``"yes"`` is not a boolean)."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, populate_by_name=True)
@@ -238,7 +238,7 @@ class ConfigurationFields(BaseModel):
         default=None,
         alias="pleoCredentialsSecretId",
         strict=True,
-        description="<SecretsPrefix>pleo/<companyId> (README, Secrets)",
+        description="<SecretsPrefix>pleo/<companyId> (docs/contracts.md, 'Secrets')",
     )
     accounting_system: str | None = Field(
         default=None, alias="accountingSystem", strict=True, description="economic, xero, fortnox or quickbooks"
@@ -253,7 +253,7 @@ class ConfigurationFields(BaseModel):
         default=None,
         alias="accountingCredentialsSecretId",
         strict=True,
-        description="<SecretsPrefix><accountingSystem>/<companyId> (README, Secrets)",
+        description="<SecretsPrefix><accountingSystem>/<companyId> (docs/contracts.md, 'Secrets')",
     )
     vendor_bookkeeping_enabled: bool = Field(default=False, alias="vendorBookkeepingEnabled", strict=True)
     export_receipts: bool = Field(default=True, alias="exportReceipts", strict=True)
@@ -300,7 +300,7 @@ class CompanyConfiguration(ConfigurationFields):
     def expected_secret_id(
         self, field: Literal["pleoCredentialsSecretId", "accountingCredentialsSecretId"], prefix: str
     ) -> str:
-        """The one name a credentials secret of this company may have (README, "Secrets"):
+        """The one name a credentials secret of this company may have (docs/contracts.md, "Secrets"):
         ``<prefix>pleo/<companyId>`` for Pleo, ``<prefix><accountingSystem>/<companyId>`` for
         the accounting system. A secret id carries its company, so a configuration cannot
         point one company at another company's secrets."""
@@ -345,7 +345,7 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 
 class CompanyConfigurationItem(BaseModel):
-    """A company configuration item (README, "Company configuration item"): the one shape
+    """A company configuration item (docs/contracts.md, "Company configuration item"): the one shape
     ``config validate`` and ``config put`` take, ``config get`` prints and the function
     reads from DynamoDB (partition key ``companyId``, the ``configuration`` map, and the
     ``version`` it is at or was based on). ``export-preflight config schema`` prints its

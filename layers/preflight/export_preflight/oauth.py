@@ -55,7 +55,7 @@ from .errors import (
     TokenStoreRefused,
     TransientError,
 )
-from .http import Answer, Trouble, fetch_within
+from .http import Answer, RemoteErrors, fetch_within
 from .models import ClientCredentials, FailureReasonType, TokenSet
 from .observability import count, logger
 
@@ -146,7 +146,7 @@ def fingerprint(tokens: TokenSet) -> str:
 class TokenEndpoint:
     """``POST {token_url}`` with ``grant_type=refresh_token`` and HTTP Basic client auth.
 
-    ``trouble`` says how this party's transient trouble is reported (Pleo's token endpoint
+    ``errors`` says how this remote system's transient errors are reported (Pleo's token endpoint
     is not an accounting system)."""
 
     def __init__(
@@ -156,9 +156,9 @@ class TokenEndpoint:
         client: Callable[[], ClientCredentials],
         system: str,
         *,
-        trouble: Trouble,
+        errors: RemoteErrors,
     ) -> None:
-        self._trouble = trouble
+        self._errors = errors
         self._http = http
         self._path = path
         self._client = client
@@ -175,9 +175,9 @@ class TokenEndpoint:
             "POST",
             self._path,
             deadline_seconds=TOKEN_CALL_SECONDS,
-            party=f"{self.system} token endpoint",
+            remote=f"{self.system} token endpoint",
             what="refreshing the access token",
-            trouble=self._trouble,
+            errors=self._errors,
             data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
             auth=(client.client_id, client.client_secret.get_secret_value()),
             headers={"Accept": "application/json", **self.extra_headers},
@@ -199,10 +199,8 @@ class TokenEndpoint:
         )
 
     def unusable_answer(self, what: str) -> TransientError:
-        """A 200 we cannot use: this party's trouble (retried)."""
-        return self._trouble.error(
-            f"{self.system} token endpoint answered {what}", reason_type=self._trouble.unreachable
-        )
+        """A 200 we cannot use: this remote system's fault (retried)."""
+        return self._errors.error(f"{self.system} token endpoint answered {what}", reason_type=self._errors.unreachable)
 
     def _client_credentials(self) -> ClientCredentials:
         try:
@@ -311,8 +309,8 @@ class OAuthTokens:
             raise RefreshNotHere(
                 f"the stored {endpoint.system} access token has expired or was refused, and the operator CLI "
                 "never renews tokens (a second renewal beside the deployed functions can cost the company's "
-                "grant): run the check through the deployed readiness function (README, Operator CLI), or wait for "
-                "the next sweep"
+                "grant): run the check through the deployed readiness function (docs/operations.md, "
+                "'Operator CLI'), or wait for the next sweep"
             )
         owner = uuid.uuid4().hex
         deadline = self._clock() + self._wait_seconds
@@ -469,7 +467,7 @@ def _not_stored(endpoint: TokenEndpoint, why: TransientError) -> TransientError:
 
 
 class OAuthBearer(httpx.Auth):
-    """The one bearer-token auth of every OAuth party (Pleo, Xero, the next ones): each
+    """The one bearer-token auth of every OAuth provider (Pleo, Xero, the next ones): each
     request carries a token from the leased lifecycle (refreshed when about to expire); a
     401 refreshes it once (exactly once across containers) and the request is sent once
     more. ``refusal`` tells a 401 that is not about the token (e.g. Xero's

@@ -1,5 +1,5 @@
 """``export-preflight company add``: from a deployed stack to a company that is ready to
-export (README, "Operator CLI" and "Deploying").
+export (docs/operations.md, "Operator CLI" and "Deploying").
 
 Creates the company's credentials secrets under the names the function accepts
 (``<SecretsPrefix>pleo/<companyId>``, ``<SecretsPrefix><accountingSystem>/<companyId>``),
@@ -189,7 +189,7 @@ def _credentials(path: str, model: type[BaseModel] | TypeAdapter[Any]) -> tuple[
     except ValidationError as error:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "(document)" for e in error.errors()})
         raise DocumentError(
-            f"not the credentials this secret holds (README, Secrets): check {', '.join(fields)}"
+            f"not the credentials this secret holds (docs/contracts.md, 'Secrets'): check {', '.join(fields)}"
         ) from None
     return json.dumps(document, separators=(",", ":")), isinstance(parsed, TokenSet)
 

@@ -18,13 +18,13 @@ from .errors import (
     PleoUnavailable,
     UnprocessableMessage,
 )
-from .http import PLEO_ANSWER_BYTES, Trouble, send
+from .http import PLEO_ANSWER_BYTES, RemoteErrors, send
 from .models import ExportJob, FailureReasonType, JobStatus, PleoApiKey, PleoCredentials, TokenSet
 from .oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from .sanitize import sanitize_reason
 
 JSON_UTF8 = "application/json;charset=UTF-8"
-PLEO_TROUBLE = Trouble(
+PLEO_ERRORS = RemoteErrors(
     error=PleoUnavailable,
     timeout=FailureReasonType.SERVICE_TIMEOUT,
     unreachable=FailureReasonType.SERVICE_UNREACHABLE,
@@ -113,7 +113,7 @@ class PleoClient:
     def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         try:
             return send(
-                self._http, method, path, party="Pleo", what=what, trouble=PLEO_TROUBLE, auth=self._auth, **kwargs
+                self._http, method, path, remote="Pleo", what=what, errors=PLEO_ERRORS, auth=self._auth, **kwargs
             )
         except AccountingSystemError:  # the OAuth grant is gone: nobody can fail the job for us
             raise UnprocessableMessage(

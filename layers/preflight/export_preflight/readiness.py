@@ -12,7 +12,7 @@ from typing import Literal
 from uuid import UUID
 
 from .checks import CHECKS
-from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, is_unfinished, redact, with_party
+from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, blame_accounting_system, is_unfinished, redact
 from .engine import CheckReport
 from .errors import AccountingSystemError, TransientError, UnprocessableMessage
 from .models import CheckOutcome, CompanyConfiguration, ExportJob, FailureReasonType, JobStatus, Readiness
@@ -107,7 +107,7 @@ class CompanyReadiness:
         connection = self._checks.connect(config)
         report = self._checks.run(job, config, connection)
         if report.errors and not report.failures and not attempt.is_last_delivery:
-            raise with_party(report.errors[0], config)
+            raise blame_accounting_system(report.errors[0], config)
         readiness = self._readiness_of(config, report, connection, source=source, keep_alive=keep_alive_seconds)
         if record:
             self._record(readiness)

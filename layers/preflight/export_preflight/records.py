@@ -1,5 +1,5 @@
-"""What the SQS-triggered functions do with each record besides deciding it: carry out the
-fate of a record whose handling raised (see ``fate``), and count what became of it. The
+"""What the SQS-triggered functions do with each record besides deciding it: handle a
+record whose handling raised (see ``error_handling``), and count what became of it. The
 functions stay glue: parse, call the service, report."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .aws import Queues
 from .connectors import CONNECTORS
+from .error_handling import RetryDelay, error_handling_of
 from .errors import TransientError
-from .fate import RetryDelay, fate_of
 from .models import Readiness
 from .observability import count, count_by, count_outcome, logger, record_trace, trace_entity
 from .runtime import get_runtime
@@ -23,7 +23,7 @@ from .runtime import get_runtime
 Annotate = Callable[[str, str], None]
 Process = Callable[[SQSRecord, LambdaContext, Annotate], str]
 
-PARTIES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
+REMOTES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
 
 
 class RecordRunner:
@@ -74,7 +74,7 @@ def system_dimension(system: str | None) -> str:
     return system if system is not None and system in CONNECTORS else "unknown"
 
 
-def meet_fate(
+def handle_error(
     error: Exception,
     record: SQSRecord,
     receive_count: int,
@@ -84,17 +84,17 @@ def meet_fate(
     queue_url: str | None = None,
     dlq_url: str | None = None,
 ) -> str:
-    """Carry out the error's fate: log it, count it, dead-letter (the record succeeds) or
-    back off (it fails: raises ``error``). A dead letter SQS refused is retried like
-    transient trouble. ``queue_url``/``dlq_url``: the record's queue and its DLQ (default:
+    """Handle the error as ``error_handling_of`` says: log it, count it, dead-letter (the
+    record succeeds) or back off (it fails: raises ``error``). A dead letter SQS refused is
+    retried like transient trouble. ``queue_url``/``dlq_url``: the record's queue and its DLQ (default:
     the claimed-jobs queue's)."""
-    fate = fate_of(error, receive_count=receive_count, retry_delay=retry_delay)
+    handling = error_handling_of(error, receive_count=receive_count, retry_delay=retry_delay)
     extra: dict[str, object] = {"receive_count": receive_count}
-    if fate.action == "dead_letter":
+    if handling.action == "dead_letter":
         try:
-            queues.dead_letter(record.body or "", kind=fate.kind, reason=fate.reason, dlq_url=dlq_url)
+            queues.dead_letter(record.body or "", kind=handling.kind, reason=handling.reason, dlq_url=dlq_url)
         except TransientError as unsent:
-            return meet_fate(
+            return handle_error(
                 unsent,
                 record,
                 receive_count,
@@ -103,18 +103,22 @@ def meet_fate(
                 queue_url=queue_url,
                 dlq_url=dlq_url,
             )
-        extra.update(reject_kind=fate.kind, reason=fate.reason)
+        extra.update(reject_kind=handling.kind, reason=handling.reason)
     else:
-        extra.update(error=str(error), retry_in_seconds=fate.delay_seconds, remote_party=fate.party)
-    getattr(logger, fate.log_level)(fate.log_message, extra=extra, exc_info=error if fate.traceback else None)
-    if fate.metric == "TransientRetry":
-        count_by("TransientRetry", remoteParty=fate.party if fate.party in PARTIES else "ours")
-    elif fate.metric:
-        count(fate.metric)
-    if fate.action == "dead_letter":
-        count_outcome("rejected", fate.kind)
+        # remote_party: the remote system at fault (log key kept for the saved queries)
+        extra.update(error=str(error), retry_in_seconds=handling.delay_seconds, remote_party=handling.remote)
+    getattr(logger, handling.log_level)(
+        handling.log_message, extra=extra, exc_info=error if handling.traceback else None
+    )
+    if handling.metric == "TransientRetry":
+        # remoteParty: the remote system at fault (published dimension name, kept for the dashboards)
+        count_by("TransientRetry", remoteParty=handling.remote if handling.remote in REMOTES else "ours")
+    elif handling.metric:
+        count(handling.metric)
+    if handling.action == "dead_letter":
+        count_outcome("rejected", handling.kind)
         return "rejected"
-    queues.delay_redelivery(record.receipt_handle, fate.delay_seconds, queue_url=queue_url)
+    queues.delay_redelivery(record.receipt_handle, handling.delay_seconds, queue_url=queue_url)
     raise error
 
 

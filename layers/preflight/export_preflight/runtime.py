@@ -23,7 +23,7 @@ from .deadline import InvocationDeadline
 from .http import new_client
 from .models import ClientCredentials
 from .oauth import OAuthTokens, TokenEndpoint
-from .pleo import PLEO_TROUBLE, PleoCompanies
+from .pleo import PLEO_ERRORS, PleoCompanies
 from .process import PROCESS
 from .service import PreflightService
 from .settings import Settings, get_settings
@@ -69,7 +69,7 @@ def _build(*, operator: bool) -> Runtime:
         "/oauth/token",
         lambda: credentials.load(settings.pleo_oauth_client_secret_id, ClientCredentials),
         "Pleo",
-        trouble=PLEO_TROUBLE,
+        errors=PLEO_ERRORS,
     )
     queues = Queues(settings)
     check_pool = (

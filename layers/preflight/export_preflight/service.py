@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeAlias, TypeVar
 from uuid import UUID
 
-from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, redact, with_party
+from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, blame_accounting_system, redact
 from .engine import CheckReport
 from .errors import (
     HandOffNotSent,
@@ -98,10 +98,10 @@ class PreflightService:
         )
         self._executor = executor
         self._clock = clock
-        # Credentials secrets are named <prefix><system>/<companyId> (README, "Secrets").
+        # Credentials secrets are named <prefix><system>/<companyId> (docs/contracts.md, "Secrets").
         self._secrets_prefix = secrets_prefix
 
-    def prepare_soon(self, message: ClaimedJobMessage) -> Future[Prepared] | None:
+    def start_reading(self, message: ClaimedJobMessage) -> Future[Prepared] | None:
         """Start the read-only first steps of ``decide`` (configuration, the job from Pleo,
         authentication) now, e.g. while the idempotency record is written; hand the result
         to ``decide``. Nothing is written by these steps. None without an executor."""
@@ -123,7 +123,7 @@ class PreflightService:
         the source of truth: it is decided in its own company's context, whatever the
         message says.
 
-        ``prepared``: the first steps, started by ``prepare_soon``. ``pending``: when given,
+        ``prepared``: the first steps, started by ``start_reading``. ``pending``: when given,
         the writes that follow the action (marking the decision acted on, the readiness
         record) are left running there for the caller to wait for, so they overlap its own
         (e.g. the idempotency record's completion); otherwise they are waited for here."""
@@ -143,7 +143,7 @@ class PreflightService:
         failures = report.failures
         if not failures and report.errors:
             if not attempt.is_last_for(job, datetime.fromtimestamp(self._clock(), UTC)):
-                raise with_party(report.errors[0], config)
+                raise blame_accounting_system(report.errors[0], config)
             failures = [_give_up(report.errors[0])]
         # The company's readiness, as this job found it: built and stored while the decision
         # is acted on (off the job's critical path).
@@ -219,7 +219,7 @@ class PreflightService:
         config, _, job, connection = prepared
         report = self._checks.run(job, config, connection)
         if not report.failures and report.errors:
-            raise with_party(report.errors[0], config)
+            raise blame_accounting_system(report.errors[0], config)
         return self._intended(job, config, report, report.failures)
 
     def read_job(self, company_id: UUID, job_id: UUID) -> ExportJob | None:
@@ -302,7 +302,7 @@ class PreflightService:
             raise UnprocessableMessage(
                 f"the job was decided {int(age)} s ago (handed on) but whether the hand-off reached the ready-jobs "
                 "queue is unknown, and re-sending it now could hand it on twice: check the next stage for this "
-                "job; if it never arrived, re-run preflight for it (README, 'Re-running one job')",
+                "job; if it never arrived, re-run preflight for it (docs/checks.md, 'Re-running one job')",
                 kind="hand_off_unknown",
             )
         logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})

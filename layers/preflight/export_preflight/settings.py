@@ -16,7 +16,7 @@ DEFAULT_SECRETS_PREFIX = "export-preflight/"
 
 
 class Settings(BaseSettings):
-    """Runtime settings of the preflight function (see README, "Settings")."""
+    """Runtime settings of the preflight function (see docs/contracts.md, "Settings")."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     ready_jobs_queue_url: str = ""
     claimed_jobs_dlq_url: str = ""
     claimed_jobs_queue_url: str = ""
-    # The readiness sweep (see README, "Readiness before the job").
+    # The readiness sweep (see docs/checks.md, "Readiness before the job").
     readiness_table: str = "export-preflight-readiness"
     readiness_queue_url: str = ""
     readiness_dlq_url: str = ""
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     config_cache_seconds: int = Field(default=300, ge=0)
     secrets_cache_seconds: int = Field(default=300, ge=0)
     # The template's SecretsPrefix: every company's credentials secret is named
-    # <prefix>pleo/<companyId> or <prefix><accountingSystem>/<companyId> (README, "Secrets").
+    # <prefix>pleo/<companyId> or <prefix><accountingSystem>/<companyId> (docs/contracts.md, "Secrets").
     secrets_prefix: str = Field(default=DEFAULT_SECRETS_PREFIX, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
     idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
     max_receive_count: int = Field(default=5, ge=1)

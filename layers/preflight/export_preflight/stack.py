@@ -1,4 +1,4 @@
-"""The operator CLI's target: a deployed stack, found by name (README, "Operator CLI").
+"""The operator CLI's target: a deployed stack, found by name (docs/operations.md, "Operator CLI").
 
 ``--stack NAME`` (or ``EXPORT_PREFLIGHT_STACK``) reads the stack's CloudFormation Outputs
 (``DescribeStacks``) and turns them into the functions' settings (table names, queue URLs,
@@ -20,9 +20,10 @@ from typing import Any
 from .errors import IntegrationMisconfigured, PreflightError
 
 STACK_ENV = "EXPORT_PREFLIGHT_STACK"
-HOW_TO_NAME_IT = f"name the stack with --stack NAME or {STACK_ENV}=NAME (README, Operator CLI)"
+HOW_TO_NAME_IT = f"name the stack with --stack NAME or {STACK_ENV}=NAME (docs/operations.md, 'Operator CLI')"
 
-# The stack's Outputs (template.yaml) -> the functions' settings (README, "Settings").
+# The stack's Outputs (template.yaml) -> the functions' settings (docs/contracts.md, "Settings"): the
+# stack-wide ones; each connector's come from its declaration (``connector_outputs``).
 OUTPUT_SETTINGS: dict[str, str] = {
     "CompanyConfigTableName": "COMPANY_CONFIG_TABLE",
     "IdempotencyTableName": "IDEMPOTENCY_TABLE",
@@ -38,20 +39,11 @@ OUTPUT_SETTINGS: dict[str, str] = {
     "TokenJournalKeyArn": "JOURNAL_KMS_KEY_ID",
     "PleoApiBaseUrl": "PLEO_API_BASE_URL",
     "PleoAuthBaseUrl": "PLEO_AUTH_BASE_URL",
-    "EconomicApiBaseUrl": "ECONOMIC_API_BASE_URL",
-    "XeroApiBaseUrl": "XERO_API_BASE_URL",
-    "XeroIdentityBaseUrl": "XERO_IDENTITY_BASE_URL",
-    "FortnoxApiBaseUrl": "FORTNOX_API_BASE_URL",
-    "FortnoxAuthBaseUrl": "FORTNOX_AUTH_BASE_URL",
-    "QuickBooksApiBaseUrl": "QUICKBOOKS_API_BASE_URL",
-    "QuickBooksOAuthBaseUrl": "QUICKBOOKS_OAUTH_BASE_URL",
 }
-# Secret ids the template derives from SecretsPrefix (its function environment).
+# Secret ids the template derives from SecretsPrefix (its function environment): the
+# stack-wide ones; each connector's come from its declaration (``connector_secrets``).
 PREFIXED_SECRETS: dict[str, str] = {
     "PLEO_OAUTH_CLIENT_SECRET_ID": "pleo/oauth-client",
-    "XERO_CLIENT_CREDENTIALS_SECRET_ID": "xero/client",
-    "FORTNOX_CLIENT_CREDENTIALS_SECRET_ID": "fortnox/client",
-    "QUICKBOOKS_CLIENT_CREDENTIALS_SECRET_ID": "quickbooks/client",
 }
 # Without one of these (and without a stack) the CLI would fall back to table names no
 # deployed stack has: refused.
@@ -78,17 +70,40 @@ class SetupError(PreflightError):
     """The CLI cannot reach the stack as set up: exit 2. The message names the fix."""
 
 
+def connector_outputs() -> dict[str, str]:
+    """Each registered connector's base-URL Outputs -> its settings (``ConnectorSpec.stack_outputs``)."""
+    from .connectors import CONNECTORS
+
+    return {
+        output: spec.variables()[name] for spec in CONNECTORS.values() for name, output in spec.stack_outputs().items()
+    }
+
+
+def connector_secrets() -> dict[str, str]:
+    """Each registered connector's secret-id settings -> their suffix after SecretsPrefix
+    (``ConnectorSpec.prefixed_secrets``)."""
+    from .connectors import CONNECTORS
+
+    return {
+        spec.variables()[name]: suffix
+        for spec in CONNECTORS.values()
+        for name, suffix in spec.prefixed_secrets().items()
+    }
+
+
 def settings_of(outputs: Mapping[str, str]) -> dict[str, str]:
     """The environment variables a stack's Outputs stand for."""
-    settings = {OUTPUT_SETTINGS[key]: value for key, value in outputs.items() if key in OUTPUT_SETTINGS}
+    names = {**OUTPUT_SETTINGS, **connector_outputs()}
+    settings = {names[key]: value for key, value in outputs.items() if key in names}
     prefix = outputs.get("SecretsPrefix")
     if prefix:
-        settings.update({name: prefix + suffix for name, suffix in PREFIXED_SECRETS.items()})
+        secrets = {**PREFIXED_SECRETS, **connector_secrets()}
+        settings.update({name: prefix + suffix for name, suffix in secrets.items()})
     return settings
 
 
 def region_settings(stack: str | None = None) -> dict[str, str]:
-    """boto3 reads ``AWS_DEFAULT_REGION`` (not ``AWS_REGION``, which the README and Lambda
+    """boto3 reads ``AWS_DEFAULT_REGION`` (not ``AWS_REGION``, which docs/operations.md and Lambda
     use): the Region from ``AWS_REGION``, or from a stack named by its ARN, when
     ``AWS_DEFAULT_REGION`` is not set."""
     if os.environ.get("AWS_DEFAULT_REGION"):
@@ -129,7 +144,9 @@ def ensure_ready() -> None:
     """Before the CLI's first AWS call: a Region, credentials and a target (a stack, or settings)."""
     session()
     if not os.environ.get(NEEDED):
-        raise SetupError(f"which stack? {HOW_TO_NAME_IT}; or set its settings ({NEEDED}, ...: README, Settings)")
+        raise SetupError(
+            f"which stack? {HOW_TO_NAME_IT}; or set its settings ({NEEDED}, ...: docs/contracts.md, 'Settings')"
+        )
 
 
 def outputs_of(stack: str) -> dict[str, str]:
@@ -163,7 +180,7 @@ def outputs_of(stack: str) -> dict[str, str]:
     if "CompanyConfigTableName" not in outputs:
         raise SetupError(
             f"stack {stack!r} has no CompanyConfigTableName output: is it an export-preflight stack "
-            f"({stacks[0].get('StackStatus', '?')})? Deploy it with `make deploy` (README, Deploying)"
+            f"({stacks[0].get('StackStatus', '?')})? Deploy it with `make deploy` (docs/deploying.md, 'Deploying')"
         )
     return outputs
 
@@ -213,7 +230,7 @@ def setup_problem(error: BaseException) -> str | None:
             if code in _DENIED_CODES:
                 return (
                     f"{what}({code}): AWS refused access; use a profile (AWS_PROFILE) or role with the operator's "
-                    "permissions on the stack's tables, queues and secrets (README, Operator CLI)"
+                    "permissions on the stack's tables, queues and secrets (docs/operations.md, 'Operator CLI')"
                 )
             if code in _BAD_CREDENTIAL_CODES:
                 return f"{what}({code}): AWS does not accept these credentials; check AWS_PROFILE or the access key"

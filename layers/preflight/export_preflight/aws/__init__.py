@@ -3,7 +3,7 @@ the token store (``credentials``, Secrets Manager), the credential lease (``leas
 token journal (``token_journal``), the job decision log (``decision_log``), the readiness
 table (``readiness_log``) and the queues (``queues``: ready jobs, dead letters, claimed jobs,
 readiness). They share the process's boto3 clients (``clients``) and one classification of
-AWS answers (``trouble``). Reads of configuration and secrets go through Powertools
+AWS answers (``errors``). Reads of configuration and secrets go through Powertools
 parameters providers, which cache them for a TTL."""
 
 from .clients import (

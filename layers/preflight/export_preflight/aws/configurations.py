@@ -18,7 +18,7 @@ from ..errors import ConfigurationChanged, IntegrationMisconfigured, Unprocessab
 from ..models import CompanyConfiguration
 from ..settings import Settings
 from .clients import CLIENTS
-from .trouble import cause_of, error_code, is_not_found, unavailable
+from .errors import cause_of, error_code, is_not_found, unavailable
 
 
 class ConfigurationItems(BaseProvider):
@@ -94,8 +94,8 @@ class CompanyConfigurations:
             raise unavailable("DynamoDB Scan on the company configuration table", error) from None
 
     def put(self, configuration: CompanyConfiguration, document: dict[str, Any]) -> int:
-        """Store a company's configuration item (``document``, the item as README "Company
-        configuration item" shows it, validated as ``configuration`` by
+        """Store a company's configuration item (``document``, the item as docs/contracts.md,
+        "Company configuration item" shows it, validated as ``configuration`` by
         ``configuration.validate_item``): the operator CLI's ``config put``. Optimistic
         concurrency: the document's ``version`` is the version it was based on (``document_of``;
         absent: 0, no item or one never put with a version); the item is written only if it is

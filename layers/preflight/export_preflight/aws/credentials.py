@@ -18,7 +18,7 @@ from ..models import PleoCredentials, TokenSet
 from ..observability import logger
 from ..settings import Settings
 from .clients import CLIENTS, token_client
-from .trouble import REFUSED_CODES, WRITE_REFUSED_CODES, cause_of, error_code, is_not_found, unavailable
+from .errors import REFUSED_CODES, WRITE_REFUSED_CODES, cause_of, error_code, is_not_found, unavailable
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _PLEO_CREDENTIALS: TypeAdapter[PleoCredentials] = TypeAdapter(PleoCredentials)

@@ -13,7 +13,7 @@ from ..observability import logger
 from ..ports import RecordedDecision
 from ..settings import Settings
 from .clients import CLIENTS
-from .trouble import error_code, unavailable
+from .errors import error_code, unavailable
 
 
 class DynamoDBDecisionLog:

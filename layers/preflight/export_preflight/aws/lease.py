@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..observability import logger
 from ..settings import Settings
 from .clients import token_client
-from .trouble import error_code, unavailable
+from .errors import error_code, unavailable
 
 
 class DynamoDBLease:

@@ -13,7 +13,7 @@ from ..observability import logger
 from ..sanitize import sqs_attribute_text
 from ..settings import Settings
 from .clients import CLIENTS
-from .trouble import unavailable
+from .errors import unavailable
 
 
 class Queues:

@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..models import Readiness
 from ..settings import Settings
 from .clients import CLIENTS
-from .trouble import error_code, unavailable
+from .errors import error_code, unavailable
 
 
 class DynamoDBReadinessLog:

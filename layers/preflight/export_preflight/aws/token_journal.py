@@ -13,7 +13,7 @@ from ..oauth import JournalEntry
 from ..observability import logger
 from ..settings import Settings
 from .clients import token_client
-from .trouble import KMS_REFUSED_CODES, error_code, unavailable
+from .errors import KMS_REFUSED_CODES, error_code, unavailable
 
 JOURNAL_TTL_SECONDS = 30 * 86_400
 

@@ -4,6 +4,7 @@ accounting system, read-only. One module per system implements it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -13,10 +14,10 @@ import httpx
 from pydantic import BaseModel
 
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
-from ..http import ACCOUNTING_ANSWER_BYTES, Trouble, send
+from ..http import ACCOUNTING_ANSWER_BYTES, RemoteErrors, send
 from ..models import Capability, ClientCredentials, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import OAuthBearer, OAuthTokens, TokenEndpoint
-from ..settings import ConnectorSettings
+from ..settings import DEFAULT_SECRETS_PREFIX, ConnectorSettings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -148,16 +149,42 @@ class ConnectorSpec:
     # and `config put`, and by the connector before it calls the system).
     company_ref: CompanyRefRule | None = None
     # What the company's credentials secret holds (`company add` checks a file against it).
-    # An OAuth token set carries the export-preflight:secret-kind tag (README, "Secrets").
+    # An OAuth token set carries the export-preflight:secret-kind tag (docs/contracts.md, "Secrets").
     credentials: type[BaseModel] = TokenSet
     # OAuth: days a refresh token may go unused before it lapses (None: it does not).
     refresh_token_idle_days: int | None = None
+    # The stack Outputs of base URLs not named by the rule of ``stack_outputs()``, by field.
+    output_names: Mapping[str, str] = field(default_factory=dict)
 
     def variables(self) -> dict[str, str]:
         """Each setting's environment variable, by field: declared once, as the settings'
         ``env_prefix`` and field name; template.yaml and the simulators are checked against it."""
         prefix = str(self.settings.model_config.get("env_prefix", ""))
         return {name: f"{prefix}{name}".upper() for name in self.settings.model_fields}
+
+    def stack_outputs(self) -> dict[str, str]:
+        """The stack Output (template.yaml's ``Outputs``) that carries each base-URL setting, by
+        field: the display name's letters and digits, capitalised, then the field in PascalCase
+        (Xero's ``identity_base_url``: ``XeroIdentityBaseUrl``), unless ``output_names`` names it. The
+        operator CLI reads a deployed stack's settings from them (``stack.py``)."""
+        name = re.sub(r"\W", "", self.display_name)
+        stem = name[:1].upper() + name[1:]
+        urls = [field_name for field_name in self.settings.model_fields if field_name.endswith("_base_url")]
+        return {
+            url: self.output_names.get(url) or stem + "".join(word.capitalize() for word in url.split("_"))
+            for url in urls
+        }
+
+    def prefixed_secrets(self) -> dict[str, str]:
+        """Secret-id settings the template writes as ``${SecretsPrefix}<suffix>``, by field: the
+        suffix is the default's part after ``DEFAULT_SECRETS_PREFIX``
+        (``export-preflight/xero/client``: ``xero/client``)."""
+        defaults = {name: info.default for name, info in self.settings.model_fields.items()}
+        return {
+            name: default.removeprefix(DEFAULT_SECRETS_PREFIX)
+            for name, default in defaults.items()
+            if name.endswith("_secret_id") and isinstance(default, str) and default.startswith(DEFAULT_SECRETS_PREFIX)
+        }
 
     def environment(self, **values: str) -> dict[str, str]:
         """Settings (by field name) as the environment variables the connector reads."""
@@ -168,7 +195,7 @@ class ConnectorSpec:
         return {variables[name]: value for name, value in values.items()}
 
 
-ACCOUNTING_TROUBLE = Trouble(
+ACCOUNTING_ERRORS = RemoteErrors(
     error=AccountingSystemUnavailable,
     timeout=FailureReasonType.ACCOUNTING_SYSTEM_TIMEOUT,
     unreachable=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
@@ -199,7 +226,7 @@ def oauth_bearer(
         auth_path,
         lambda: env.credentials.load(client_secret_id, ClientCredentials),
         system,
-        trouble=ACCOUNTING_TROUBLE,
+        errors=ACCOUNTING_ERRORS,
     )
     return OAuthBearer(env.tokens, config.accounting_credentials_secret_id, token_endpoint, refusal=refusal)
 
@@ -214,26 +241,26 @@ def request_or_raise(
     inspect: Callable[[httpx.Response], None] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """``send`` for accounting systems: trouble is ``AccountingSystemUnavailable``."""
-    return send(http, method, path, party=system, what=what, trouble=ACCOUNTING_TROUBLE, inspect=inspect, **kwargs)
+    """``send`` for accounting systems: transient errors are ``AccountingSystemUnavailable``."""
+    return send(http, method, path, remote=system, what=what, errors=ACCOUNTING_ERRORS, inspect=inspect, **kwargs)
 
 
 # Answers no read of ours should get, that say nothing is wrong with the request itself: a
 # redirect (never followed: it would carry our credentials to whatever host it names), a
 # resource that is not there (404: every path we read exists for every company), a conflict
-# or a lock (409, 423), a timeout or "too early" (408, 425). The system's trouble, retried.
-SYSTEM_TROUBLE_STATUSES = frozenset({404, 408, 409, 423, 425})
+# or a lock (409, 423), a timeout or "too early" (408, 425). The system's fault, retried.
+SYSTEM_FAULT_STATUSES = frozenset({404, 408, 409, 423, 425})
 
 
 def unexpected_answer(
     system: str, response: httpx.Response, what: str
 ) -> AccountingSystemError | AccountingSystemUnavailable:
-    """An answer the connector did not expect. A 3xx or one of ``SYSTEM_TROUBLE_STATUSES``
-    is the system's trouble (``AccountingSystemUnavailable``, retried; on the last attempt
+    """An answer the connector did not expect. A 3xx or one of ``SYSTEM_FAULT_STATUSES``
+    is the system's fault (``AccountingSystemUnavailable``, retried; on the last attempt
     ``accounting_system_unreachable``); any other (e.g. 400) says our request is wrong, a
     job failure (``validation_failure``)."""
     status = response.status_code
-    if 300 <= status < 400 or status in SYSTEM_TROUBLE_STATUSES:
+    if 300 <= status < 400 or status in SYSTEM_FAULT_STATUSES:
         kind = "a redirect, which we do not follow" if status < 400 else "an unexpected answer"
         return AccountingSystemUnavailable(
             f"{system} answered {status} ({kind}) while {what}",
@@ -252,7 +279,7 @@ JsonObject = dict[str, Any]
 
 
 def not_the_data_expected(system: str, what: str) -> AccountingSystemUnavailable:
-    """The remote party answered something we cannot read: their trouble, retried like an outage.
+    """The remote system answered something we cannot read: its fault, retried like an outage.
 
     The message names neither the body (it may carry anything) nor a Python exception.
     """
@@ -280,20 +307,20 @@ class BodyReader:
     it relies on: whatever is not of the expected shape raises ``not_the_data_expected``.
 
     Absent and ``null`` members mean "not given" (``None``, ``{}``, ``[]`` or the default);
-    present members of the wrong type are garbage.
+    present members of the wrong type make the answer malformed.
     """
 
     system: str
     what: str
 
-    def garbage(self) -> AccountingSystemUnavailable:
+    def malformed(self) -> AccountingSystemUnavailable:
         return not_the_data_expected(self.system, self.what)
 
     def parse_object(self, response: httpx.Response) -> JsonObject:
         """The body, which must be a JSON object."""
         body = json_body(response, system=self.system, what=self.what)
         if not isinstance(body, dict):
-            raise self.garbage()
+            raise self.malformed()
         return body
 
     def parse_array(self, response: httpx.Response) -> list[JsonObject]:
@@ -313,7 +340,7 @@ class BodyReader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.garbage()
+            raise self.malformed()
         return value
 
     def text(self, parent: Mapping[str, Any], key: str, *, numbers: bool = False) -> str | None:
@@ -324,7 +351,7 @@ class BodyReader:
             return value
         if numbers and isinstance(value, int) and not isinstance(value, bool):
             return str(value)
-        raise self.garbage()
+        raise self.malformed()
 
     def flag(self, parent: Mapping[str, Any], key: str, *, default: bool) -> bool:
         """``parent[key]``, a boolean (absent or null: ``default``)."""
@@ -332,10 +359,10 @@ class BodyReader:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise self.garbage()
+            raise self.malformed()
         return value
 
     def _objects(self, value: object) -> list[JsonObject]:
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            raise self.garbage()
+            raise self.malformed()
         return cast(list[JsonObject], value)

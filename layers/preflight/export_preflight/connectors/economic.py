@@ -77,7 +77,7 @@ class EconomicConnector:
         self._journal = config.mappings.journal
         self._vendor_journal = config.mappings.vendor_journal or config.mappings.journal
 
-    # ------------------------------------------------------------ C1 + C4
+    # ------------- authentication and the company reached (checks: authentication, company_context)
 
     def authenticate(self) -> ConnectionProfile:
         what = "checking the agreement (GET /self)"
@@ -110,7 +110,7 @@ class EconomicConnector:
         modules = (read.text(module, "name") for module in read.objects(body, "modules", required=False))
         agreement = read.text(body, "agreementNumber", numbers=True)
         if agreement is None:  # /self always names the agreement: without it, this is not /self
-            raise read.garbage()
+            raise read.malformed()
         company_name = read.text(read.member(body, "company"), "name")
         if agreement == self._agreement:  # name the configured agreement only with its own name
             self._company_name = company_name
@@ -126,7 +126,7 @@ class EconomicConnector:
             },
         )
 
-    # ------------------------------------------------------------ C2 + C3
+    # ----------------------------- permissions and capabilities (checks: permissions, capabilities)
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
         roles = {_role(name) for name in profile.permissions}
@@ -160,7 +160,7 @@ class EconomicConnector:
             )
         return Support(True, f"{label} accepts {entry_type} entries")
 
-    # ------------------------------------------------------------ C5
+    # -------------------- mapped accounts and tax codes (checks: mapped_accounts, mapped_tax_codes)
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({ref for ref in refs if ref})

@@ -205,7 +205,7 @@ class FortnoxConnector:
         self._accounts_lock = threading.Lock()
         self._series_found: dict[str, dict[str, JsonObject]] = {}
 
-    # ------------------------------------------------------------ C1 + C4
+    # ------------- authentication and the company reached (checks: authentication, company_context)
 
     def authenticate(self) -> ConnectionProfile:
         if not ORGANISATION_NUMBER.fullmatch(self._organisation_number):
@@ -222,7 +222,7 @@ class FortnoxConnector:
         company = read.member(read.parse_object(response), "CompanyInformation")
         reached = read.text(company, "OrganizationNumber")
         if not reached:  # companyinformation always names the company: without it, this is not it
-            raise read.garbage()
+            raise read.malformed()
         name = read.text(company, "CompanyName")
         same = _digits(reached) == _digits(self._organisation_number)
         if same:
@@ -237,7 +237,7 @@ class FortnoxConnector:
             },
         )
 
-    # ------------------------------------------------------------ C2 + C3
+    # ----------------------------- permissions and capabilities (checks: permissions, capabilities)
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
         not_granted: list[str] = []
@@ -318,7 +318,7 @@ class FortnoxConnector:
         named = " and ".join(str(year) for year in years.all)
         return Support(True, f"{label} (manual) in the financial year{'s' if years.previous else ''} {named}")
 
-    # ------------------------------------------------------------ C5
+    # -------------------- mapped accounts and tax codes (checks: mapped_accounts, mapped_tax_codes)
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({ref for ref in refs if ref})
@@ -492,7 +492,7 @@ class FortnoxConnector:
         read = BodyReader(NAME, "reading the locked period")
         end = read.text(read.member(read.parse_object(response), "LockedPeriod"), "EndDate")
         if end and _iso_date(end) is None:
-            raise read.garbage()
+            raise read.malformed()
         return end or None
 
     def _voucher_series(self, year: FinancialYear) -> dict[str, JsonObject]:

@@ -37,10 +37,10 @@ class Paging:
 
     max_pages: int
     truncate: bool = False
-    """After ``max_pages``, return what was read instead of calling the collection garbage."""
+    """After ``max_pages``, return what was read instead of calling the collection malformed."""
 
     def collect(self, fetch: FetchPage, items: PageItems, read: BodyReader) -> list[JsonObject]:
-        """Every item of the collection, page by page (``read`` names the garbage)."""
+        """Every item of the collection, page by page (``read`` reports a malformed answer)."""
         collected: list[JsonObject] = []
         request: PageRequest | None = self._first()
         for number in range(self.max_pages):
@@ -53,7 +53,7 @@ class Paging:
                 return collected
         if self.truncate:
             return collected
-        raise read.garbage()
+        raise read.malformed()
 
     def _first(self) -> PageRequest:
         raise NotImplementedError
@@ -93,7 +93,7 @@ class SkipPages(Paging):
 @dataclass(frozen=True, kw_only=True)
 class PageNumbers(Paging):
     """``?page=n&limit=size`` from page 1 (Fortnox): the body says how many pages there are at
-    ``total_at`` (absent: this was the only page; not an integer: garbage)."""
+    ``total_at`` (absent: this was the only page; not an integer: malformed)."""
 
     size: int
     total_at: tuple[str, ...] = ("MetaInformation", "@TotalPages")
@@ -111,7 +111,7 @@ class PageNumbers(Paging):
         if total is None:
             return None
         if not isinstance(total, int) or isinstance(total, bool):
-            raise read.garbage()
+            raise read.malformed()
         return self._page(number + 2) if number + 1 < total else None
 
     def _page(self, page: int) -> PageRequest:
@@ -157,5 +157,5 @@ class NextLink(Paging):
             return None
         base = self.within.rstrip("/") + "/"
         if not link.startswith(base):
-            raise read.garbage()
+            raise read.malformed()
         return PageRequest(url=link)

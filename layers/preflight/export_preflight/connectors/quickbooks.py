@@ -32,7 +32,7 @@ in closed books; US editions use automated sales tax (purchase lines carry no pu
 code; ``PurchaseTaxRateList`` exists only in non-US editions); address countries move to ISO
 3-letter codes (``USA``, ``GBR``; Intuit blog 2025-08-13), so both spellings are read.
 
-Assumed (see README): whether a 429 carries ``Retry-After`` (honoured when present); that
+Assumed (see docs/connectors.md, "Vendor truth"): whether a 429 carries ``Retry-After`` (honoured when present); that
 ``AcctNum`` is meaningful only while ``AccountingInfoPrefs.UseAccountNumbers`` is on; that
 Simple Start has no bills; that a tax code with sales rates but no purchase rates cannot
 apply to expenses; that name-list queries skip inactive rows unless asked ``Active in (true,
@@ -232,7 +232,7 @@ class QuickBooksConnector:
         self._preferences: JsonObject | None = None
         self._lists: dict[str, list[JsonObject]] = {}
 
-    # ------------------------------------------------------------ C1 + C4
+    # ------------- authentication and the company reached (checks: authentication, company_context)
 
     def authenticate(self) -> ConnectionProfile:
         if not _REALM.fullmatch(self._realm):
@@ -247,7 +247,7 @@ class QuickBooksConnector:
         read = BodyReader(NAME, what)
         info = read.member(body, "CompanyInfo")
         if not info:
-            raise read.garbage()
+            raise read.malformed()
         self._company_name = read.text(info, "CompanyName")
         settings = {
             read.text(item, "Name"): read.text(item, "Value", numbers=True)
@@ -269,7 +269,7 @@ class QuickBooksConnector:
             company_ref=self._realm, company_name=self._company_name, permissions=granted, facts=facts
         )
 
-    # ------------------------------------------------------------ C2 + C3
+    # ----------------------------- permissions and capabilities (checks: permissions, capabilities)
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
         # One data scope covers journal entries, bills, vendors and attachments alike.
@@ -308,7 +308,7 @@ class QuickBooksConnector:
         try:
             closed = date.fromisoformat(text[:10])
         except ValueError:
-            raise read.garbage() from None
+            raise read.malformed() from None
         day = closed.isoformat()
         if closed >= self._today():
             return False, Support(
@@ -324,7 +324,7 @@ class QuickBooksConnector:
             f"cannot be booked (QuickBooks {CLOSE_BOOKS_SCREEN}).",
         )
 
-    # ------------------------------------------------------------ C5
+    # -------------------- mapped accounts and tax codes (checks: mapped_accounts, mapped_tax_codes)
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({ref for ref in refs if ref})
@@ -429,7 +429,7 @@ class QuickBooksConnector:
                 body = self._read("preferences", what=what)
                 preferences = read.member(body, "Preferences")
                 if not preferences:
-                    raise read.garbage()
+                    raise read.malformed()
                 self._preferences = preferences
             return self._preferences
 
@@ -541,7 +541,7 @@ class QuickBooksConnector:
                 reason_type=FailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
             )
         if not fault.type and not fault.codes and not fault.names:
-            return BodyReader(NAME, what).garbage()
+            return BodyReader(NAME, what).malformed()
         return AccountingSystemError(
             f"QuickBooks answered with a {fault.type or 'fault'} while {what}; contact support if this persists",
             reason_type=FailureReasonType.VALIDATION_FAILURE,
@@ -663,4 +663,5 @@ SPEC = QUICKBOOKS.spec(
     vendor_mappings=(),  # bills post to the company's default Accounts Payable unless one is mapped
     company_ref=CompanyRefRule(_REALM, "a QuickBooks realmId (digits only)"),
     refresh_token_idle_days=100,  # refresh token: rolling: valid 100 days from last use
+    output_names={"oauth_base_url": "QuickBooksOAuthBaseUrl"},  # the stack Output's spelling
 )

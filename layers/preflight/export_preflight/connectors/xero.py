@@ -58,7 +58,7 @@ class XeroConnector:
         self._actions_found: dict[str, str] | None = None
         self._lists: dict[str, list[JsonObject]] = {}
 
-    # ------------------------------------------------------------ C1 + C4
+    # ------------- authentication and the company reached (checks: authentication, company_context)
 
     def authenticate(self) -> ConnectionProfile:
         what = "reading the organisation"
@@ -71,7 +71,7 @@ class XeroConnector:
         read = BodyReader(NAME, what)
         organisations = read.objects(read.parse_object(response), "Organisations")
         if not organisations:
-            raise read.garbage()
+            raise read.malformed()
         organisation = organisations[0]
         self._organisation_name = read.text(organisation, "Name")
         return ConnectionProfile(
@@ -122,7 +122,7 @@ class XeroConnector:
             reachable=reachable,
         )
 
-    # ------------------------------------------------------------ C2 + C3
+    # ----------------------------- permissions and capabilities (checks: permissions, capabilities)
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
         groups: list[tuple[str, ...]] = [SETTINGS_SCOPES]
@@ -148,7 +148,7 @@ class XeroConnector:
             + "); check the organisation's Xero plan and the connecting user's role",
         )
 
-    # ------------------------------------------------------------ C5
+    # -------------------- mapped accounts and tax codes (checks: mapped_accounts, mapped_tax_codes)
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
         wanted = sorted({ref for ref in refs if ref})

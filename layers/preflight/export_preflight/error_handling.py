@@ -19,7 +19,7 @@ RetryDelay = Callable[[int, float | None], int]
 
 
 @dataclass(frozen=True)
-class Fate:
+class ErrorHandling:
     """``dead_letter``: move the body to the DLQ with ``kind``/``reason`` and succeed the record;
     ``retry``: make it visible again in ``delay_seconds`` and report it failed."""
 
@@ -31,15 +31,15 @@ class Fate:
     reason: str = ""
     metric: str | None = None
     traceback: bool = False
-    # The remote party in trouble (``TransientRetry``'s dimension): "pleo", "aws", an
+    # The remote system at fault (``TransientRetry``'s dimension): "pleo", "aws", an
     # accounting system id, or "ours".
-    party: str = "ours"
+    remote: str = "ours"
 
 
-def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) -> Fate:
-    """The fate of a record whose decision raised ``error`` on delivery ``receive_count``."""
+def error_handling_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) -> ErrorHandling:
+    """How a record whose decision raised ``error`` on delivery ``receive_count`` is handled."""
     if isinstance(error, UnprocessableMessage):
-        return Fate(
+        return ErrorHandling(
             "dead_letter",
             "error",
             "message moved to the dead-letter queue",
@@ -48,35 +48,35 @@ def fate_of(error: Exception, *, receive_count: int, retry_delay: RetryDelay) ->
             metric="MalformedMessage" if error.kind == "malformed_message" else None,
         )
     if isinstance(error, TransientError):
-        return Fate(
+        return ErrorHandling(
             "retry",
             "warning",
             "transient trouble; the message will be retried",
             delay_seconds=retry_delay(receive_count, error.retry_after),
             metric="TransientRetry",
-            party=error.party or "ours",
+            remote=error.remote or "ours",
         )
     if isinstance(error, IdempotencyPersistenceLayerError):
         # The decision may have been acted on but not recorded: the decision log makes a
         # later delivery finish it rather than decide again.
-        return Fate(
+        return ErrorHandling(
             "retry",
             "warning",
             "the idempotency store failed; the message will be retried",
             delay_seconds=retry_delay(receive_count, None),
             metric="TransientRetry",
             traceback=True,
-            party="aws",
+            remote="aws",
         )
     if isinstance(error, IdempotencyAlreadyInProgressError):
-        return Fate(
+        return ErrorHandling(
             "retry",
             "info",
             "the same job is being decided by another delivery; retrying later",
             delay_seconds=retry_delay(1, None),
         )
     # Nobody planned for this: say so loudly, count it (alarm), back off like transient trouble.
-    return Fate(
+    return ErrorHandling(
         "retry",
         "error",
         "unexpected error; the message will be retried",
