@@ -34,7 +34,6 @@ class Resources:
     claimed_jobs_dlq_url: str
     ready_jobs_queue_url: str
     company_config_table: str
-    idempotency_table: str
     credential_lock_table: str
     decisions_table: str
     readiness_queue_url: str
@@ -49,7 +48,6 @@ class Resources:
             claimed_jobs_dlq_url=environment["CLAIMED_JOBS_DLQ_URL"],
             ready_jobs_queue_url=environment["READY_JOBS_QUEUE_URL"],
             company_config_table=environment["COMPANY_CONFIG_TABLE"],
-            idempotency_table=environment["IDEMPOTENCY_TABLE"],
             credential_lock_table=environment["CREDENTIAL_LOCK_TABLE"],
             decisions_table=environment["DECISIONS_TABLE"],
             readiness_queue_url=environment["READINESS_QUEUE_URL"],
@@ -65,7 +63,7 @@ _DYNAMODB_WRITES = threading.Lock()
 def _atomic_dynamodb_writes() -> None:
     """DynamoDB applies a conditional write atomically; moto's threaded server checks the
     condition, then stores, with no lock, so two concurrent conditional PutItems (two
-    deliveries of one job claiming its idempotency record, two containers taking one
+    deliveries of one job claiming its decision record, two containers taking one
     credential lease) could both win. moto runs in this process: one lock around its item
     writes restores DynamoDB's semantics."""
     if getattr(DynamoDBBackend, "_export_preflight_atomic", False):

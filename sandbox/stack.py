@@ -577,7 +577,7 @@ def deploy(
 
     # CloudFormation names a table it is not given a name for <stack>-<logical id>-<random>;
     # the local stack leaves out the random part, so a redeployed world (a reset between
-    # tests) has the same names (the handler binds its idempotency table when imported).
+    # tests) has the same names (a process keeps the names it read first).
     for logical, resource in deployed.items():
         if resource["Type"] == "AWS::DynamoDB::Table":
             resource.setdefault("Properties", {}).setdefault("TableName", f"{name}-{logical}")

@@ -1,5 +1,4 @@
-"""The session-wide sandbox (moto + simulators on loopback). One per process: the
-handler module binds its idempotency client to moto's endpoint when imported."""
+"""The session-wide sandbox (moto + simulators on loopback). One per process."""
 
 from __future__ import annotations
 

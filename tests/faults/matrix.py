@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -251,8 +250,9 @@ AWS_TARGETS: dict[str, tuple[str, Callable[[Sandbox], Callable[[Any], bool]]]] =
     "config": ("GetItem", lambda sb: _param("TableName", _resources(sb).company_config_table)),
     "ready-queue": ("SendMessage", lambda sb: _param("QueueUrl", _resources(sb).ready_jobs_queue_url)),
     "dlq": ("SendMessage", lambda sb: _param("QueueUrl", _resources(sb).claimed_jobs_dlq_url)),
-    "idempotency-put": ("PutItem", lambda sb: _param("TableName", _resources(sb).idempotency_table)),
-    "idempotency-update": ("UpdateItem", lambda sb: _param("TableName", _resources(sb).idempotency_table)),
+    "decision-read": ("GetItem", lambda sb: _param("TableName", _resources(sb).decisions_table)),
+    "decision-claim": ("PutItem", lambda sb: _param("TableName", _resources(sb).decisions_table)),
+    "decision-update": ("UpdateItem", lambda sb: _param("TableName", _resources(sb).decisions_table)),
 }
 
 
@@ -475,19 +475,6 @@ def near_deadline_then_drain(sandbox: Sandbox) -> PollReport:
     return merged(first, drain(sandbox))
 
 
-IN_PROGRESS_WINDOW_MS = 6_000  # the invocation's remaining time: above DEADLINE_MARGIN_MS (5 s)
-
-
-def redelivered_after_the_in_progress_window(sandbox: Sandbox) -> PollReport:
-    """One delivery to an invocation with 6 s left, then the next deliveries once those
-    6 s have passed: an idempotency record left in progress (its window is the
-    invocation's remaining time) has lapsed by then, as it has in production when a later
-    backoff (15 s, 30 s, ... after a function timeout of 30 s) redelivers the record."""
-    first = sandbox.poller(timeout_ms=IN_PROGRESS_WINDOW_MS).poll_once()
-    time.sleep(IN_PROGRESS_WINDOW_MS / 1000 + 0.3)
-    return merged(first, drain(sandbox))
-
-
 def merged(*reports: PollReport) -> PollReport:
     total = PollReport()
     for report in reports:
@@ -497,6 +484,18 @@ def merged(*reports: PollReport) -> PollReport:
         total.failures += report.failures
         total.batch_sizes += report.batch_sizes
     return total
+
+
+def one_hand_off_attempt(sandbox: Sandbox, seeded: Seeded) -> None:
+    sends = AWS_FAULTS.made("SendMessage", _param("QueueUrl", _resources(sandbox).ready_jobs_queue_url))
+    assert sends == 1, f"{sends} hand-off attempts for one decided job"
+
+
+def one_failed_event_posted(sandbox: Sandbox, seeded: Seeded) -> None:
+    """Concurrent deliveries of one job: one of them acts, the others wait for it (not only
+    "Pleo accepted one event": a second post would meet a 422 and look the same)."""
+    posts = [r for r in sandbox.pleo.requests if r.method == "POST" and r.path == EVENTS_PATH]
+    assert len(posts) == 1, f"{len(posts)} failed events posted for one decided job"
 
 
 # ---------------------------------------------------------------- the table
@@ -705,18 +704,31 @@ SIDE_EFFECTS = [
         Expected("n/a", message_end=DLQ_REJECTED, reject_kind="malformed_message", retries=1),
     ),
     FaultScenario(
-        "idempotency-put-throttled",
-        "DynamoDB `PutItem` of the idempotency record (in progress): `ThrottlingException`, once",
-        aws_fault("idempotency-put", "throttled"),
+        "decision-read-throttled",
+        "DynamoDB `GetItem` of the job's decision record (read first, for a job decided before): "
+        "`ThrottlingException`, once; the claim still guards the decision",
+        aws_fault("decision-read", "throttled"),
+        handed_on(),
+    ),
+    FaultScenario(
+        "decision-claim-throttled",
+        "DynamoDB `PutItem` claiming the job's decision before acting: `ThrottlingException`, once",
+        aws_fault("decision-claim", "throttled"),
         handed_on(retries=1),
     ),
     FaultScenario(
-        "idempotency-save-throttled",
-        "DynamoDB `UpdateItem` saving the decision after the hand-off: `ThrottlingException`, once; "
-        "the next delivery comes after the in-progress window, as a later backoff does in production",
-        aws_fault("idempotency-update", "throttled"),
+        "decision-claim-applied-then-timeout",
+        "DynamoDB `PutItem` claiming the decision: the record is written, but the answer times out (once); "
+        "the next delivery finishes the recorded decision",
+        aws_fault("decision-claim", "applied-then-timeout"),
         handed_on(retries=1),
-        drive=redelivered_after_the_in_progress_window,
+    ),
+    FaultScenario(
+        "decision-settle-throttled",
+        "DynamoDB `UpdateItem` marking the decision acted on after the hand-off: `ThrottlingException`, once "
+        "(logged; the job is handed on, the record stays `acting`)",
+        aws_fault("decision-update", "throttled"),
+        handed_on(),
     ),
 ]
 
@@ -832,12 +844,14 @@ DELIVERY = [
         "The same message three times, enqueued before the first delivery (a job that passes)",
         duplicates(passing_copies),
         Expected("in_progress", hand_offs=1, messages=3, retries=range(0, 3)),
+        verify=one_hand_off_attempt,
     ),
     FaultScenario(
         "duplicate-x3-failed",
         "The same message three times, enqueued before the first delivery (a job that fails a check)",
         duplicates(failing_copies),
         Expected("failed", "invalid_configuration", events=1, messages=3, retries=range(0, 3)),
+        verify=one_failed_event_posted,
     ),
     FaultScenario(
         "lambda-near-deadline",
@@ -1032,20 +1046,10 @@ def _oauth_rows() -> list[FaultScenario]:
     return rows
 
 
-def one_hand_off_attempt(sandbox: Sandbox, seeded: Seeded) -> None:
-    sends = AWS_FAULTS.made("SendMessage", _param("QueueUrl", _resources(sandbox).ready_jobs_queue_url))
-    assert sends == 1, f"{sends} hand-off attempts for one decided job"
-
-
 def redriven_later(sandbox: Sandbox) -> PollReport:
-    """Decide (the idempotency save fails once: the next delivery comes after the in-progress
-    window), then, once the idempotency record is gone (its 24 h expiry), the same message
-    comes back: a DLQ redrive days later, after SQS's 5-minute deduplication window."""
-    first = redelivered_after_the_in_progress_window(sandbox)
-    assert sandbox.resources is not None
-    dynamodb = sandbox.aws.client("dynamodb")
-    for item in dynamodb.scan(TableName=sandbox.resources.idempotency_table)["Items"]:
-        dynamodb.delete_item(TableName=sandbox.resources.idempotency_table, Key={"id": item["id"]})
+    """Decide, then the same message comes back: a DLQ redrive days later, after SQS's
+    5-minute deduplication window (the decision record answers: nothing is done again)."""
+    first = drain(sandbox)
     for body in _REDRIVE_BODIES:
         enqueue(sandbox, body)
     return merged(first, drain(sandbox))
@@ -1055,14 +1059,10 @@ _REDRIVE_BODIES: list[str] = []
 
 
 def decided_then_redriven(base: Setup) -> Setup:
-    """``base``, with the idempotency save failing after the decision; the same body comes
-    back later (see ``redriven_later``)."""
+    """``base``; the same body comes back later (see ``redriven_later``)."""
 
     def setup(sandbox: Sandbox) -> Seeded:
         seeded = base(sandbox)
-        AWS_FAULTS.inject(
-            "UpdateItem", "throttled", times=1, when=_param("TableName", _resources(sandbox).idempotency_table)
-        )
         _REDRIVE_BODIES[:] = list(seeded.bodies)
         return Seeded(seeded.job_id, seeded.company_id, seeded.bodies * 2)
 
@@ -1116,19 +1116,19 @@ HUGE_INTEGER = '{"jobId": ' + "9" * 5000 + ', "companyId": "' + str(uuid.UUID(in
 
 HARDENING = [
     FaultScenario(
-        "idempotency-save-throttled-redriven-later",
-        "The idempotency save fails after the hand-off; the same message comes back after the idempotency "
-        "record expired (a DLQ redrive days later)",
+        "handed-on-then-redriven-later",
+        "A job was handed on; the same message comes back (a DLQ redrive days later, after the ready "
+        "queue's deduplication window)",
         decided_then_redriven(passing),
-        Expected("in_progress", hand_offs=1, messages=2, message_end=RETRIED, retries=1),
+        Expected("in_progress", hand_offs=1, messages=2),
         drive=redriven_later,
         verify=one_hand_off_attempt,
     ),
     FaultScenario(
         "failed-then-redriven-later",
-        "A job failed early; the same message comes back after the idempotency record expired",
+        "A job failed early; the same message comes back (a DLQ redrive days later)",
         decided_then_redriven(failing),
-        Expected("failed", "invalid_configuration", events=1, messages=2, message_end=RETRIED, retries=1),
+        Expected("failed", "invalid_configuration", events=1, messages=2),
         drive=redriven_later,
     ),
     FaultScenario(

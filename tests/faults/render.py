@@ -45,7 +45,7 @@ drives the handler with the poller that behaves like the SQS event source. Every
 also checks the three promises above, that every request to Pleo matches its OpenAPI
 description, and that nothing is written to e-conomic. (moto's DynamoDB does not apply
 conditional writes atomically, as DynamoDB does; the suite serializes its writes, or
-duplicate deliveries could both win the idempotency record.)
+duplicate deliveries could both win the job's decision record.)
 
 Run it (one and a half to two minutes on two cores):
 

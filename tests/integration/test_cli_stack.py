@@ -119,7 +119,6 @@ def stack_outputs_of(sandbox) -> dict[str, str]:
         "ReadinessTableName": resources.readiness_table,
         "JobDecisionsTableName": resources.decisions_table,
         "CredentialLockTableName": resources.credential_lock_table,
-        "IdempotencyTableName": resources.idempotency_table,
         "ClaimedJobsQueueUrl": resources.claimed_jobs_queue_url,
         "ReadyJobsQueueUrl": resources.ready_jobs_queue_url,
         "SecretsPrefix": "export-preflight/",

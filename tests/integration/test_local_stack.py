@@ -40,7 +40,7 @@ def queue_attributes(sandbox, url: str) -> dict[str, str]:
 def test_every_table_has_the_templates_keys_indexes_billing_and_ttl(sandbox):
     dynamodb = sandbox.aws.client("dynamodb")
     tables = of_type("AWS::DynamoDB::Table")
-    assert len(tables) >= 5
+    assert len(tables) >= 4
     for logical, resource in tables.items():
         spec = resource["Properties"]
         name = sandbox.stack.ref(logical)
@@ -232,11 +232,11 @@ def test_the_monitoring_application_watches_the_local_worlds_resources(sandbox):
             ),
         ),
         (
-            lambda t: t["Resources"]["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"].update(
+            lambda t: t["Resources"]["JobDecisionsTable"]["Properties"]["TimeToLiveSpecification"].update(
                 AttributeName="expiresLater"
             ),
             lambda s, c: (
-                c("dynamodb").describe_time_to_live(TableName=s.ref("IdempotencyTable"))["TimeToLiveDescription"][
+                c("dynamodb").describe_time_to_live(TableName=s.ref("JobDecisionsTable"))["TimeToLiveDescription"][
                     "AttributeName"
                 ]
                 == "expiresLater"

@@ -111,7 +111,11 @@ def test_a_hand_off_whose_first_attempt_timed_out_is_never_declared_not_sent(san
 def test_rerun_refuses_while_a_decision_is_being_acted_on(sandbox):
     company, job = _company_and_job(sandbox)
     log = DynamoDBDecisionLog(get_settings())
-    log.claim(Decision(outcome="handed_off", job_id=job["id"], company_id=company.company_id), rerun=None)
+    log.claim(
+        Decision(outcome="handed_off", job_id=job["id"], company_id=company.company_id),
+        rerun=None,
+        busy_until=time.time() + 30,
+    )
 
     with pytest.raises(DecisionInFlight):
         log.forget(job["id"], in_flight_seconds=RERUN_WAIT_SECONDS)
@@ -127,7 +131,7 @@ def test_rerun_removes_a_decision_once_acted_on_or_too_old_to_be_finished(sandbo
     company, job = _company_and_job(sandbox)
     log = DynamoDBDecisionLog(get_settings())
     decision = Decision(outcome="handed_off", job_id=job["id"], company_id=company.company_id)
-    log.claim(decision, rerun=None)
+    log.claim(decision, rerun=None, busy_until=time.time() + 30)
     log.settle(job["id"])
     log.forget(job["id"], in_flight_seconds=RERUN_WAIT_SECONDS)  # done: removed
     assert log.recorded(job["id"]) is None

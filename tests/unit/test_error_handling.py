@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
 
 from export_preflight.error_handling import error_handling_of
-from export_preflight.errors import AccountingSystemUnavailable, AwsUnavailable, UnprocessableMessage
+from export_preflight.errors import AccountingSystemUnavailable, AwsUnavailable, DecisionBusy, UnprocessableMessage
 from export_preflight.settings import Settings
 
 DELAY = Settings(retry_backoff_base_seconds=15, retry_backoff_max_seconds=240).retry_delay
@@ -51,14 +47,19 @@ def test_a_remote_retry_after_that_asks_for_longer_is_honoured():
     assert error_handling_of(error, receive_count=1, retry_delay=DELAY).delay_seconds == 100
 
 
-def test_an_idempotency_store_failure_is_retried_with_backoff():
-    handling = error_handling_of(IdempotencyPersistenceLayerError("save failed"), receive_count=2, retry_delay=DELAY)
+def test_a_decision_record_store_failure_is_retried_with_backoff():
+    handling = error_handling_of(AwsUnavailable("PutItem throttled"), receive_count=2, retry_delay=DELAY)
     assert (handling.action, handling.delay_seconds, handling.metric) == ("retry", 30, "TransientRetry")
 
 
 def test_a_delivery_racing_another_of_the_same_job_comes_back_soon_and_quietly():
-    handling = error_handling_of(IdempotencyAlreadyInProgressError("busy"), receive_count=4, retry_delay=DELAY)
+    handling = error_handling_of(DecisionBusy("job", 3.0), receive_count=4, retry_delay=DELAY)
     assert (handling.action, handling.delay_seconds, handling.metric, handling.log_level) == ("retry", 15, None, "info")
+
+
+def test_a_racing_delivery_waits_at_least_until_the_acting_one_has_ended():
+    handling = error_handling_of(DecisionBusy("job", 25.5), receive_count=1, retry_delay=DELAY)
+    assert handling.delay_seconds == 26
 
 
 @pytest.mark.parametrize("error", [ZeroDivisionError("bug"), RecursionError("deep"), KeyError("x")])

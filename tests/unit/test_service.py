@@ -15,6 +15,7 @@ from export_preflight.errors import (
     AccountingSystemError,
     AccountingSystemUnavailable,
     AwsUnavailable,
+    DecisionBusy,
     HandOffNotSent,
     PleoUnavailable,
     UnprocessableMessage,
@@ -103,24 +104,40 @@ class FakeHandOff:
 
 @dataclass
 class MemoryDecisionLog:
-    # job id -> (decision, state, claimed at[, re-run token])
+    # job id -> (decision, state, claimed at[, re-run token[, busy until]])
     records: dict[str, tuple] = field(default_factory=dict)
     clock: float = NOW.timestamp()
+    freed: list[str] = field(default_factory=list)
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None:
+    def settled(self, job_id: str) -> RecordedDecision | None:
+        existing = self.records.get(job_id)
+        return RecordedDecision(*existing) if existing and existing[1] == "done" else None
+
+    def claim(self, decision: Decision, *, rerun: str | None, busy_until: float) -> RecordedDecision | None:
         existing = self.records.get(str(decision.job_id))
         if existing and existing[1] != "released":
             return RecordedDecision(*existing)
-        self.records[str(decision.job_id)] = (decision, "acting", self.clock, rerun)
+        self.records[str(decision.job_id)] = (decision, "acting", self.clock, rerun, busy_until)
         return None
 
+    def take_over(self, job_id: str, *, seen: RecordedDecision, busy_until: float) -> bool:
+        current = RecordedDecision(*self.records[job_id])
+        if current.state != "acting" or current.busy_until != seen.busy_until:
+            return False
+        self.records[job_id] = current._replace(busy_until=busy_until)
+        return True
+
+    def free(self, job_id: str, *, busy_until: float) -> None:
+        current = RecordedDecision(*self.records[job_id]) if job_id in self.records else None
+        if current and current.state == "acting" and current.busy_until == busy_until:
+            self.records[job_id] = current._replace(busy_until=0.0)
+            self.freed.append(job_id)
+
     def settle(self, job_id: str) -> None:
-        decision, _, at, *rerun = self.records[job_id]
-        self.records[job_id] = (decision, "done", at, *rerun)
+        self.records[job_id] = RecordedDecision(*self.records[job_id])._replace(state="done")
 
     def release(self, job_id: str) -> None:
-        decision, _, at, *rerun = self.records[job_id]
-        self.records[job_id] = (decision, "released", at, *rerun)
+        self.records[job_id] = RecordedDecision(*self.records[job_id])._replace(state="released")
 
 
 @dataclass
@@ -380,3 +397,73 @@ def test_finishing_a_hand_off_reuses_the_deduplication_id_it_was_made_under(worl
 def test_a_rerun_hands_off_under_its_own_deduplication_id(world):
     world.decide(rerun="r1")
     assert world.hand_off.sent[0][1] == f"{JOB}.r1"
+
+
+# ---------------------------------------------------------------- exactly once: the decision log alone
+
+
+def test_a_concurrent_duplicate_does_not_act_while_the_claiming_delivery_may_be_running(world):
+    """Two deliveries of one job at once: the second finds the first's claim, held until the
+    end of the first's invocation, and is retried then (nothing posted, nothing sent)."""
+    busy_until = NOW.timestamp() + 20
+    world.decisions.records[str(JOB)] = (
+        Decision(outcome="handed_off", job_id=str(JOB)),
+        "acting",
+        NOW.timestamp(),
+        None,
+        busy_until,
+    )
+    with pytest.raises(DecisionBusy) as raised:
+        world.decide()
+    assert raised.value.retry_after == 20
+    assert world.hand_off.sent == [] and world.pleo.events == []
+
+
+def test_a_claim_whose_delivery_ended_is_taken_over_and_finished(world):
+    busy_until = NOW.timestamp() + 20
+    world.decisions.records[str(JOB)] = (
+        Decision(outcome="handed_off", job_id=str(JOB)),
+        "acting",
+        NOW.timestamp(),
+        None,
+        busy_until,
+    )
+    world.decisions.clock += 21  # the first delivery's invocation is over (a crash, a timeout)
+    assert world.decide(attempt=Attempt(busy_until=world.decisions.clock + 30)).outcome == "handed_off"
+    assert len(world.hand_off.sent) == 1 and world.decisions.records[str(JOB)][1] == "done"
+
+
+def test_a_delivery_that_raises_while_acting_frees_its_claim_for_the_next_one(world):
+    world.connectors.connector.auth_error = None
+    world.configurations[COMPANY] = configuration(mappings={"journal": 1, "expenseAccount": 5820})  # fails early
+    world.pleo.fail_job = _raise_pleo_unavailable  # type: ignore[method-assign]
+    with pytest.raises(PleoUnavailable):
+        world.decide(attempt=Attempt(busy_until=NOW.timestamp() + 25))
+    assert world.decisions.freed == [str(JOB)]
+    record = RecordedDecision(*world.decisions.records[str(JOB)])
+    assert (record.state, record.busy_until) == ("acting", 0.0)
+
+
+def test_a_decided_job_gets_its_decision_back_without_anything_being_read(world):
+    """A duplicate or a redrive days later: the recorded decision, before Pleo, the
+    configuration or the accounting system is asked anything."""
+    recorded = Decision(
+        outcome="failed_early", job_id=str(JOB), reason="earlier", reason_type=FailureReasonType.MISSING_CONFIGURATION
+    )
+    world.decisions.records[str(JOB)] = (recorded, "done", NOW.timestamp())
+    world.pleo.get_job = _raise_pleo_unavailable  # type: ignore[method-assign]  # Pleo down: does not matter
+    assert world.decide() == recorded
+    assert world.pleo.events == [] and world.hand_off.sent == []
+
+
+def test_reading_the_decision_record_first_failing_leaves_the_claim_to_guard(world):
+    def broken(job_id: str) -> RecordedDecision | None:
+        raise AwsUnavailable("DynamoDB GetItem on the job decisions table failed (ThrottlingException)")
+
+    world.decisions.settled = broken  # type: ignore[method-assign]
+    world.decisions.records[str(JOB)] = (Decision(outcome="handed_off", job_id=str(JOB)), "done", NOW.timestamp())
+    assert world.decide().outcome == "handed_off" and world.hand_off.sent == []
+
+
+def _raise_pleo_unavailable(*_: object, **__: object) -> None:
+    raise PleoUnavailable("Pleo answered 503")

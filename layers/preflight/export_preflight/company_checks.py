@@ -27,6 +27,9 @@ class Attempt:
     receive_count: int = 1
     max_receive_count: int = 5
     next_retry_in_seconds: int = 0
+    # When this delivery's invocation ends (epoch seconds; None: not known): until then it
+    # holds the decision it claims, and no other delivery acts on it.
+    busy_until: float | None = None
 
     @property
     def is_last_delivery(self) -> bool:

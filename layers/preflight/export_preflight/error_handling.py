@@ -8,12 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
-
-from .errors import TransientError, UnprocessableMessage
+from .errors import DecisionBusy, TransientError, UnprocessableMessage
 
 RetryDelay = Callable[[int, float | None], int]
 
@@ -56,24 +51,14 @@ def error_handling_of(error: Exception, *, receive_count: int, retry_delay: Retr
             metric="TransientRetry",
             remote=error.remote or "ours",
         )
-    if isinstance(error, IdempotencyPersistenceLayerError):
-        # The decision may have been acted on but not recorded: the decision log makes a
-        # later delivery finish it rather than decide again.
-        return ErrorHandling(
-            "retry",
-            "warning",
-            "the idempotency store failed; the message will be retried",
-            delay_seconds=retry_delay(receive_count, None),
-            metric="TransientRetry",
-            traceback=True,
-            remote="aws",
-        )
-    if isinstance(error, IdempotencyAlreadyInProgressError):
+    if isinstance(error, DecisionBusy):
+        # A concurrent duplicate: the delivery acting on the job's decision finishes it; this
+        # one comes back when that delivery has finished (then it finds the decision) or ended.
         return ErrorHandling(
             "retry",
             "info",
             "the same job is being decided by another delivery; retrying later",
-            delay_seconds=retry_delay(1, None),
+            delay_seconds=retry_delay(1, error.retry_after),
         )
     # Nobody planned for this: say so loudly, count it (alarm), back off like transient trouble.
     return ErrorHandling(

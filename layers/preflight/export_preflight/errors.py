@@ -5,6 +5,8 @@ exceptions here are infrastructure errors (retry) or messages we can never act o
 
 from __future__ import annotations
 
+import math
+
 from .models import FailureReasonType
 
 
@@ -86,6 +88,15 @@ class DecisionInFlight(PreflightError):
         self.outcome = outcome
         self.age = age
         self.wait = wait
+
+
+class DecisionBusy(PreflightError):
+    """Another delivery of the same job is acting on its decision (a concurrent duplicate):
+    this one is retried after ``wait`` seconds, when that delivery has finished or ended."""
+
+    def __init__(self, job_id: str, wait: float) -> None:
+        super().__init__(f"job {job_id}'s decision is being acted on by another delivery; retried later")
+        self.retry_after = float(math.ceil(max(0.0, wait)))  # whole seconds, never early
 
 
 class ConfigurationChanged(PreflightError):

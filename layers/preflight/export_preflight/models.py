@@ -426,7 +426,7 @@ Outcome = Literal["failed_early", "handed_off", "skipped", "rejected"]
 
 
 class Decision(BaseModel):
-    """What preflight decided for one message; this is what the idempotency record stores."""
+    """What preflight decided for one message; this is what the job decisions table stores."""
 
     model_config = ConfigDict(defer_build=True, frozen=True)
 

@@ -93,23 +93,35 @@ class HandOff(Protocol):
 
 class RecordedDecision(NamedTuple):
     """A job's decision record: the decision, its state (``acting``, ``done``, ``released``),
-    when it was claimed (epoch seconds) and the re-run token it was made under (None: the
-    original message), which names its hand-off's deduplication id."""
+    when it was claimed (epoch seconds), the re-run token it was made under (None: the
+    original message), which names its hand-off's deduplication id, and until when the
+    delivery acting on it may still be running (epoch seconds; 0: none is)."""
 
     decision: Decision
     state: str
     claimed_at: float
     rerun: str | None = None
+    busy_until: float = 0.0
 
 
 class DecisionLog(Protocol):
     """The durable record of each job's decision (kept longer than a message can live).
 
-    ``claim`` records a decision (with the delivering message's re-run token) before it is
-    acted on, or returns the job's existing record; ``settle`` marks it acted on;
-    ``release`` gives up a claim whose action certainly did not happen."""
+    It is the one exactly-once mechanism: ``settled`` gives a decided job's record to a later
+    delivery (a duplicate, a redrive) before anything is decided again; ``claim`` records a
+    decision (with the delivering message's re-run token) before it is acted on, with the end
+    of the acting delivery's invocation (``busy_until``), or returns the job's existing record;
+    ``take_over`` makes a later delivery the one finishing a record whose acting delivery
+    ended, and ``free`` ends this delivery's hold early (it raised); ``settle`` marks it acted
+    on; ``release`` gives up a claim whose action certainly did not happen."""
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None: ...
+    def settled(self, job_id: str) -> RecordedDecision | None: ...
+
+    def claim(self, decision: Decision, *, rerun: str | None, busy_until: float) -> RecordedDecision | None: ...
+
+    def take_over(self, job_id: str, *, seen: RecordedDecision, busy_until: float) -> bool: ...
+
+    def free(self, job_id: str, *, busy_until: float) -> None: ...
 
     def settle(self, job_id: str) -> None: ...
 

@@ -1,5 +1,5 @@
 """What one container keeps between invocations, held in one place: the settings, the AWS
-clients, the runtimes, the handlers' own (the preflight function's idempotency wrapper) and
+clients, the runtimes and
 state scoped to a connector (QuickBooks' per-realm request slots). Each is built on first
 use by the module that owns it (``settings.get_settings``, ``aws.aws_clients``,
 ``runtime.get_runtime``, ...) through ``PROCESS.once``.

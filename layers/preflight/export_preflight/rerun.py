@@ -4,8 +4,8 @@ A redrive of an already decided job is, on purpose, a no-op (one decision per jo
 an operator knows a decision must be made again (e.g. a ``hand_off_unknown`` message and
 the next stage never saw the job), ``export-preflight rerun JOB_ID`` does this (see
 ``cli``; it refuses a job that is no longer ``in_progress``). The message carries a fresh
-``rerun`` token, so the idempotency record and the ready queue's deduplication of the
-earlier decision do not swallow it. It refuses (``DecisionInFlight``) while the earlier
+``rerun`` token, so the ready queue's deduplication of the earlier decision does not
+swallow it. It refuses (``DecisionInFlight``) while the earlier
 decision is still ``acting`` and young enough that a delivery may yet finish it
 (``RERUN_WAIT_SECONDS``): the record is removed only by a conditional delete.
 """

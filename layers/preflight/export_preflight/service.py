@@ -17,6 +17,7 @@ from uuid import UUID
 from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, blame_accounting_system, redact
 from .engine import CheckReport
 from .errors import (
+    DecisionBusy,
     HandOffNotSent,
     PleoUnavailable,
     TransientError,
@@ -54,6 +55,9 @@ T = TypeVar("T")
 Prepared: TypeAlias = Decision | tuple[CompanyConfiguration, PleoJobs, ExportJob, Connection]
 # A hand-off may be re-sent only while SQS still deduplicates it (5 minutes, with margin).
 HAND_OFF_RESEND_SECONDS = 240
+# How long a delivery that claimed a decision may still be acting on it when its invocation's
+# end is not known (outside Lambda): the function's timeout.
+ACTING_SECONDS = 30
 # A re-run may not remove a decision still ``acting`` younger than this: a delivery may yet
 # finish it (re-send its hand-off within HAND_OFF_RESEND_SECONDS, and take up to one
 # function timeout, 30 s, doing so).
@@ -102,9 +106,10 @@ class PreflightService:
         self._secrets_prefix = secrets_prefix
 
     def start_reading(self, message: ClaimedJobMessage) -> Future[Prepared] | None:
-        """Start the read-only first steps of ``decide`` (configuration, the job from Pleo,
-        authentication) now, e.g. while the idempotency record is written; hand the result
-        to ``decide``. Nothing is written by these steps. None without an executor."""
+        """Start the read-only first steps of ``decide`` (the job's decision record,
+        configuration, the job from Pleo, authentication) now, e.g. while the handler logs;
+        hand the result to ``decide``. Nothing is written by these steps. None without an
+        executor."""
         if self._executor is None:
             return None
         return self._executor.submit(contextvars.copy_context().run, self._prepare, message)
@@ -126,7 +131,11 @@ class PreflightService:
         ``prepared``: the first steps, started by ``start_reading``. ``pending``: when given,
         the writes that follow the action (marking the decision acted on, the readiness
         record) are left running there for the caller to wait for, so they overlap its own
-        (e.g. the idempotency record's completion); otherwise they are waited for here."""
+        (e.g. its report); otherwise they are waited for here.
+
+        Exactly once: a job whose decision was acted on before (a duplicate delivery, a redrive
+        days later) gets that decision back, before anything is decided again; a decision is
+        recorded before it is acted on, by one delivery at a time (``_claim``)."""
         ready = prepared.result() if prepared is not None else self._prepare(message)
         if isinstance(ready, Decision):
             if ready.reason == JOB_NOT_FOUND and not (
@@ -150,13 +159,47 @@ class PreflightService:
         waits: list[Future[None]] = [] if pending is None else pending
         self._submit(self._readiness.record_job, (config, report, connection, str(job.id)), waits)
         try:
-            return self._act(message, job, config, pleo, report, failures, waits)
+            return self._act(message, job, config, pleo, report, failures, waits, attempt)
         finally:
             if pending is None:
                 for wait in waits:
                     wait.result()
 
     def _prepare(self, message: ClaimedJobMessage) -> Prepared:
+        """The job's decision if it was acted on before (read alongside the rest: it costs the
+        first decision nothing); otherwise ``_read``'s."""
+        settled = self._background(self._settled, str(message.job_id))
+        try:
+            prepared = self._read(message)
+        except Exception:
+            recorded = settled.result() if isinstance(settled, Future) else settled
+            if recorded is not None:  # decided before: whatever is failing now does not matter
+                return recorded
+            raise
+        recorded = settled.result() if isinstance(settled, Future) else settled
+        return prepared if recorded is None else recorded
+
+    def _settled(self, job_id: str) -> Decision | None:
+        try:
+            recorded = self._decisions.settled(job_id)
+        except TransientError as error:  # the claim still guards the decision
+            logger.info("could not read the job's decision record first", extra={"error": str(error)})
+            return None
+        if recorded is None:
+            return None
+        logger.info(
+            "the job was decided before; not deciding again",
+            extra={"outcome": recorded.decision.outcome, "decided_at": recorded.claimed_at},
+        )
+        return recorded.decision
+
+    def _background(self, work: Callable[[str], T], argument: str) -> Future[T] | T:
+        """``work(argument)`` started in the background, or done now without an executor."""
+        if self._executor is None:
+            return work(argument)
+        return self._executor.submit(contextvars.copy_context().run, work, argument)
+
+    def _read(self, message: ClaimedJobMessage) -> Prepared:
         """The job as Pleo has it, in its own company's context, with that company's
         configuration and accounting connection; or the decision to leave it alone."""
         config = self._configuration(message.company_id, message)
@@ -195,18 +238,25 @@ class PreflightService:
         report: CheckReport,
         failures: list[CheckOutcome],
         waits: list[Future[None]],
+        attempt: Attempt,
     ) -> Decision:
         intended = self._intended(job, config, report, failures)
-        decision, act, rerun = self._claim(intended, message.rerun)
+        busy_until = attempt.busy_until if attempt.busy_until is not None else self._clock() + ACTING_SECONDS
+        decision, act, rerun = self._claim(intended, message.rerun, busy_until)
         if not act:
             return decision
-        if decision.outcome == "failed_early":
-            decided = self._fail(pleo, job, decision, config)
-        else:
-            # ``decision is intended``: this delivery claimed it; otherwise it finishes one an
-            # earlier delivery recorded, whose own send may have landed.
-            decided = self._hand_on(job, config, decision, rerun, first_send=decision is intended)
-        self._submit(self._settle, str(job.id), waits)
+        try:
+            if decision.outcome == "failed_early":
+                decided = self._fail(pleo, job, decision, config)
+            else:
+                # ``decision is intended``: this delivery claimed it; otherwise it finishes one an
+                # earlier delivery recorded, whose own send may have landed.
+                decided = self._hand_on(job, config, decision, rerun, first_send=decision is intended)
+        except BaseException:
+            # Not finished: the next delivery may finish it at once (not only after busy_until).
+            self._decisions.free(str(job.id), busy_until=busy_until)
+            raise
+        self._submit(self._settle, (str(job.id), busy_until), waits)
         return decided
 
     def preview(self, message: ClaimedJobMessage) -> Decision:
@@ -280,17 +330,31 @@ class PreflightService:
             )
         return intended
 
-    def _claim(self, intended: Decision, rerun: str | None) -> tuple[Decision, bool, str | None]:
-        """The decision to act on: ours, or the one a previous delivery recorded and may not
-        have finished acting on; with False when the job was decided and acted on before (a
+    def _claim(
+        self, intended: Decision, rerun: str | None, busy_until: float
+    ) -> tuple[Decision, bool, str | None]:
+        """The decision to act on: ours, or the one a previous delivery recorded and did not
+        finish acting on; with False when the job was decided and acted on before (a
         duplicate or a redrive): then the recorded decision stands and nothing is done again.
         And the re-run token the decision was made under: finishing a recorded decision
         re-sends its hand-off under the deduplication id it was first sent with, whichever
-        message (the original or a re-run's) delivers the job now."""
-        existing = self._decisions.claim(intended, rerun=rerun)
+        message (the original or a re-run's) delivers the job now.
+
+        One delivery acts at a time: while the delivery acting on a record may still be
+        running (until its ``busy_until``, the end of its invocation, unless it freed the
+        record on an error), another one raises ``DecisionBusy`` and is retried."""
+        try:
+            existing = self._decisions.claim(intended, rerun=rerun, busy_until=busy_until)
+        except TransientError:
+            # The record may have been written (an answer that timed out): not held by us.
+            self._decisions.free(str(intended.job_id), busy_until=busy_until)
+            raise
         if existing is None:
             return intended, True, rerun
-        decision, state, claimed_at, rerun = existing
+        decision, state, claimed_at, rerun, held_until = existing
+        now = self._clock()
+        if state == "acting" and now < held_until:
+            raise DecisionBusy(str(intended.job_id), held_until - now)
         if state == "done":
             logger.info(
                 "the job was decided before; not acting again",
@@ -305,6 +369,8 @@ class PreflightService:
                 "job; if it never arrived, re-run preflight for it (docs/checks.md, 'Re-running one job')",
                 kind="hand_off_unknown",
             )
+        if not self._decisions.take_over(str(intended.job_id), seen=existing, busy_until=busy_until):
+            raise DecisionBusy(str(intended.job_id), ACTING_SECONDS)  # another delivery took it first
         logger.info("finishing a decision a previous delivery recorded", extra={"outcome": decision.outcome})
         return decision, True, rerun
 
@@ -341,13 +407,16 @@ class PreflightService:
             raise
         return decision
 
-    def _settle(self, job_id: str) -> None:
+    def _settle(self, held: tuple[str, float]) -> None:
+        job_id, busy_until = held
         try:
             self._decisions.settle(job_id)
         except TransientError as error:
             # Acted on but not marked: a redelivery finishes it (failed: Pleo reads failed;
-            # handed on: re-sent only within SQS's deduplication window, else sent to the DLQ).
+            # handed on: re-sent only within SQS's deduplication window, else sent to the DLQ),
+            # at once rather than after this invocation has ended.
             logger.warning("could not mark the decision as acted on", extra={"error": str(error)})
+            self._decisions.free(job_id, busy_until=busy_until)
 
     @staticmethod
     def _skipped(job: ExportJob, status: str, reason: str, config: CompanyConfiguration) -> Decision:

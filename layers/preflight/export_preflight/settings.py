@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     pleo_oauth_client_secret_id: str = "export-preflight/pleo/oauth-client"  # noqa: S105 - a secret id
 
     company_config_table: str = "export-preflight-company-config"
-    idempotency_table: str = "export-preflight-idempotency"
     credential_lock_table: str = "export-preflight-credential-locks"
     # The customer-managed KMS key the token journal is encrypted with (its id, ARN or alias).
     journal_kms_key_id: str = ""
@@ -49,7 +48,6 @@ class Settings(BaseSettings):
     # The template's SecretsPrefix: every company's credentials secret is named
     # <prefix>pleo/<companyId> or <prefix><accountingSystem>/<companyId> (docs/contracts.md, "Secrets").
     secrets_prefix: str = Field(default=DEFAULT_SECRETS_PREFIX, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
-    idempotency_expiry_seconds: int = Field(default=86_400, gt=0)
     max_receive_count: int = Field(default=5, ge=1)
     retry_backoff_base_seconds: int = Field(default=15, ge=0)
     # capped below the ready queue's 5-minute deduplication window (see Queues.hand_off)

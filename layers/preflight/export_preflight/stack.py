@@ -26,7 +26,6 @@ HOW_TO_NAME_IT = f"name the stack with --stack NAME or {STACK_ENV}=NAME (docs/op
 # stack-wide ones; each connector's come from its declaration (``connector_outputs``).
 OUTPUT_SETTINGS: dict[str, str] = {
     "CompanyConfigTableName": "COMPANY_CONFIG_TABLE",
-    "IdempotencyTableName": "IDEMPOTENCY_TABLE",
     "CredentialLockTableName": "CREDENTIAL_LOCK_TABLE",
     "JobDecisionsTableName": "DECISIONS_TABLE",
     "ReadinessTableName": "READINESS_TABLE",

@@ -27,16 +27,17 @@ class DynamoDBDecisionLog:
     def _dynamodb(self) -> Any:
         return CLIENTS.client("dynamodb")
 
-    def claim(self, decision: Decision, *, rerun: str | None) -> RecordedDecision | None:
-        """Record ``decision`` as being acted on, with the re-run token it is made under (its
-        hand-off's deduplication id), unless the job has a record already: then that record
-        is returned instead."""
+    def claim(self, decision: Decision, *, rerun: str | None, busy_until: float) -> RecordedDecision | None:
+        """Record ``decision`` as being acted on by this delivery until ``busy_until`` (its
+        invocation's end), with the re-run token it is made under (its hand-off's deduplication
+        id), unless the job has a record already: then that record is returned instead."""
         now = time.time()
         item = {
             "jobId": {"S": str(decision.job_id)},
             "decision": {"S": decision.model_dump_json()},
             "state": {"S": "acting"},
             "claimedAt": {"N": repr(now)},
+            "busyUntil": {"N": repr(busy_until)},
             "expiresAt": {"N": str(int(now) + self._settings.decision_retention_seconds)},
         }
         if rerun:
@@ -56,15 +57,65 @@ class DynamoDBDecisionLog:
             old = error.response.get("Item") or self._get(str(decision.job_id))
             if old is None:  # removed between our write and our read (a re-run): try again later
                 raise AwsUnavailable("the job's decision record changed while it was being claimed") from None
-            return RecordedDecision(
-                Decision.model_validate_json(old["decision"]["S"]),
-                old["state"]["S"],
-                float(old["claimedAt"]["N"]),
-                old.get("rerun", {}).get("S") or None,
-            )
+            return _recorded(old)
         except BotoCoreError as error:
             raise unavailable("DynamoDB PutItem on the job decisions table", error) from None
         return None
+
+    def take_over(self, job_id: str, *, seen: RecordedDecision, busy_until: float) -> bool:
+        """Become the delivery acting on the job's ``acting`` record ``seen`` (its acting
+        delivery ended: ``seen.busy_until`` has passed, or it freed the record), until
+        ``busy_until``. False when another delivery took it over first (or it was settled)."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.decisions_table,
+                Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET busyUntil = :mine",
+                ConditionExpression="#state = :acting AND claimedAt = :claimed AND "
+                "(attribute_not_exists(busyUntil) OR busyUntil = :seen)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":mine": {"N": repr(busy_until)},
+                    ":acting": {"S": "acting"},
+                    ":claimed": {"N": repr(seen.claimed_at)},
+                    ":seen": {"N": repr(seen.busy_until)},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise unavailable("DynamoDB UpdateItem on the job decisions table", error) from None
+        except BotoCoreError as error:
+            raise unavailable("DynamoDB UpdateItem on the job decisions table", error) from None
+        return True
+
+    def free(self, job_id: str, *, busy_until: float) -> None:
+        """This delivery stops acting on the job's record (it raised before finishing): the next
+        delivery may finish it at once instead of waiting for ``busy_until``. Best effort, and
+        only while the record is still this delivery's (``busyUntil`` unchanged)."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.decisions_table,
+                Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET busyUntil = :free",
+                ConditionExpression="#state = :acting AND busyUntil = :mine",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":free": {"N": "0"},
+                    ":acting": {"S": "acting"},
+                    ":mine": {"N": repr(busy_until)},
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.info("could not free a job's decision record", extra={"error": str(error)})
+
+    def settled(self, job_id: str) -> RecordedDecision | None:
+        """The job's record if its decision was acted on (state ``done``): a later delivery
+        returns it without deciding again. None otherwise."""
+        item = self._get(job_id)
+        if item is None or item.get("state", {}).get("S") != "done":
+            return None
+        return _recorded(item)
 
     def settle(self, job_id: str) -> None:
         """The decision was acted on."""
@@ -138,3 +189,14 @@ class DynamoDBDecisionLog:
             )
         except (ClientError, BotoCoreError) as error:
             raise unavailable("DynamoDB UpdateItem on the job decisions table", error) from None
+
+
+def _recorded(item: dict[str, Any]) -> RecordedDecision:
+    return RecordedDecision(
+        Decision.model_validate_json(item["decision"]["S"]),
+        item["state"]["S"],
+        float(item["claimedAt"]["N"]),
+        item.get("rerun", {}).get("S") or None,
+        # Records written before busyUntil existed: their delivery has long ended.
+        float(item.get("busyUntil", {}).get("N", "0")),
+    )
