@@ -55,9 +55,7 @@ PURPOSES = {
     "OAuthTokens.refresh": "token refresh",
     "OAuthTokens._refresh_holding_lease": "token refresh",
     "TokenEndpoint.refresh": "token refresh",
-    "BasePersistenceLayer.save_inprogress": "idempotency claim",
-    "BasePersistenceLayer.save_success": "idempotency done",
-    "BasePersistenceLayer.get_record": "idempotency read",
+    "PreflightService._settled": "decision read",
     "PreflightService._read_job": "job read",
     "PreflightService._claim": "decision claim",
     "PreflightService._settle": "decision settle",
@@ -71,6 +69,7 @@ STEP_REMOTES = {
     "job read": "pleo",
     "fail job in Pleo": "pleo",
     "hand-off": "sqs",
+    "decision read": "dynamodb",
     "decision claim": "dynamodb",
     "decision settle": "dynamodb",
 }
@@ -232,11 +231,10 @@ def needs(purpose: str) -> tuple[str, ...]:
         "secret read": ("config read",),
         "token refresh": ("secret read",),
         "job read": ("config read", "secret read"),
-        "decision claim": ("job read", "idempotency claim", *every_check),
+        "decision claim": ("job read", *every_check),
         "fail job in Pleo": ("decision claim",),
         "hand-off": ("decision claim",),
         "decision settle": ("fail job in Pleo", "hand-off"),
-        "idempotency done": ("fail job in Pleo", "hand-off"),
     }.get(purpose, ())
 
 

@@ -269,8 +269,8 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
     )
     line(
         "The reference handler (bench/reference.py) makes the same calls with plain boto3 and httpx and a thread "
-        "pool: configuration, two secrets, Pleo job ∥ e-conomic /self, the three look-ups, decision PutItem, "
-        "SendMessage, decision UpdateItem (no idempotency layer, no Powertools, no pydantic)."
+        "pool: decision GetItem ∥ configuration, two secrets, Pleo job ∥ e-conomic /self, the three look-ups, "
+        "decision PutItem, SendMessage, decision UpdateItem (no Powertools, no pydantic)."
     )
     line(
         "Import self time by package (`-X importtime`, handler imports + get_runtime()): "
