@@ -16,6 +16,7 @@ import pytest
 
 from export_preflight import cli
 from export_preflight.configuration import MAX_ITEM_BYTES, validate_item
+from export_preflight.connectors import CONNECTORS
 from export_preflight.models import CompanyConfigurationItem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,12 @@ def test_config_schema_prints_the_models_json_schema_and_the_readme_example_vali
     code, out, _ = run("config", "schema")
     schema = json.loads(out)
 
-    assert code == 0 and schema == CompanyConfigurationItem.model_json_schema()
+    systems = schema["$defs"]["ConfigurationFields"]["properties"]["accountingSystem"]
+    assert code == 0 and systems["anyOf"][0]["enum"] == sorted(CONNECTORS)
+    model_schema = CompanyConfigurationItem.model_json_schema()
+    systems["anyOf"] = model_schema["$defs"]["ConfigurationFields"]["properties"]["accountingSystem"]["anyOf"]
+    assert schema == model_schema  # the model's, but for the list of systems
+    schema = json.loads(out)
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(readme_example())
     # ...and it is strict as the model is: unknown fields and coerced values are refused.
@@ -91,6 +97,7 @@ def test_config_schema_prints_the_models_json_schema_and_the_readme_example_vali
     assert not validator.is_valid(changed(vendorBookkeepingEnabled="yes"))
     assert not validator.is_valid(changed(mappings={"expenseAcount": 1}))
     assert not validator.is_valid({**readme_example(), "extra": 1})
+    assert not validator.is_valid(changed(accountingSystem="sage"))
 
 
 # ---------------------------------------------------------------- strict, per system, one round

@@ -276,9 +276,14 @@ def config_schema(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """The JSON Schema of a configuration item, generated from the model the function and
     ``config validate`` use (the values that depend on the stack or the accounting system,
     such as secret names and reference shapes, are checked by ``config validate``)."""
+    from .connectors import CONNECTORS
     from .models import CompanyConfigurationItem
 
-    json.dump(CompanyConfigurationItem.model_json_schema(), out, indent=2)
+    schema = CompanyConfigurationItem.model_json_schema()
+    # The systems are the registered connectors (one list: a new connector needs no edit here).
+    system = schema["$defs"]["ConfigurationFields"]["properties"]["accountingSystem"]
+    system["anyOf"] = [{"type": "string", "enum": sorted(CONNECTORS)}, {"type": "null"}]
+    json.dump(schema, out, indent=2)
     out.write("\n")
     return EXIT_OK
 
@@ -685,7 +690,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Secret material is read from files (- for stdin), never from the command line.",
     )
     sub.add_argument("--company-id", type=UUID, required=True, metavar="ID", help="the Pleo company id")
-    sub.add_argument("--system", required=True, metavar="SYSTEM", help="economic, xero, fortnox or quickbooks")
+    sub.add_argument(
+        "--system", required=True, metavar="SYSTEM", help="the system's connector id (config schema lists them)"
+    )
     sub.add_argument("--config", required=True, metavar="FILE", help="the configuration item document")
     sub.add_argument("--credentials", metavar="FILE", help="the accounting-system credentials secret's JSON")
     sub.add_argument("--pleo-credentials", metavar="FILE", help="the Pleo credentials secret's JSON")

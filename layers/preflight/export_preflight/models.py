@@ -241,7 +241,10 @@ class ConfigurationFields(BaseModel):
         description="<SecretsPrefix>pleo/<companyId> (docs/contracts.md, 'Secrets')",
     )
     accounting_system: str | None = Field(
-        default=None, alias="accountingSystem", strict=True, description="economic, xero, fortnox or quickbooks"
+        default=None,
+        alias="accountingSystem",
+        strict=True,
+        description="the connector id of the company's accounting system (the registered connectors)",
     )
     accounting_company_ref: Reference | None = Field(
         default=None,

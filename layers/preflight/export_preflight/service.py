@@ -330,9 +330,7 @@ class PreflightService:
             )
         return intended
 
-    def _claim(
-        self, intended: Decision, rerun: str | None, busy_until: float
-    ) -> tuple[Decision, bool, str | None]:
+    def _claim(self, intended: Decision, rerun: str | None, busy_until: float) -> tuple[Decision, bool, str | None]:
         """The decision to act on: ours, or the one a previous delivery recorded and did not
         finish acting on; with False when the job was decided and acted on before (a
         duplicate or a redrive): then the recorded decision stands and nothing is done again.
