@@ -4,7 +4,8 @@ The sandbox (moto and the simulators) runs in the parent; the environment points
 it. Modes: ``baseline`` (``import boto3, httpx`` only), ``handler`` (import the real
 handler, build the runtime, then one invocation per item of ``items``), ``reference``
 (the same with ``bench.reference``), ``import`` (the handler's imports and runtime only).
-Nothing but the standard library is imported before the measured imports.
+Nothing but the standard library is imported before the measured imports, and nothing the
+deployed layer does not ship can be imported (``absent``: the dev environment's rich, click, ...).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
 from typing import Any  # noqa: E402
+
+from bench.layer import NotInLayer  # noqa: E402 - standard library only
 
 
 class _Sink:
@@ -68,6 +71,7 @@ def load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    sys.meta_path.insert(0, NotInLayer(spec.get("absent", [])))  # type: ignore[arg-type]
     if spec["mode"] == "baseline":
         started = time.perf_counter()
         import boto3  # noqa: F401

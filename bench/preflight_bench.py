@@ -12,11 +12,13 @@ the handler's interpreter. Prints PASS or MISS per target and writes docs/perfor
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import logging
 import math
 import os
 import platform
+import py_compile
 import re
 import shutil
 import statistics
@@ -39,6 +41,7 @@ os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"  # we purg
 from bench import instrument, report
 from bench.events import sqs_event
 from bench.instrument import Call
+from bench.layer import absent_from_layer
 from sandbox.world import CODE_PATHS, Company, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,13 +93,17 @@ class Bench:
         self._numbers = iter(range(300_001, 400_000))
         self._sqs = sandbox.aws.client("sqs")
         self.expected: list[tuple[str, str]] = []  # (job id, status) every child must leave behind
-        # The children import a copy of the function and layer code without __pycache__ and
-        # write none: the application's own modules compile from source, as on Lambda.
+        # The children import a copy of the function and layer code and write no bytecode, as
+        # on Lambda: the layer's modules come compiled (unchecked-hash .pyc, as its build makes
+        # them: layers/preflight/Makefile), the function's app.py compiles from source.
         self.code_paths = []
         for path in CODE_PATHS:
             target = code_root / path.parent.name / path.name
             shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            if path.parent.name == "layers":
+                compileall.compile_dir(target, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
             self.code_paths.append(str(target))
+        self.absent = absent_from_layer()  # the children import only what the layer ships
 
     def company(self, system: str, slug: str, *, fail: bool = False) -> Company:
         traits = {"agreement_number": next(self._numbers)} if system == "economic" else {}
@@ -137,7 +144,13 @@ class Bench:
     def spawn(self, spec: dict[str, Any], *, flags: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Any:
         """Run ``bench.child`` in a fresh interpreter, started through /bin/sh so that its peak
         RSS is its own; returns (spawn time, result, stderr)."""
-        spec = {"code_paths": self.code_paths, "hosts": self.hosts, "server_pid": os.getpid(), **spec}
+        spec = {
+            "code_paths": self.code_paths,
+            "absent": self.absent,
+            "hosts": self.hosts,
+            "server_pid": os.getpid(),
+            **spec,
+        }
         spec["aws_latency"] = self.cfg.aws_latency if spec.get("aws_latency") is None else spec["aws_latency"]
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp, self.purging():
             spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")

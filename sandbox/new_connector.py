@@ -269,7 +269,8 @@ def generate(name: str, root: Path = ROOT) -> list[Path]:
     registry = root / "layers/preflight/export_preflight/connectors/__init__.py"
     _replace(
         registry,
-        r"(CONNECTORS: Mapping\[str, ConnectorSpec\] = _Connectors\(\s*\{.*?)(\s*\}\s*\))",
+        # a formatted (one entry a line) dict ends with a comma: the new entry goes after it
+        r"(CONNECTORS: Mapping\[str, ConnectorSpec\] = _Connectors\(\s*\{.*?),?(\s*\}\s*\))",
         rf'\1, "{name}": "{name}"\2',
     )
 

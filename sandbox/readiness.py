@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
+from .simulators.businesscentral import gl_setup as businesscentral_gl_setup
 from .simulators.quickbooks import us_tax_codes
 from .world import Sandbox, sandbox_id
 
@@ -169,6 +170,22 @@ DEMO: tuple[DemoCompany, ...] = (
         "not_ready",
         "invalid_configuration",
         traits={"configuration": {"mappings": {"expenseAccount": "13", "contraAccount": "2100", "vatCodes": ["3"]}}},
+    ),
+    DemoCompany("bc-aarhus", "businesscentral", "ready"),
+    DemoCompany("bc-us", "businesscentral", "ready", traits={"vat": False}),
+    DemoCompany(
+        "bc-unregistered-app",
+        "businesscentral",
+        "not_ready",
+        "accounting_system_authentication_failure",
+        traits={"unregistered_app": True},
+    ),
+    DemoCompany(
+        "bc-posting-window-closed",
+        "businesscentral",
+        "not_ready",
+        "invalid_configuration",
+        traits={"gl_setup": businesscentral_gl_setup(allow_from="2020-01-01", allow_to="2020-12-31")},
     ),
 )
 

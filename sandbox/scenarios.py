@@ -7,10 +7,11 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 
+from .simulators.businesscentral import gl_setup as businesscentral_gl_setup
 from .simulators.fortnox import CLIENT_ID as FORTNOX_CLIENT_ID
 from .simulators.fortnox import default_accounts
 from .simulators.quickbooks import us_tax_codes
@@ -626,6 +627,121 @@ QUICKBOOKS_SCENARIOS: tuple[Seeder, ...] = (
 )
 
 
+def _businesscentral(
+    sandbox: Sandbox, label: str, outcome: str, reason_type: str | None, **rest: object
+) -> list[Seeded]:
+    return _scenario(sandbox, "businesscentral", label, outcome, reason_type, **rest)  # type: ignore[arg-type]
+
+
+def businesscentral_passes(sandbox: Sandbox) -> list[Seeded]:
+    """Our app consented (API.ReadWrite.All) and Enabled on the Entra applications page; journal
+    batch PLEO, postable 8110 and 5420, VAT product posting group STANDARD."""
+    return _businesscentral(sandbox, "bc-aarhus", "handed_off", None)
+
+
+def businesscentral_vendor_passes(sandbox: Sandbox) -> list[Seeded]:
+    """A vendor job: vendors and purchase invoices readable, the posting window open."""
+    return _businesscentral(
+        sandbox,
+        "bc-vendor",
+        "handed_off",
+        None,
+        job={"vendor_based_bookkeeping": True},
+        configuration={"vendorBookkeepingEnabled": True},
+    )
+
+
+def businesscentral_us_company(sandbox: Sandbox) -> list[Seeded]:
+    """A US company: sales tax groups, no VAT, so nothing is mapped under vatCodes."""
+    return _businesscentral(sandbox, "bc-us", "handed_off", None, vat=False)
+
+
+def businesscentral_unregistered_app(sandbox: Sandbox) -> list[Seeded]:
+    """Entra issues the token, but the app is not on Business Central's Microsoft Entra
+    applications page: 401 Authentication_InvalidCredentials."""
+    return _businesscentral(
+        sandbox,
+        "bc-unregistered-app",
+        "failed_early",
+        "accounting_system_authentication_failure",
+        unregistered_app=True,
+    )
+
+
+def businesscentral_no_consent(sandbox: Sandbox) -> list[Seeded]:
+    """No admin consent for API.ReadWrite.All: Entra issues a token without the role."""
+    return _businesscentral(sandbox, "bc-no-consent", "failed_early", "authorization_failure", no_roles=True)
+
+
+def businesscentral_secret_expired(sandbox: Sandbox) -> list[Seeded]:
+    """The app's client secret expired (AADSTS7000222): a new secret is needed."""
+    return _businesscentral(
+        sandbox, "bc-secret-expired", "failed_early", "accounting_system_authentication_failure", secret_expired=True
+    )
+
+
+def businesscentral_wrong_environment(sandbox: Sandbox) -> list[Seeded]:
+    """accountingCompanyRef names an environment the tenant does not have (404)."""
+    return _businesscentral(
+        sandbox, "bc-wrong-environment", "failed_early", "invalid_configuration", wrong_environment=True
+    )
+
+
+def businesscentral_journals_not_permitted(sandbox: Sandbox) -> list[Seeded]:
+    """The app's permission sets do not cover journal batches (403 Internal_ServerError)."""
+    return _businesscentral(
+        sandbox, "bc-no-journal-permission", "failed_early", "authorization_failure", no_permission=("journals",)
+    )
+
+
+def businesscentral_blocked_and_heading_accounts(sandbox: Sandbox) -> list[Seeded]:
+    """The expense account 8120 is blocked; the contra account 8000 is a heading."""
+    return _businesscentral(
+        sandbox,
+        "bc-unpostable-accounts",
+        "failed_early",
+        "invalid_configuration",
+        configuration={
+            "mappings": {"journal": "PLEO", "expenseAccount": "8120", "contraAccount": "8000", "vatCodes": ["STANDARD"]}
+        },
+    )
+
+
+def businesscentral_posting_window_closed(sandbox: Sandbox) -> list[Seeded]:
+    """The General Ledger Setup allows posting only until yesterday: today's entries are refused."""
+    yesterday = date.fromordinal(datetime.now(UTC).date().toordinal() - 1)
+    return _businesscentral(
+        sandbox,
+        "bc-posting-window-closed",
+        "failed_early",
+        "invalid_configuration",
+        gl_setup=businesscentral_gl_setup(allow_from=f"{yesterday.year}-01-01", allow_to=yesterday.isoformat()),
+    )
+
+
+def businesscentral_down(sandbox: Sandbox) -> list[Seeded]:
+    """The environment is being updated: 503 with Retry-After on every attempt; retried, then
+    failed as unreachable on the last attempt."""
+    return _businesscentral(
+        sandbox, "bc-updating", "failed_early", "accounting_system_unreachable", unavailable=(503, "1")
+    )
+
+
+BUSINESSCENTRAL_SCENARIOS: tuple[Seeder, ...] = (
+    businesscentral_passes,
+    businesscentral_vendor_passes,
+    businesscentral_us_company,
+    businesscentral_unregistered_app,
+    businesscentral_no_consent,
+    businesscentral_secret_expired,
+    businesscentral_wrong_environment,
+    businesscentral_journals_not_permitted,
+    businesscentral_blocked_and_heading_accounts,
+    businesscentral_posting_window_closed,
+    businesscentral_down,
+)
+
+
 DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     passes,
     vendor_passes,
@@ -648,6 +764,7 @@ DEFAULT_SCENARIOS: tuple[Seeder, ...] = (
     *XERO_SCENARIOS,
     *FORTNOX_SCENARIOS,
     *QUICKBOOKS_SCENARIOS,
+    *BUSINESSCENTRAL_SCENARIOS,
 )
 
 

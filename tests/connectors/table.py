@@ -11,6 +11,7 @@ import uuid
 from export_preflight.connectors import CONNECTORS
 from export_preflight.models import Capability
 from sandbox.simulators.base import SimulatorServer
+from sandbox.simulators.businesscentral import BusinessCentralSimulator
 from sandbox.simulators.economic import EconomicSimulator
 from sandbox.simulators.fortnox import ALL_SCOPES, FortnoxSimulator
 from sandbox.simulators.quickbooks import ACCOUNTING_SCOPE, QuickBooksSimulator
@@ -328,4 +329,76 @@ QUICKBOOKS = ConnectorUnderTest(
     },
 )
 
-CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO, FORTNOX, QUICKBOOKS]
+# ------------------------------------------------------------------ Business Central
+
+BUSINESSCENTRAL_SECRET = "export-preflight/businesscentral/conformance"
+BUSINESSCENTRAL_CLIENT_ID = "pleo-preflight-conformance-bc"
+
+
+def seed_businesscentral(server: SimulatorServer, traits: Traits) -> Seeded:
+    """A tenant with our app consented (API.ReadWrite.All) and Enabled on the environment's
+    Microsoft Entra applications page, one company with the simulator's defaults (8110 postable,
+    8120 blocked, VAT product posting groups STANDARD/REDUCED/ZERO, journal batches DEFAULT and
+    PLEO of GENERAL); the company's secret holds the app's client id and secret.
+
+    - ``credentials="rejected"``: a secret Entra never issued (AADSTS7000215);
+    - ``credentials="revoked"``: the administrator removed our app from the tenant (AADSTS700016);
+    - ``company="other"``: the configured company id does not exist, another company does;
+    - ``permissions="missing"``: the app's permission sets do not cover journals;
+    - ``unsupported=journal_entry``: the mapped journal batch does not exist.
+    """
+    assert isinstance(server, BusinessCentralSimulator)
+    seat = server.seed_company(
+        name="CRONUS Conformance A/S",
+        client_id=BUSINESSCENTRAL_CLIENT_ID,
+        denied={"journals"} if traits.permissions == "missing" else set(),
+    )
+    if traits.credentials == "revoked":
+        server.remove_app(seat.tenant, seat.client_id)
+    secret = f"bc~never-issued-{uuid.uuid4().hex}" if traits.credentials == "rejected" else seat.client_secret
+    company = seat.company.id if traits.company == "configured" else str(uuid.uuid4())
+    return Seeded(
+        configuration={
+            "accountingCompanyRef": f"{seat.tenant.tenant_id}/{seat.environment.name}/{company}",
+            "accountingCredentialsSecretId": BUSINESSCENTRAL_SECRET,
+            "vendorBookkeepingEnabled": True,
+            "exportReceipts": True,
+            "mappings": {
+                "journal": "NOSUCHBATCH" if traits.unsupported is Capability.JOURNAL_ENTRY else "PLEO",
+                "expenseAccount": "8110",
+                "contraAccount": "5420",
+                "vatCodes": ["STANDARD"],
+            },
+        },
+        secrets={BUSINESSCENTRAL_SECRET: {"clientId": seat.client_id, "clientSecret": secret}},
+        settings={"api_base_url": server.base_url, "auth_base_url": server.base_url},
+    )
+
+
+BUSINESSCENTRAL = ConnectorUnderTest(
+    spec=CONNECTORS["businesscentral"],
+    simulator=BusinessCentralSimulator,
+    seed=seed_businesscentral,
+    first_call=("GET", r"/v2\.0/[^/]+/[^/]+/api/v2\.0/companies\([^)/]*\)"),
+    ledger=Ledger(
+        active_account="8110",
+        unusable_account="8120",
+        unknown_account="8999",
+        active_tax_code="STANDARD",
+        inactive_tax_code="INACTIVE",
+        unknown_tax_code="NOSUCHVAT",
+    ),
+    # Client credentials: a token per call site, no refresh token; a remote fault on the API is
+    # not answered with a token request, but the first API call needs one (so not counted here).
+    token_endpoint=None,
+    not_applicable={
+        "tax_code[inactive]": "API v2.0 taxGroups (VAT product posting groups, sales tax groups) have no blocked "
+        "or inactive state: a tax group exists or not",
+        "capability_not_supported[vendor_bookkeeping]": "purchase invoices need no setting of their own; only the "
+        "permission sets (see permissions_missing) or the posting window, which stops journals too, stand in the way",
+        "capability_not_supported[attachment_upload]": "every Business Central company takes attachments on journal "
+        "lines and purchase invoices; only the permission sets can be missing",
+    },
+)
+
+CONNECTORS_UNDER_TEST: list[ConnectorUnderTest] = [ECONOMIC, XERO, FORTNOX, QUICKBOOKS, BUSINESSCENTRAL]

@@ -36,3 +36,14 @@ def test_readable_text_is_kept_as_it_is():
     text = "message is not a claimed job (jobId: Input should be a valid UUID) — ÆØÅ 😀"
     assert sqs_attribute_text(text) == text
     assert sqs_attribute_text("found `\x00` at 0") == "found `\ufffd` at 0"
+
+
+def test_every_code_point_sqs_refuses_is_replaced_and_no_other():
+    """``_NOT_SQS_TEXT`` is written as the complement of SQS's set (cheaper to compile):
+    checked against the set as the API reference states it, for every code point."""
+    from export_preflight.sanitize import _NOT_SQS_TEXT
+
+    refused = "".join(chr(c) for c in range(0x110000) if not SQS_TEXT.fullmatch(chr(c)))
+    accepted = "".join(chr(c) for c in range(0x110000) if SQS_TEXT.fullmatch(chr(c)))
+    assert _NOT_SQS_TEXT.sub("", refused) == ""
+    assert _NOT_SQS_TEXT.sub("", accepted) == accepted

@@ -45,7 +45,13 @@ class _Connectors(Mapping[str, ConnectorSpec]):
 
 # system id -> module of this package that defines its SPEC
 CONNECTORS: Mapping[str, ConnectorSpec] = _Connectors(
-    {"economic": "economic", "xero": "xero", "fortnox": "fortnox", "quickbooks": "quickbooks"}
+    {
+        "economic": "economic",
+        "xero": "xero",
+        "fortnox": "fortnox",
+        "quickbooks": "quickbooks",
+        "businesscentral": "businesscentral",
+    }
 )
 
 __all__ = [

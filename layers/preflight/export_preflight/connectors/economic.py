@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from ..errors import AccountingSystemError
 from ..models import Capability, CompanyConfiguration, FailureReasonType
 from ..oauth import OAuthBearer
-from ..settings import ConnectorSettings, base_url
+from ..settings import ConnectorSettings, EnvConfigDict, base_url
 from .base import (
     BodyReader,
     ConnectionProfile,
@@ -296,7 +295,7 @@ def _account_entry(read: BodyReader, item: JsonObject) -> LedgerEntry | None:
 class EconomicSettings(ConnectorSettings):
     """e-conomic's settings: ``ECONOMIC_API_BASE_URL``."""
 
-    model_config = SettingsConfigDict(env_prefix="ECONOMIC_", frozen=True, extra="ignore")
+    model_config = EnvConfigDict(env_prefix="ECONOMIC_", frozen=True, extra="ignore")
 
     api_base_url: HttpUrl = HttpUrl("https://restapi.e-conomic.com")
 

@@ -17,11 +17,10 @@ from typing import Any, cast
 
 import httpx
 from pydantic import Field, HttpUrl
-from pydantic_settings import SettingsConfigDict
 
 from ..models import CompanyConfiguration
 from ..oauth import OAuthBearer, TokenEndpoint
-from ..settings import ConnectorSettings, base_url
+from ..settings import ConnectorSettings, EnvConfigDict, base_url
 from .base import AccountingConnector, ConnectorEnvironment, ConnectorSpec, oauth_bearer
 
 ConnectorFactory = Callable[[httpx.Client, OAuthBearer, CompanyConfiguration], AccountingConnector]
@@ -49,8 +48,53 @@ class TokenService:
     path: str
 
 
+class TokenServiceSystem:
+    """What every system with an API and a token service of its own shares (``OAuthSystem``,
+    ``ClientCredentialsSystem``): its settings class, built from its declaration, and its two
+    HTTP clients, ``<system_id>`` (the API) and ``<system_id>-<role>`` (the token service)."""
+
+    system_id: str
+    display_name: str
+    env_prefix: str
+    token_service: TokenService
+
+    @property
+    def settings(self) -> type[ConnectorSettings]:
+        raise NotImplementedError
+
+    def settings_class(
+        self, base: type[ConnectorSettings], fields: dict[str, Any], annotations: dict[str, Any]
+    ) -> type[ConnectorSettings]:
+        """A settings class (``base``) with ``fields``: each read from ``<PREFIX><NAME>``."""
+        variables = ", ".join(f"``{self.env_prefix}{name.upper()}``" for name in fields)
+        namespace = {
+            "__module__": type(self).__module__,
+            "__doc__": f"The settings of the {self.display_name} connector: {variables}.",
+            "__annotations__": annotations,
+            "model_config": EnvConfigDict(env_prefix=self.env_prefix, frozen=True, extra="ignore"),
+            **fields,
+        }
+        name = re.sub(r"\W", "", self.display_name) + "Settings"
+        return types.new_class(name, (base,), {}, lambda ns: ns.update(namespace))
+
+    @property
+    def api_client(self) -> str:
+        return self.system_id
+
+    @property
+    def token_client(self) -> str:
+        return f"{self.system_id}-{self.token_service.role}"
+
+    def base_urls(self, settings: ConnectorSettings) -> dict[str, str]:
+        """The HTTP clients by name, with their base URLs from ``settings``."""
+        assert isinstance(settings, self.settings)
+        api_url: HttpUrl = getattr(settings, "api_base_url")  # noqa: B009 - every such system has one
+        token_url: HttpUrl = getattr(settings, f"{self.token_service.role}_base_url")
+        return {self.api_client: base_url(api_url), self.token_client: base_url(token_url)}
+
+
 @dataclass(frozen=True)
-class OAuthSystem:
+class OAuthSystem(TokenServiceSystem):
     """An accounting system reached with OAuth 2.0 (see ``oauth.py``).
 
     Its settings are ``<PREFIX>API_BASE_URL``, ``<PREFIX><ROLE>_BASE_URL`` (the token
@@ -79,31 +123,7 @@ class OAuthSystem:
             "client_credentials_secret_id": Field(default=self.client_credentials, min_length=1),
         }
         annotations = {"api_base_url": HttpUrl, f"{role}_base_url": HttpUrl, "client_credentials_secret_id": str}
-        variables = ", ".join(f"``{self.env_prefix}{name.upper()}``" for name in fields)
-        namespace = {
-            "__module__": __name__,
-            "__doc__": f"The settings of the {self.display_name} connector: {variables}.",
-            "__annotations__": annotations,
-            "model_config": SettingsConfigDict(env_prefix=self.env_prefix, frozen=True, extra="ignore"),
-            **fields,
-        }
-        name = re.sub(r"\W", "", self.display_name) + "Settings"
-        cls = types.new_class(name, (OAuthSettings,), {}, lambda ns: ns.update(namespace))
-        return cast(type[OAuthSettings], cls)
-
-    @property
-    def api_client(self) -> str:
-        return self.system_id
-
-    @property
-    def token_client(self) -> str:
-        return f"{self.system_id}-{self.token_service.role}"
-
-    def base_urls(self, settings: ConnectorSettings) -> dict[str, str]:
-        """The HTTP clients by name, with their base URLs from ``settings``."""
-        assert isinstance(settings, self.settings)
-        token_url: HttpUrl = getattr(settings, f"{self.token_service.role}_base_url")
-        return {self.api_client: base_url(settings.api_base_url), self.token_client: base_url(token_url)}
+        return cast(type[OAuthSettings], self.settings_class(OAuthSettings, fields, annotations))
 
     def bearer(self, env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> OAuthBearer:
         """The company's bearer auth (see ``oauth_bearer``)."""
