@@ -88,6 +88,10 @@ elif ! py313_works; then
     die "sam build needs python3.13: none works on PATH and pyenv has no 3.13. Install Python 3.13, or set PY313_DIR to the directory that holds its python3.13."
   fi
 fi
+# The layer's build (layers/preflight/Makefile) runs in a scratch directory, where a
+# pyenv shim may not resolve: it is handed the interpreter itself.
+PYTHON313="$(python3.13 -c 'import sys; print(sys.executable)')"
+export PYTHON313
 # The layer's requirements.txt is a hash-pinned lock (`make lock`) with the hashes
 # of every file of each pinned version, arm64 wheels included. `sam build` alone
 # would check only its first, host-platform pip download against them: it fetches
@@ -126,6 +130,17 @@ grep -Eq '^ *Location: +["'"'"']?MonitoringApp/template\.yaml' "$BUILD/template.
 # Native extensions must target the Lambda architecture (arm64 / aarch64).
 wrong_arch="$(find "$BUILD/PreflightLayer" -name '*.so' | grep -E 'x86_64|amd64' || true)"
 [[ -z "$wrong_arch" ]] || die "x86_64 native extensions in the arm64 layer: $wrong_arch"
+
+# Every module of the layer comes compiled (a cold start cannot write to /opt).
+uncompiled="$("$VENV/bin/python" - "$BUILD/PreflightLayer/python" <<'PYEOF'
+import pathlib, sys
+for source in pathlib.Path(sys.argv[1]).rglob("*.py"):  # Lambda's python3.13 reads cpython-313
+    if not (source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc").is_file():
+        print(source)
+PYEOF
+)"
+[[ -z "$uncompiled" ]] || die "layer modules without bytecode: $(echo "$uncompiled" | head -3)"
+printf '  bytecode: every one of %s modules\n' "$(find "$BUILD/PreflightLayer/python" -name '*.py' | wc -l)"
 
 # The layer holds exactly the lock's packages at the lock's versions.
 "$VENV/bin/python" - "$BUILD/PreflightLayer/python" layers/preflight/requirements.txt <<'PYEOF' || die "the layer build does not match layers/preflight/requirements.txt"
