@@ -174,8 +174,9 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
         f"{r['load_start']:.2f} at the start, {mc['load_end']:.2f} at the end.",
         f"- Injected latency: {cfg.http_latency * 1000:g} ms per HTTP request (in the simulators), "
         f"{cfg.aws_latency * 1000:g} ms per AWS request (in the handler's process, before botocore sends).",
-        "- Processes: the real handler runs in child processes (a fresh interpreter each, the application's own "
-        "modules compiled from source as on Lambda, and only the packages the layer ships importable: the dev "
+        "- Processes: the real handler runs in child processes (a fresh interpreter each, writing no bytecode: "
+        "the layer's modules load from .pyc as its build makes them, layers/preflight/Makefile, the function's "
+        "app.py compiles from source, as on Lambda; and only the packages the layer ships importable: the dev "
         "environment's rich and click would make `import httpx` import httpx's command-line client too, in the "
         "handler and the bare import alike, bench/layer.py); moto and the simulators serve from the bench process.",
         "- Floor: the longest chain of steps the job needs (data dependencies, the decision recorded before the "
@@ -289,9 +290,7 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
         f"the imports ({ms(cold['handler_init'] - cold['runtime'])}) would leave the cold path, and get_runtime() "
         f"({ms(cold['runtime'])}, which the first invocation runs) too if it were built before the snapshot; the "
         f"first invocation ({ms(cold['handler_first'])}, {ms(cold['handler_local'])} of it with no call in "
-        "flight) would remain, plus the restore and any after-restore hooks, which this machine cannot measure. "
-        "Not measured here either: compiling the layer's third-party modules from source, which every Lambda cold "
-        "start does today (the built layer has no .pyc files) and a snapshot would also save."
+        "flight) would remain, plus the restore and any after-restore hooks, which this machine cannot measure."
     )
 
     # ------------------------------------------------------------ AWS reads, memory
