@@ -70,8 +70,12 @@ lock-check: ## check that the locks pin what the .in files ask for (no network)
 run: $(STAMP) ## run the main job locally on the embedded default (moto + simulators, no network)
 	$(PY) -m sandbox.run
 
-test: $(STAMP) ## run every test (unit, contract, simulators, integration)
-	$(PY) -m pytest
+# Tests run in TEST_WORKERS processes (pytest-xdist; each worker has its own sandbox on
+# loopback). Three suit two cores: much of the suite waits on sockets. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
+
+test: $(STAMP) ## run every test (unit, contract, simulators, integration) in TEST_WORKERS processes
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-unit: $(STAMP) ## fast tests only
 	$(PY) -m pytest tests/unit tests/contract
