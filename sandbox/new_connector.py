@@ -2,7 +2,8 @@
 
 Writes the connector and simulator modules, registers the connector, adds its conformance
 row, its settings to template.yaml (function environment, base-URL parameters and the
-stack Outputs the operator CLI reads them from) and its scenarios to ``make run``; every
+stack Outputs the operator CLI reads them from), its scenarios to ``make run`` and a company to
+``make readiness``; every
 piece that needs the vendor raises ``NotImplementedError`` naming what to fill in, so the
 conformance suite fails for the new row until it is done. Prints the list of what to fill in.
 
@@ -280,7 +281,12 @@ def generate(name: str, root: Path = ROOT) -> list[Path]:
     _replace(table, r"(CONNECTORS_UNDER_TEST: list\[ConnectorUnderTest\] = \[.*?)\]", rf"\1, {name.upper()}]")
 
     scenario_file = root / "sandbox/scenarios.py"
-    _insert(scenario_file, r"^DEFAULT_SCENARIOS", scenarios(name))
+    _insert(scenario_file, r"^# -+ the readiness demo", scenarios(name))
+    _replace(
+        scenario_file,
+        r"(READINESS_DEMO: tuple\[DemoCompany, \.\.\.\] = \(.*?)(\n\))",
+        rf'\1\n    DemoCompany("{name}-ready", "{name}", "ready"),\2',
+    )
     _replace(
         scenario_file,
         r"(DEFAULT_SCENARIOS: tuple\[Seeder, \.\.\.\] = \(.*?)(\n\))",
@@ -311,7 +317,7 @@ Skeleton of {name} written; its conformance row fails until these are filled in:
   connectors/{name}.py (layer)    the connector's five methods, base URLs, token path, SPEC's mappings
   sandbox/simulators/{name}.py    the simulator's routes, _seed(), prepare (our OAuth app)
   tests/connectors/table.py       seed_{name}(), first_call, ledger refs (not_applicable: one line each)
-  sandbox/scenarios.py            {name}_passes and the failures it adds
+  sandbox/scenarios.py            {name}_passes and the failures it adds; its make readiness companies
   template.yaml                   the base-URL parameters' defaults
   tests/contract/vendors/{name}/ and tests/contract/test_{name}_contract.py: the vendor's description, facts
   README.md, docs/contracts.md, docs/checks.md: the system, its configuration, secrets, settings, checks

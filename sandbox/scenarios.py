@@ -4,10 +4,12 @@ pass path, each failure reason, and the messages preflight must not act on."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -739,6 +741,176 @@ BUSINESSCENTRAL_SCENARIOS: tuple[Seeder, ...] = (
     businesscentral_blocked_and_heading_accounts,
     businesscentral_posting_window_closed,
     businesscentral_down,
+)
+
+
+# ------------------------------------------------------------------ the readiness demo
+
+DAY = 86_400
+US_MAPPINGS = {"expenseAccount": "7", "contraAccount": "10"}  # a US company maps no purchase tax code
+
+
+def _days_from_today(days: int) -> str:
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    """A company of the readiness demo: its system, seeding traits and expected readiness."""
+
+    slug: str
+    system: str
+    expected: str  # ready / not_ready / unknown
+    reason_type: str | None = None
+    traits: dict[str, Any] | None = None
+    after: Callable[[Sandbox, str], None] | None = None  # more set-up, given the slug
+    notice: str | None = None  # a readiness notice expected to contain this
+
+
+def _economic_down(sandbox: Sandbox, slug: str) -> None:
+    sandbox.economic.inject(
+        "GET",
+        "/self",
+        status=503,
+        times=None,
+        when=lambda request: request.headers.get("X-AgreementGrantToken", "").startswith(f"grant-{slug}-"),
+    )
+
+
+def _idle_grant(sandbox: Sandbox, slug: str) -> None:
+    """The stored token set was last refreshed 59 days ago: Xero drops it after 60 unused."""
+    secret_id = sandbox.companies[slug].configuration["accountingCredentialsSecretId"]
+    secrets = sandbox.aws.client("secretsmanager")
+    tokens = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    secrets.put_secret_value(
+        SecretId=secret_id, SecretString=json.dumps({**tokens, "refreshedAt": time.time() - 59 * DAY})
+    )
+
+
+def _grant_ending(sandbox: Sandbox, slug: str) -> None:
+    """Intuit's hard end of this QuickBooks connection is 30 days away; the stored access
+    token has expired, so the sweep's check refreshes it and learns the end from the answer."""
+    grant = sandbox.companies[slug].grant
+    grant.hard_expires_at = time.time() + 30 * DAY  # type: ignore[union-attr]
+
+
+def _disconnect_xero(sandbox: Sandbox, slug: str) -> None:
+    company = sandbox.companies[slug]
+    sandbox.xero.disconnect(company.grant, company.configuration["accountingCompanyRef"])  # type: ignore[attr-defined]
+
+
+# The companies of `make readiness` (and of the CLI's --sandbox), one or more per system:
+# what each seeding expects the sweep to find.
+READINESS_DEMO: tuple[DemoCompany, ...] = (
+    DemoCompany("nordlys", "economic", "ready", traits={"agreement_number": 200001}),
+    DemoCompany(
+        "revoked-grant",
+        "economic",
+        "not_ready",
+        "accounting_system_authentication_failure",
+        traits={"agreement_number": 200002, "grant_token": "grant-that-was-revoked"},
+    ),
+    DemoCompany(
+        "incomplete-mappings",
+        "economic",
+        "not_ready",
+        "missing_configuration",
+        traits={"agreement_number": 200003, "configuration": {"mappings": {"journal": 1, "vatCodes": ["I25"]}}},
+    ),
+    DemoCompany(
+        "economic-down",
+        "economic",
+        "unknown",
+        "accounting_system_unreachable",
+        traits={"agreement_number": 200004},
+        after=_economic_down,
+    ),
+    DemoCompany("xero-thames", "xero", "ready"),
+    DemoCompany("xero-idle-grant", "xero", "ready", after=_idle_grant),
+    DemoCompany(
+        "xero-disconnected", "xero", "not_ready", "accounting_system_authentication_failure", after=_disconnect_xero
+    ),
+    DemoCompany(
+        "xero-archived-account",
+        "xero",
+        "not_ready",
+        "invalid_configuration",
+        traits={"configuration": {"mappings": {"expenseAccount": "499", "contraAccount": "615"}}},
+    ),
+    DemoCompany("fortnox-ready", "fortnox", "ready", traits={"organisation_number": "556100-0001"}),
+    DemoCompany(
+        "fortnox-no-licence",
+        "fortnox",
+        "not_ready",
+        "authorization_failure",
+        traits={
+            "organisation_number": "556100-0002",
+            "configuration": {"vendorBookkeepingEnabled": True},
+            "company": {
+                "licences": {
+                    *("companyinformation", "bookkeeping", "settings", "supplier", "inbox", "archive", "connectfile")
+                }
+            },
+        },
+    ),
+    DemoCompany(
+        "fortnox-vendor-ready",
+        "fortnox",
+        "ready",
+        traits={"organisation_number": "556100-0003", "configuration": {"vendorBookkeepingEnabled": True}},
+    ),
+    DemoCompany("qbo-ready", "quickbooks", "ready"),
+    DemoCompany(
+        "qbo-us",
+        "quickbooks",
+        "ready",
+        traits={"company": {"country": "US", "tax_codes": us_tax_codes()}, "configuration": {"mappings": US_MAPPINGS}},
+    ),
+    DemoCompany(
+        "qbo-books-closed",
+        "quickbooks",
+        "not_ready",
+        "invalid_configuration",
+        traits={"company": {"book_close_date": _days_from_today(0)}},
+    ),
+    DemoCompany(
+        "qbo-closed-last-quarter",
+        "quickbooks",
+        "ready",
+        traits={"company": {"book_close_date": _days_from_today(-60)}},
+        notice="are closed up to",
+    ),
+    DemoCompany(
+        "qbo-grant-ending",
+        "quickbooks",
+        "ready",
+        traits={"expired_token": True},
+        after=_grant_ending,
+        notice="ends for good on",
+    ),
+    DemoCompany(
+        "qbo-unsuitable-accounts",
+        "quickbooks",
+        "not_ready",
+        "invalid_configuration",
+        traits={"configuration": {"mappings": {"expenseAccount": "13", "contraAccount": "2100", "vatCodes": ["3"]}}},
+    ),
+    DemoCompany("bc-aarhus", "businesscentral", "ready"),
+    DemoCompany("bc-us", "businesscentral", "ready", traits={"vat": False}),
+    DemoCompany(
+        "bc-unregistered-app",
+        "businesscentral",
+        "not_ready",
+        "accounting_system_authentication_failure",
+        traits={"unregistered_app": True},
+    ),
+    DemoCompany(
+        "bc-posting-window-closed",
+        "businesscentral",
+        "not_ready",
+        "invalid_configuration",
+        traits={"gl_setup": businesscentral_gl_setup(allow_from="2020-01-01", allow_to="2020-12-31")},
+    ),
 )
 
 

@@ -86,6 +86,13 @@ def test_the_skeletons_settings_reach_the_cli_through_the_stack_outputs(project:
     assert "1 passed" in result.stdout, result.stdout[-3000:]
 
 
+def test_the_skeleton_has_its_scenarios_and_a_readiness_company(project: Path) -> None:
+    scenarios = (project / "sandbox/scenarios.py").read_text(encoding="utf-8")
+    assert "*ACME_SCENARIOS," in scenarios
+    readiness_demo = scenarios[scenarios.index("READINESS_DEMO: tuple") :]
+    assert 'DemoCompany("acme-ready", "acme", "ready"),' in readiness_demo[: readiness_demo.index("\n)\n")]
+
+
 def test_the_skeleton_fails_its_conformance_row_until_filled_in(project: Path) -> None:
     result = pytest_in(project, "tests/connectors/test_conformance.py", "-k", "acme and authentication_accepted")
     assert result.returncode == 1, result.stdout[-3000:]
