@@ -40,8 +40,8 @@ def _scenario(
     outcome: str,
     reason_type: str | None,
     *,
-    job: dict | None = None,
-    message: dict | None = None,
+    job: dict[str, Any] | None = None,
+    message: dict[str, Any] | None = None,
     **company: object,
 ) -> list[Seeded]:
     """One company on ``system`` (``company``: its seeding traits and ``configuration``), one
@@ -273,7 +273,7 @@ def xero_disconnected(sandbox: Sandbox) -> list[Seeded]:
     seeded = _xero(sandbox, "xero-disconnected", "failed_early", "accounting_system_authentication_failure")
     company = sandbox.companies["xero-disconnected"]
     assert company.grant is not None
-    sandbox.xero.disconnect(company.grant, company.configuration["accountingCompanyRef"])
+    sandbox.xero.disconnect(company.grant, company.configuration["accountingCompanyRef"])  # type: ignore[attr-defined]
     return seeded
 
 
