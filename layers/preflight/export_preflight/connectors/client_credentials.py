@@ -269,15 +269,7 @@ class ClientCredentialsSystem(TokenServiceSystem):
     @cached_property
     def settings(self) -> type[ClientCredentialsSettings]:
         """The system's ``ConnectorSettings`` class (one per system)."""
-        role = self.token_service.role
-        fields: dict[str, Any] = {
-            "api_base_url": HttpUrl(self.api_base_url),
-            f"{role}_base_url": HttpUrl(self.token_service.default_base_url),
-        }
-        return cast(
-            type[ClientCredentialsSettings],
-            self.settings_class(ClientCredentialsSettings, fields, dict.fromkeys(fields, HttpUrl)),
-        )
+        return cast(type[ClientCredentialsSettings], self.settings_class(ClientCredentialsSettings))
 
     def grant(self, env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> ClientCredentialsGrant:
         """The company's grant: its app's id and secret (read now: ``CredentialsMissing`` /

@@ -56,6 +56,7 @@ class TokenServiceSystem:
     system_id: str
     display_name: str
     env_prefix: str
+    api_base_url: str
     token_service: TokenService
 
     @property
@@ -63,9 +64,20 @@ class TokenServiceSystem:
         raise NotImplementedError
 
     def settings_class(
-        self, base: type[ConnectorSettings], fields: dict[str, Any], annotations: dict[str, Any]
+        self,
+        base: type[ConnectorSettings],
+        extra: dict[str, Any] | None = None,
+        extra_types: dict[str, Any] | None = None,
     ) -> type[ConnectorSettings]:
-        """A settings class (``base``) with ``fields``: each read from ``<PREFIX><NAME>``."""
+        """A settings class (``base``) with the two base URLs (the API's, the token service's)
+        and ``extra`` fields (of ``extra_types``): each read from ``<PREFIX><NAME>``."""
+        role = self.token_service.role
+        fields: dict[str, Any] = {
+            "api_base_url": HttpUrl(self.api_base_url),
+            f"{role}_base_url": HttpUrl(self.token_service.default_base_url),
+            **(extra or {}),
+        }
+        annotations = {"api_base_url": HttpUrl, f"{role}_base_url": HttpUrl, **(extra_types or {})}
         variables = ", ".join(f"``{self.env_prefix}{name.upper()}``" for name in fields)
         namespace = {
             "__module__": type(self).__module__,
@@ -116,14 +128,9 @@ class OAuthSystem(TokenServiceSystem):
     @cached_property
     def settings(self) -> type[OAuthSettings]:
         """The system's ``ConnectorSettings`` class (one per system)."""
-        role = self.token_service.role
-        fields: dict[str, Any] = {
-            "api_base_url": HttpUrl(self.api_base_url),
-            f"{role}_base_url": HttpUrl(self.token_service.default_base_url),
-            "client_credentials_secret_id": Field(default=self.client_credentials, min_length=1),
-        }
-        annotations = {"api_base_url": HttpUrl, f"{role}_base_url": HttpUrl, "client_credentials_secret_id": str}
-        return cast(type[OAuthSettings], self.settings_class(OAuthSettings, fields, annotations))
+        secret_id = {"client_credentials_secret_id": Field(default=self.client_credentials, min_length=1)}
+        settings = self.settings_class(OAuthSettings, secret_id, {"client_credentials_secret_id": str})
+        return cast(type[OAuthSettings], settings)
 
     def bearer(self, env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> OAuthBearer:
         """The company's bearer auth (see ``oauth_bearer``)."""
