@@ -172,11 +172,10 @@ class PreflightService:
         try:
             prepared = self._read(message)
         except Exception:
-            recorded = settled.result() if isinstance(settled, Future) else settled
-            if recorded is not None:  # decided before: whatever is failing now does not matter
+            if (recorded := settled.result()) is not None:  # decided before: what fails now does not matter
                 return recorded
             raise
-        recorded = settled.result() if isinstance(settled, Future) else settled
+        recorded = settled.result()
         return prepared if recorded is None else recorded
 
     def _settled(self, job_id: str) -> Decision | None:
@@ -193,11 +192,13 @@ class PreflightService:
         )
         return recorded.decision
 
-    def _background(self, work: Callable[[str], T], argument: str) -> Future[T] | T:
+    def _background(self, work: Callable[[str], T], argument: str) -> Future[T]:
         """``work(argument)`` started in the background, or done now without an executor."""
-        if self._executor is None:
-            return work(argument)
-        return self._executor.submit(contextvars.copy_context().run, work, argument)
+        if self._executor is not None:
+            return self._executor.submit(contextvars.copy_context().run, work, argument)
+        done: Future[T] = Future()
+        done.set_result(work(argument))
+        return done
 
     def _read(self, message: ClaimedJobMessage) -> Prepared:
         """The job as Pleo has it, in its own company's context, with that company's
