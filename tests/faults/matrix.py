@@ -41,9 +41,14 @@ SLUG = "acme"
 AGREEMENT = 100001
 BARRED_ACCOUNT = 9999  # in the simulator's default chart of accounts: fails mapped_accounts
 
-# The function's settings for every row: timeouts are injected as 1 s delays; retries come
-# back at once (the sandbox sets the backoff to 0 and the claimed queue's visibility to 1 s).
-SETTINGS = {"HTTP_TIMEOUT_SECONDS": "0.5"}
+# The function's settings for every row: a timeout is a delay of TIMEOUT_DELAY_SECONDS
+# against an HTTP timeout of HTTP_TIMEOUT_SECONDS; retries come back at once (the sandbox sets
+# the backoff to 0 and the claimed queue's visibility to 1 s). The timeout leaves room for a
+# loaded machine (three test processes on two cores): at 0.5 s, answers that were not
+# delayed at all timed out now and then, and rows went another way.
+HTTP_TIMEOUT_SECONDS = 2.0
+TIMEOUT_DELAY_SECONDS = HTTP_TIMEOUT_SECONDS + 1.0
+SETTINGS = {"HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS)}
 
 DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN = "deleted", "retried", "dlq-rejected", "dlq-redriven"
 MESSAGE_ENDS = (DELETED, RETRIED, DLQ_REJECTED, DLQ_REDRIVEN)
@@ -207,7 +212,10 @@ HTTP_FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "429-retry-after": ("429 with `Retry-After: 1`", {"status": 429, "headers": {"Retry-After": "1"}}),
     "429": ("429 without `Retry-After`", {"status": 429}),
     "5xx": ("503", {"status": 503}),
-    "timeout": ("no answer within the timeout (answers after 1 s)", {"delay": 1.0}),
+    "timeout": (
+        f"no answer within the timeout (answers after {TIMEOUT_DELAY_SECONDS:g} s)",
+        {"delay": TIMEOUT_DELAY_SECONDS},
+    ),
     "disconnect": ("connection closed without an answer", {"disconnect": True}),
 }
 
@@ -637,7 +645,7 @@ EXHAUSTED = [
     FaultScenario(
         "economic-vat-accounts-timeout-persistent",
         "e-conomic `GET /vat-accounts`: no answer within the timeout on every delivery",
-        economic_fault("/vat-accounts", times=None, delay=1.0),
+        economic_fault("/vat-accounts", times=None, delay=TIMEOUT_DELAY_SECONDS),
         failed_early("accounting_system_timeout", retries=MAX_RECEIVE_COUNT - 1),
     ),
     FaultScenario(

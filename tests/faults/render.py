@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sandbox.aws import MAX_RECEIVE_COUNT
 
-from .matrix import SCENARIOS, SETTINGS, FaultScenario
+from .matrix import SCENARIOS, SETTINGS, TIMEOUT_DELAY_SECONDS, FaultScenario
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
@@ -53,7 +53,7 @@ Run it (one and a half to two minutes on two cores):
 .venv/bin/python -m pytest tests/faults -q          # or: make test (everything)
 ```
 
-It runs with {", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())} (timeouts are injected as 1 s delays),
+It runs with {", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())} (timeouts are injected as {TIMEOUT_DELAY_SECONDS:g} s delays),
 retry backoff 0 and a 1 s visibility timeout on the claimed-jobs queue, so a retry costs
 at most about a second, not the production 15 s, 30 s, ...
 

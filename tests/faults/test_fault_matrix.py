@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ def test_fault(world: Sandbox, scenario: FaultScenario, capsys: pytest.CaptureFi
     expected = scenario.expected
 
     # What the row promises.
-    assert seen.job == (expected.job, expected.reason_type), "the job's final state in Pleo"
+    assert seen.job == (expected.job, expected.reason_type), f"the job's final state in Pleo; {_deliveries(caplog)}"
     assert len(seen.events) == expected.events, f"failed events Pleo accepted: {seen.events}"
     assert len(seen.hand_offs) == expected.hand_offs, f"hand-offs: {[h['jobId'] for h in seen.hand_offs]}"
     if isinstance(expected.retries, range):  # how many deliveries are retried first depends on timing
@@ -251,6 +252,17 @@ def secret_leaks(sandbox: Sandbox, seen: Seen, texts: dict[str, str]) -> list[st
             if any(form in text for form in _forms(value)):
                 leaks.append(f"{where}: {label}")
     return sorted(set(leaks))
+
+
+def _deliveries(caplog) -> str:
+    """What each delivery logged at WARNING or above, in one line each: why a row went
+    another way (a slow machine's timeout, say) is in the assertion itself."""
+    lines = [
+        f"{record.levelname} {record.getMessage()} {getattr(record, 'error', '')}".strip()
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and record.name == "export-preflight"
+    ]
+    return "what the deliveries logged:\n" + "\n".join(lines or ["(nothing at WARNING or above)"])
 
 
 def _records(caplog) -> str:
