@@ -47,15 +47,16 @@ description, and that nothing is written to e-conomic. (moto's DynamoDB does not
 conditional writes atomically, as DynamoDB does; the suite serializes its writes, or
 duplicate deliveries could both win the job's decision record.)
 
-Run it (one and a half to two minutes on two cores):
+Run it (about four minutes in one process on two cores; `-n 3` about a minute and a half):
 
 ```bash
 .venv/bin/python -m pytest tests/faults -q          # or: make test (everything)
 ```
 
-It runs with {", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())} (timeouts are injected as {TIMEOUT_DELAY_SECONDS:g} s delays),
-retry backoff 0 and a 1 s visibility timeout on the claimed-jobs queue, so a retry costs
-at most about a second, not the production 15 s, 30 s, ...
+It runs with {", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())}
+(timeouts are injected as {TIMEOUT_DELAY_SECONDS:g} s delays), retry backoff 0 and a 1 s
+visibility timeout on the claimed-jobs queue, so a retry comes back within about a second,
+not the production 15 s, 30 s, ...
 
 This file is generated from the same table as the tests: after changing
 `tests/faults/matrix.py`, run `python -m tests.faults.render`
