@@ -61,6 +61,42 @@ def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_ba
     assert any(m.get("UnexpectedError") for m in emf_metrics(out))
 
 
+def _log_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"level"')]
+
+
+def test_a_retried_record_is_logged_once_at_its_level_not_again_by_the_batch_processor(sandbox, capsys):
+    (seeded,) = scenarios.passes(sandbox)
+    sandbox.economic.inject("GET", "/self", times=1, status=503)
+    report = sandbox.poller().drain()
+    assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
+    lines = _log_lines(capsys.readouterr().out)
+    (retried,) = [line for line in lines if line["level"] == "WARNING"]
+    assert retried["message"] == "transient trouble; the message will be retried" and "exception" not in retried
+    assert not [line for line in lines if "Record processing exception" in line["message"]]
+
+
+def test_an_error_outside_the_error_handling_is_still_logged_with_its_traceback(sandbox, monkeypatch, capsys):
+    from export_preflight.settings import Settings
+
+    (seeded,) = scenarios.passes(sandbox)
+    original = Settings.retry_delay
+    calls = []
+
+    def broken_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug before the error handling")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Settings, "retry_delay", broken_once)
+    report = sandbox.poller().drain()
+    assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
+    (logged,) = [line for line in _log_lines(capsys.readouterr().out) if line["level"] == "WARNING"]
+    assert logged["message"] == "Record processing exception; skipping this record"
+    assert "RuntimeError: a bug before the error handling" in logged["exception"]
+
+
 def test_a_redrive_of_a_decided_job_is_a_no_op_and_a_rerun_decides_again(sandbox):
     (seeded,) = scenarios.passes(sandbox)
     body = json.dumps({"jobId": seeded.job_id, "companyId": seeded.company_id})

@@ -22,6 +22,22 @@ from .runtime import get_runtime
 
 Annotate = Callable[[str, str], None]
 Process = Callable[[SQSRecord, LambdaContext, Annotate], str]
+# Set on an error ``handle_error`` logged before raising it (the record is retried).
+_LOGGED = "_export_preflight_logged"
+
+
+class _FailuresNotLoggedYet:
+    """The logger handed to Powertools' batch processor, which logs every record whose
+    handler raised (a WARNING with its traceback). ``handle_error`` has logged most of them
+    already, at the level its handling says (a quiet ``DecisionBusy`` at INFO, transient
+    trouble as one WARNING without a traceback); those are not logged twice. Anything else
+    (an error outside ``handle_error``) is, with its traceback: no failed record goes unlogged."""
+
+    def warning(self, message: str, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
+        error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        if not getattr(error, _LOGGED, False):
+            logger.warning(message, *args, exc_info=exc_info, **kwargs)
+
 
 REMOTES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
 
@@ -38,10 +54,9 @@ class RecordRunner:
         self._name = name
         self._trace: object = None
         self._processor = AsyncBatchProcessor(
-            # the service's logger (Powertools' Logger; the processor only calls its log methods)
             event_type=EventType.SQS,
             raise_on_entire_batch_failure=False,
-            logger=logger,  # type: ignore[arg-type]
+            logger=_FailuresNotLoggedYet(),  # type: ignore[arg-type]  # (the processor calls only .warning)
         )
 
     def process_batch(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -119,6 +134,7 @@ def handle_error(
         count_outcome("rejected", handling.kind)
         return "rejected"
     queues.delay_redelivery(record.receipt_handle, handling.delay_seconds, queue_url=queue_url)
+    setattr(error, _LOGGED, True)
     raise error
 
 
