@@ -38,20 +38,25 @@ def test_a_token_set_secrets_manager_refused_is_recovered_and_the_grant_keeps_wo
     assert stored_tokens(sandbox, company)["refreshToken"] == company.grant.refresh_token
 
 
-def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_backed_off(sandbox, monkeypatch, capsys):
-    from export_preflight.company_checks import CompanyChecks
-
-    (seeded,) = scenarios.passes(sandbox)
-    original = CompanyChecks.run
+def _break_once(monkeypatch, cls: type, name: str, error: Exception) -> None:
+    """``cls.name`` raises ``error`` on its first call, then works as before."""
+    original = getattr(cls, name)
     calls = []
 
     def broken_once(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise ZeroDivisionError("a bug nobody planned for")
+            raise error
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CompanyChecks, "run", broken_once)
+    monkeypatch.setattr(cls, name, broken_once)
+
+
+def test_an_unexpected_error_is_logged_with_the_job_and_traceback_counted_and_backed_off(sandbox, monkeypatch, capsys):
+    from export_preflight.company_checks import CompanyChecks
+
+    (seeded,) = scenarios.passes(sandbox)
+    _break_once(monkeypatch, CompanyChecks, "run", ZeroDivisionError("a bug nobody planned for"))
     report = sandbox.poller().drain()
     assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
     out, _ = capsys.readouterr()
@@ -80,16 +85,7 @@ def test_an_error_outside_the_error_handling_is_still_logged_with_its_traceback(
     from export_preflight.settings import Settings
 
     (seeded,) = scenarios.passes(sandbox)
-    original = Settings.retry_delay
-    calls = []
-
-    def broken_once(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("a bug before the error handling")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Settings, "retry_delay", broken_once)
+    _break_once(monkeypatch, Settings, "retry_delay", RuntimeError("a bug before the error handling"))
     report = sandbox.poller().drain()
     assert report.failures == 1 and [h["jobId"] for h in ready_jobs(sandbox)] == [seeded.job_id]
     (logged,) = [line for line in _log_lines(capsys.readouterr().out) if line["level"] == "WARNING"]
