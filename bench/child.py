@@ -1,7 +1,8 @@
 """A fresh interpreter, as a new Lambda container would be: ``python -m bench.child SPEC RESULT``.
 
 The sandbox (moto and the simulators) runs in the parent; the environment points here at
-it. Modes: ``baseline`` (``import boto3, httpx`` only), ``handler`` (import the real
+it. Modes: ``baseline`` (``import boto3, httpx``; then, timed apart, the frameworks the
+handler adds: Powertools and pydantic), ``handler`` (import the real
 handler, build the runtime, then one invocation per item of ``items``), ``reference``
 (the same with ``bench.reference``), ``import`` (the handler's imports and runtime only).
 Nothing but the standard library is imported before the measured imports, and nothing the
@@ -70,6 +71,23 @@ def load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return module, out
 
 
+def frameworks() -> dict[str, float]:
+    """After the bare import: what importing the frameworks the handler uses costs on top,
+    in the handler's order (Powertools' batch before pydantic, see export_preflight/__init__):
+    Powertools (what the handler imports of it), then pydantic. The reference imports neither."""
+    started = time.perf_counter()
+    import aws_lambda_powertools.utilities.batch  # noqa: F401
+    from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: F401
+    from aws_lambda_powertools.utilities import parameters  # noqa: F401
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord  # noqa: F401
+
+    powertools = time.perf_counter()
+    import pydantic  # noqa: F401
+    from pydantic import BaseModel, Field, HttpUrl  # noqa: F401
+
+    return {"powertools_s": powertools - started, "pydantic_s": time.perf_counter() - powertools}
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     sys.meta_path.insert(0, NotInLayer(spec.get("absent", [])))  # type: ignore[arg-type]
     if spec["mode"] == "baseline":
@@ -77,7 +95,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         import boto3  # noqa: F401
         import httpx  # noqa: F401
 
-        return {"import_s": time.perf_counter() - started, "t_ready": time.monotonic(), "rss_mb": rss_mb()}
+        out = {"import_s": time.perf_counter() - started, "t_ready": time.monotonic(), "rss_mb": rss_mb()}
+        out.update(frameworks())
+        return out
     module, out = load(spec)
     out["rss_init_mb"] = rss_mb()
     if spec["mode"] == "import":

@@ -367,6 +367,8 @@ def cold_stats(cold: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out["clients"] = sum(cold["handler"][0]["clients_first"].values())
     out["client_seconds"] = statistics.median(run["client_seconds"] for run in cold["handler"])
     out["bare"] = statistics.median(run["import_s"] for run in cold["baseline"])
+    out["powertools"] = statistics.median(run["powertools_s"] for run in cold["baseline"])
+    out["pydantic"] = statistics.median(run["pydantic_s"] for run in cold["baseline"])
     out["bare_ready"] = statistics.median(run["to_decision"] for run in cold["baseline"])
     return out
 

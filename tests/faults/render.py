@@ -47,7 +47,7 @@ description, and that nothing is written to e-conomic. (moto's DynamoDB does not
 conditional writes atomically, as DynamoDB does; the suite serializes its writes, or
 duplicate deliveries could both win the job's decision record.)
 
-Run it (about four minutes in one process on two cores; `-n 3` about a minute and a half):
+Run it (about three minutes in one process on two cores; with `-n 3`, about a minute and a half):
 
 ```bash
 .venv/bin/python -m pytest tests/faults -q          # or: make test (everything)
