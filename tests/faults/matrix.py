@@ -23,7 +23,7 @@ import re
 import uuid
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from export_preflight.connectors import CONNECTORS
@@ -1054,6 +1054,91 @@ def _oauth_rows() -> list[FaultScenario]:
     return rows
 
 
+# ---------------------------------------------------------------- Business Central: Entra ID and OData
+
+BC_TOKEN_PATH = r"/[^/]+/oauth2/v2\.0/token"  # POST {login}/{tenantId}/oauth2/v2.0/token
+BC_ACCOUNTS_PATH = r"/v2\.0/.*/accounts"  # GET .../api/v2.0/companies({id})/accounts
+# What Business Central answers while an environment is being upgraded (facts.yaml retry-after-502-503).
+BC_UNAVAILABLE = {
+    "status": 503,
+    "headers": {"Retry-After": "1"},
+    "json": {"error": {"code": "ServiceUnavailable", "message": "The environment is being updated."}},
+}
+
+
+def businesscentral_fault(method: str, path: str, *, times: int | None = 1, **fault: Any) -> Setup:
+    """A Business Central company every check passes (``make run``'s), with ``fault`` on its
+    tenant's token endpoint or its API."""
+    base = from_scenario(scenarios.businesscentral_passes)
+
+    def setup(sandbox: Sandbox) -> Seeded:
+        seeded = base(sandbox)
+        sandbox.accounting["businesscentral"].inject(method, path, times=times, **fault)
+        return seeded
+
+    return setup
+
+
+def nothing_written_to_businesscentral(sandbox: Sandbox, seeded: Seeded) -> None:
+    """Business Central is only read; the one POST is Entra ID's token request."""
+    requests = sandbox.accounting["businesscentral"].requests
+    assert requests, "the row reached Business Central"
+    token = re.compile(BC_TOKEN_PATH)
+    written = [f"{r.method} {r.path}" for r in requests if r.method != "GET" and not token.fullmatch(r.path)]
+    assert written == [], "nothing is ever written to Business Central"
+
+
+def _businesscentral_rows() -> list[FaultScenario]:
+    token, accounts = ("POST", BC_TOKEN_PATH), ("GET", BC_ACCOUNTS_PATH)
+    rows = [
+        FaultScenario(
+            "businesscentral-token-5xx",
+            "Microsoft Entra ID's token endpoint (client credentials): 503, once",
+            businesscentral_fault(*token, status=503),
+            handed_on(retries=1),
+        ),
+        FaultScenario(
+            "businesscentral-token-disconnect",
+            "Microsoft Entra ID's token endpoint: connection closed without an answer, once",
+            businesscentral_fault(*token, disconnect=True),
+            handed_on(retries=1),
+        ),
+        FaultScenario(
+            "businesscentral-token-5xx-persistent",
+            "Microsoft Entra ID's token endpoint: 503 on every delivery",
+            businesscentral_fault(*token, times=None, status=503),
+            failed_early("accounting_system_unreachable", retries=MAX_RECEIVE_COUNT - 1),
+        ),
+        FaultScenario(
+            "businesscentral-accounts-429-retry-after",
+            "Business Central `GET .../accounts`: 429 with `Retry-After: 1` (over the 6,000 requests per "
+            "5 minutes, or the queue of 95 full), once",
+            businesscentral_fault(*accounts, status=429, headers={"Retry-After": "1"}),
+            handed_on(retries=1),
+        ),
+        FaultScenario(
+            "businesscentral-accounts-504",
+            "Business Central `GET .../accounts`: 504 Gateway Timeout, once",
+            businesscentral_fault(*accounts, status=504),
+            handed_on(retries=1),
+        ),
+        FaultScenario(
+            "businesscentral-upgrade-503-persistent",
+            "Business Central `GET .../accounts`: 503 with `Retry-After` and an OData error (an environment "
+            "being upgraded) on every delivery",
+            businesscentral_fault(*accounts, times=None, **BC_UNAVAILABLE),
+            failed_early("accounting_system_unreachable", retries=MAX_RECEIVE_COUNT - 1),
+        ),
+        FaultScenario(
+            "businesscentral-accounts-429-persistent",
+            "Business Central `GET .../accounts`: 429 on every delivery",
+            businesscentral_fault(*accounts, times=None, status=429, headers={"Retry-After": "1"}),
+            failed_early("accounting_system_rate_limit", retries=MAX_RECEIVE_COUNT - 1),
+        ),
+    ]
+    return [replace(row, verify=nothing_written_to_businesscentral) for row in rows]
+
+
 def redriven_later(sandbox: Sandbox) -> PollReport:
     """Decide, then the same message comes back: a DLQ redrive days later, after SQS's
     5-minute deduplication window (the decision record answers: nothing is done again)."""
@@ -1232,6 +1317,7 @@ SCENARIOS: tuple[FaultScenario, ...] = (
     *MALFORMED,
     *HARDENING,
     *_oauth_rows(),
+    *_businesscentral_rows(),
 )
 
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS), "scenario names must be unique"

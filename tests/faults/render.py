@@ -38,12 +38,13 @@ export-preflight promises ([Outcomes and guarantees](checks.md#outcomes-and-guar
 
 The fault matrix proves these against the real handler: `tests/faults/` seeds one
 company and one claimed job per row in the local world (moto, the Pleo and e-conomic
-simulators), injects the row's fault — into a simulator (status, `Retry-After`, a delay
+simulators; Business Central's for its rows), injects the row's fault — into a simulator (status, `Retry-After`, a delay
 past the HTTP timeout, a dropped connection), or at the AWS SDK boundary for Secrets
 Manager, DynamoDB and SQS (moto cannot throttle, time out or drop a connection) — and
 drives the handler with the poller that behaves like the SQS event source. Every row
 also checks the three promises above, that every request to Pleo matches its OpenAPI
-description, and that nothing is written to e-conomic. (moto's DynamoDB does not apply
+description, and that nothing is written to e-conomic (nor to Business Central in its
+rows, whose one POST is Entra ID's token request). (moto's DynamoDB does not apply
 conditional writes atomically, as DynamoDB does; the suite serializes its writes, or
 duplicate deliveries could both win the job's decision record.)
 
