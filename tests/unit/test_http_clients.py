@@ -6,6 +6,8 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import socket
+import threading
 import time
 import tracemalloc
 import uuid
@@ -147,6 +149,63 @@ def test_a_trickling_server_is_cut_at_the_deadline(server, remote):
     assert raised.value.reason_type is timeout
     assert "did not finish answering within 1 s" in str(raised.value)
     # Before: the whole 10 s (each read well within the 1 s timeout). Now: the deadline.
+    assert 0.9 < elapsed < 1.6, f"{elapsed:.2f} s"
+
+
+class TricklingServer:
+    """A loopback server that answers every connection with its status line and headers one
+    byte every 50 ms, then a short body: a single read never stalls long enough for the read
+    timeout, the head alone takes ``len(HEAD) * 0.05`` s (about 5 s)."""
+
+    HEAD = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+        + b"x" * 40
+        + b"\r\nContent-Length: 2\r\n\r\n"
+    )
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._stop = threading.Event()
+        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                try:
+                    for byte in self.HEAD:
+                        if self._stop.wait(0.05):
+                            return
+                        connection.sendall(bytes([byte]))
+                    connection.sendall(b"{}")
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._socket.close()
+
+
+@pytest.mark.parametrize("remote", list(REMOTES))
+def test_a_server_trickling_its_headers_is_cut_at_the_deadline(remote):
+    call, error, _, timeout = REMOTES[remote]
+    server = TricklingServer()
+    try:
+        started = time.monotonic()
+        with pytest.raises(error) as raised:
+            call(server, timeout=1.0)  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+
+    assert raised.value.reason_type is timeout
+    assert "did not finish answering within 1 s" in str(raised.value)
+    # Before: the whole head, ~5 s (each byte well within the 1 s read timeout). Now: the deadline.
     assert 0.9 < elapsed < 1.6, f"{elapsed:.2f} s"
 
 

@@ -11,7 +11,9 @@ import email.utils
 import math
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
 from functools import cache
@@ -19,6 +21,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import certifi
+import httpcore
 import httpx
 
 from .errors import TransientError
@@ -80,6 +83,90 @@ class AnswerUnreadable(httpx.DecodingError):
     """An answer in an encoding we do not read (e.g. gzip inside gzip: a bomb's multiplier)."""
 
 
+# When the exchange under way in this thread must be over (``time.monotonic()``), if any.
+_EXCHANGE_END: ContextVar[float | None] = ContextVar("export_preflight_exchange_end", default=None)
+
+
+@contextmanager
+def _exchange_until(end: float) -> Iterator[None]:
+    token = _EXCHANGE_END.set(end)
+    try:
+        yield
+    finally:
+        _EXCHANGE_END.reset(token)
+
+
+def _wait_at_most(timeout: float | None, timed_out: type[Exception]) -> float | None:
+    """One socket wait of the exchange under way: ``timeout``, but never past the exchange's
+    end; ``timed_out`` once the end has passed."""
+    end = _EXCHANGE_END.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise timed_out("the exchange's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every wait ends by the deadline of the exchange using it (a pooled
+    connection serves one exchange at a time). Without it a server trickling its status line
+    and headers, a byte at a time inside the read timeout, holds the exchange as long as it
+    likes: the deadline is otherwise checked only once the headers are in."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _wait_at_most(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _wait_at_most(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _wait_at_most(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, wait))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    """httpcore's own sockets, as ``_DeadlineStream``s."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = _wait_at_most(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(super().connect_tcp(host, port, wait, local_address, socket_options))
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport, on a connection pool of ``_DeadlineBackend`` connections (the same
+    pool ``HTTPTransport`` builds; httpx has no parameter for its network backend, so the pool
+    is replaced: tests/unit/test_http_clients.py holds a trickled header to the deadline)."""
+
+    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
 class _Slices(httpx.SyncByteStream):
     """The raw (possibly compressed) body in slices of ``INFLATE_SLICE``, cut at the deadline."""
 
@@ -90,7 +177,17 @@ class _Slices(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         size = 0
-        for chunk in self._raw.iter_raw():
+        chunks = self._raw.iter_raw()
+        while True:
+            try:
+                with _exchange_until(self._end):
+                    chunk = next(chunks, None)
+            except httpx.TimeoutException:
+                if time.monotonic() >= self._end:
+                    raise AnswerTooSlow(self._bounds.deadline_seconds) from None
+                raise
+            if chunk is None:
+                return
             if time.monotonic() > self._end:
                 raise AnswerTooSlow(self._bounds.deadline_seconds)
             size += len(chunk)
@@ -142,7 +239,13 @@ class BoundedTransport(httpx.BaseTransport):
                 phase: bounds.deadline_seconds if seconds is None else min(seconds, bounds.deadline_seconds)
                 for phase, seconds in timeouts.items()
             }
-        raw = self._inner.handle_request(request)
+        try:
+            with _exchange_until(end):
+                raw = self._inner.handle_request(request)
+        except httpx.TimeoutException:
+            if time.monotonic() >= end:
+                raise AnswerTooSlow(bounds.deadline_seconds, request=request) from None
+            raise
         encodings = [
             coding
             for coding in (
@@ -191,7 +294,7 @@ def new_client(
         timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 3.0)),
         follow_redirects=False,
         transport=BoundedTransport(
-            httpx.HTTPTransport(verify=_tls_context(), limits=limits, trust_env=False),
+            _DeadlineTransport(verify=_tls_context(), limits=limits),
             AnswerBounds(max_answer_bytes, timeout_seconds),
         ),
         trust_env=False,
