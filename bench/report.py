@@ -184,7 +184,9 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
         "the layer's modules load from .pyc as its build makes them, layers/preflight/Makefile, the function's "
         "app.py compiles from source, as on Lambda; and only the packages the layer ships importable: the dev "
         "environment's rich and click would make `import httpx` import httpx's command-line client too, in the "
-        "handler and the bare import alike, bench/layer.py); moto and the simulators serve from the bench process.",
+        "handler and the bare import alike, bench/layer.py); moto and the simulators serve from the bench process. "
+        "The e-conomic warm paths, the sequential run and the reference handler's run alternate in "
+        f"{r['warm_rounds']} rounds of one process each, so that the machine's drift falls on all three alike.",
         "- Floor: the longest chain of steps the job needs (data dependencies, the decision recorded before the "
         "action and settled after it), each step costing what its calls cost here: the injected latency plus the "
         f"sandbox's own time per call (client, loopback, moto or simulator), measured as the median over the "
