@@ -35,8 +35,10 @@ class _FailuresNotLoggedYet:
 
     def warning(self, message: str, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
         error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        if not getattr(error, _LOGGED, False):
-            logger.warning(message, *args, exc_info=exc_info, **kwargs)
+        if getattr(error, _LOGGED, False):
+            delattr(error, _LOGGED)  # (the same error object raised again elsewhere is logged)
+            return
+        logger.warning(message, *args, exc_info=exc_info, **kwargs)
 
 
 REMOTES = frozenset({"pleo", "aws", "ours", *CONNECTORS})
