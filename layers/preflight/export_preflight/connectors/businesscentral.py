@@ -215,6 +215,11 @@ TENANT_NOT_FOUND = 90002
 NO_BUSINESS_CENTRAL = 500011
 
 
+def _aadsts(codes: set[int]) -> str:
+    """Entra's error codes as a reason quotes them: ", AADSTS7000215, ..." (none: empty)."""
+    return "".join(f", AADSTS{code}" for code in sorted(codes))
+
+
 def entra_refusal(refusal: TokenRefusal, tenant: str) -> AccountingSystemError | TransientError:
     """What a refused token request means, decided on ``error_codes`` then ``error`` (facts.yaml
     token-error-body: never on the description), with what the customer's administrator must do."""
@@ -260,18 +265,15 @@ def entra_refusal(refusal: TokenRefusal, tenant: str) -> AccountingSystemError |
     if refusal.error in ("invalid_client", "unauthorized_client"):
         return AccountingSystemError(
             f"Microsoft Entra refused the Business Central app's credentials in the tenant {tenant} "
-            f"({refusal.error}"
-            + "".join(f", AADSTS{code}" for code in sorted(codes))
-            + "). The customer's administrator must check the client id and secret in the company's Business "
-            "Central credentials and that the app is consented in that tenant, then export again.",
+            f"({refusal.error}{_aadsts(codes)}). The customer's administrator must check the client id and "
+            "secret in the company's Business Central credentials and that the app is consented in that tenant, "
+            "then export again.",
             reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
         )
     return AccountingSystemError(
         f"Microsoft Entra refused to issue a Business Central access token ({refusal.status_code}, "
-        f"{refusal.error or 'an unexpected error'}"
-        + "".join(f", AADSTS{code}" for code in sorted(codes))
-        + "). Check the tenant in accountingCompanyRef and the app's credentials; if that does not help, contact "
-        "support.",
+        f"{refusal.error or 'an unexpected error'}{_aadsts(codes)}). Check the tenant in accountingCompanyRef "
+        "and the app's credentials; if that does not help, contact support.",
         reason_type=FailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
     )
 
