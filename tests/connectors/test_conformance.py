@@ -243,24 +243,22 @@ def test_lookups_are_batched_per_kind(world: Harness) -> None:
     not applicable are left out)."""
     ledger = world.row.ledger
     built = world.build()
-    expected_accounts = {
-        ref: usable
-        for state, ref, usable in (
-            ("active", ledger.active_account, True),
-            ("unusable", ledger.unusable_account, False),
-            ("unknown", ledger.unknown_account, None),
-        )
-        if f"account[{state}]" not in world.row.not_applicable
-    }
-    expected_taxes = {
-        code: usable
-        for state, code, usable in (
-            ("active", ledger.active_tax_code, True),
-            ("inactive", ledger.inactive_tax_code, False),
-            ("unknown", ledger.unknown_tax_code, None),
-        )
-        if f"tax_code[{state}]" not in world.row.not_applicable
-    }
+
+    def applicable(kind: str, *cases: tuple[str, str, bool | None]) -> dict[str, bool | None]:
+        return {ref: usable for state, ref, usable in cases if f"{kind}[{state}]" not in world.row.not_applicable}
+
+    expected_accounts = applicable(
+        "account",
+        ("active", ledger.active_account, True),
+        ("unusable", ledger.unusable_account, False),
+        ("unknown", ledger.unknown_account, None),
+    )
+    expected_taxes = applicable(
+        "tax_code",
+        ("active", ledger.active_tax_code, True),
+        ("inactive", ledger.inactive_tax_code, False),
+        ("unknown", ledger.unknown_tax_code, None),
+    )
     accounts = built.connector.accounts(list(expected_accounts))
     taxes = built.connector.tax_codes(list(expected_taxes))
     assert {ref: None if e is None else e.usable for ref, e in accounts.items()} == expected_accounts
