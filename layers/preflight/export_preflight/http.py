@@ -88,10 +88,16 @@ _EXCHANGE_END: ContextVar[float | None] = ContextVar("export_preflight_exchange_
 
 
 @contextmanager
-def _exchange_until(end: float) -> Iterator[None]:
+def _exchange_until(end: float, bounds: AnswerBounds, request: httpx.Request | None = None) -> Iterator[None]:
+    """Every socket wait inside ends by ``end``; a timeout once ``end`` has passed is the
+    exchange's deadline (``AnswerTooSlow``), an earlier one stays a plain timeout."""
     token = _EXCHANGE_END.set(end)
     try:
         yield
+    except httpx.TimeoutException:
+        if time.monotonic() >= end:
+            raise AnswerTooSlow(bounds.deadline_seconds, request=request) from None
+        raise
     finally:
         _EXCHANGE_END.reset(token)
 
@@ -179,13 +185,8 @@ class _Slices(httpx.SyncByteStream):
         size = 0
         chunks = self._raw.iter_raw()
         while True:
-            try:
-                with _exchange_until(self._end):
-                    chunk = next(chunks, None)
-            except httpx.TimeoutException:
-                if time.monotonic() >= self._end:
-                    raise AnswerTooSlow(self._bounds.deadline_seconds) from None
-                raise
+            with _exchange_until(self._end, self._bounds):
+                chunk = next(chunks, None)
             if chunk is None:
                 return
             if time.monotonic() > self._end:
@@ -239,13 +240,8 @@ class BoundedTransport(httpx.BaseTransport):
                 phase: bounds.deadline_seconds if seconds is None else min(seconds, bounds.deadline_seconds)
                 for phase, seconds in timeouts.items()
             }
-        try:
-            with _exchange_until(end):
-                raw = self._inner.handle_request(request)
-        except httpx.TimeoutException:
-            if time.monotonic() >= end:
-                raise AnswerTooSlow(bounds.deadline_seconds, request=request) from None
-            raise
+        with _exchange_until(end, bounds, request):
+            raw = self._inner.handle_request(request)
         encodings = [
             coding
             for coding in (

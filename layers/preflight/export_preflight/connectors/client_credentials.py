@@ -294,13 +294,4 @@ class ClientCredentialsSystem(TokenServiceSystem):
         def create(env: ConnectorEnvironment, config: CompanyConfiguration, refresh: bool) -> AccountingConnector:
             return connector(env.http[self.api_client], self.grant(env, config, refresh), config)
 
-        return ConnectorSpec(
-            system_id=self.system_id,
-            display_name=self.display_name,
-            settings=self.settings,
-            base_urls=self.base_urls,
-            create=create,
-            credentials=ClientCredentials,
-            reread_on_rejection=True,
-            **spec,
-        )
+        return self.connector_spec(create, credentials=ClientCredentials, reread_on_rejection=True, **spec)

@@ -104,6 +104,20 @@ class TokenServiceSystem:
         token_url: HttpUrl = getattr(settings, f"{self.token_service.role}_base_url")
         return {self.api_client: base_url(api_url), self.token_client: base_url(token_url)}
 
+    def connector_spec(
+        self, create: Callable[[ConnectorEnvironment, CompanyConfiguration, bool], AccountingConnector], **spec: Any
+    ) -> ConnectorSpec:
+        """A ``ConnectorSpec`` with what the declaration already says (id, name, settings, base
+        URLs) and ``create``; ``spec`` is the rest."""
+        return ConnectorSpec(
+            system_id=self.system_id,
+            display_name=self.display_name,
+            settings=self.settings,
+            base_urls=self.base_urls,
+            create=create,
+            **spec,
+        )
+
 
 @dataclass(frozen=True)
 class OAuthSystem(TokenServiceSystem):
@@ -157,12 +171,4 @@ class OAuthSystem(TokenServiceSystem):
             auth = self.bearer(env, config, refresh)
             return connector(env.http[self.api_client], auth, config)
 
-        return ConnectorSpec(
-            system_id=self.system_id,
-            display_name=self.display_name,
-            settings=self.settings,
-            base_urls=self.base_urls,
-            create=create,
-            reread_on_rejection=False,
-            **spec,
-        )
+        return self.connector_spec(create, reread_on_rejection=False, **spec)
