@@ -4,7 +4,9 @@ The sandbox (moto and the simulators) runs in the parent; the environment points
 it. Modes: ``baseline`` (``import boto3, httpx``; then, timed apart, the frameworks the
 handler adds: Powertools and pydantic), ``handler`` (import the real
 handler, build the runtime, then one invocation per item of ``items``), ``reference``
-(the same with ``bench.reference``), ``import`` (the handler's imports and runtime only).
+(the same with ``bench.reference``), ``reference+frameworks`` (the reference after importing
+what the handler imports of Powertools and pydantic: the floor of a handler on that stack),
+``import`` (the handler's imports and runtime only).
 Nothing but the standard library is imported before the measured imports, and nothing the
 deployed layer does not ship can be imported (``absent``: the dev environment's rich, click, ...).
 """
@@ -56,7 +58,9 @@ def load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     sys.path[:0] = spec.get("code_paths", [])
     out: dict[str, Any] = {}
     started = time.perf_counter()
-    if spec["mode"] == "reference":
+    if spec["mode"] in ("reference", "reference+frameworks"):
+        if spec["mode"] == "reference+frameworks":
+            out.update(frameworks())
         from bench import reference as module
 
         out["import_s"], out["init_s"] = time.perf_counter() - started, 0.0

@@ -232,12 +232,13 @@ def batch_items(bench: Bench, reps: int, *, singles: bool = True, size: int = 10
 
 
 def run_cold(bench: Bench, reps: int) -> dict[str, list[dict[str, Any]]]:
-    """Fresh processes, interleaved: the handler and the reference each deciding one new
-    e-conomic pass-path job, and a bare ``import boto3, httpx``."""
+    """Fresh processes, interleaved: the handler, the reference, and the reference after
+    importing Powertools and pydantic as the handler does (the floor of any handler on that
+    stack), each deciding one new e-conomic pass-path job; and a bare ``import boto3, httpx``."""
     company = bench.company("economic", "bench-cold")
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for _ in range(reps):
-        for mode in ("handler", "reference", "baseline"):
+        for mode in ("handler", "reference", "reference+frameworks", "baseline"):
             items = [] if mode == "baseline" else [{"label": "first", "event": bench.event([company], "in_progress")}]
             started, result, _ = bench.spawn({"mode": mode, "items": items})
             result["to_decision"] = result.get("t_decided", result.get("t_ready", 0)) - started
@@ -374,6 +375,14 @@ def cold_stats(cold: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out["powertools"] = statistics.median(run["powertools_s"] for run in cold["baseline"])
     out["pydantic"] = statistics.median(run["pydantic_s"] for run in cold["baseline"])
     out["bare_ready"] = statistics.median(run["to_decision"] for run in cold["baseline"])
+    floor = cold["reference+frameworks"]
+    out["floor"] = statistics.median(run["to_decision"] for run in floor)
+    out["floor_init"] = statistics.median(run["import_s"] for run in floor)
+    out["floor_first"] = statistics.median(run["items"][0]["s"] for run in floor)
+    # ratios of runs started side by side (the machine's drift falls on both)
+    out["floor_ratio"] = statistics.median(
+        f["to_decision"] / r["to_decision"] for f, r in zip(floor, cold["reference"], strict=True)
+    )
     return out
 
 
@@ -452,7 +461,10 @@ def run_all(bench: Bench, cfg: Config, log: Any) -> dict[str, Any]:
     finally:
         for server in sandbox.servers:
             server.latency = cfg.http_latency
-    log(f"cold start: {cfg.n(5, 2)} × (handler, reference handler, bare import) in fresh processes")
+    log(
+        f"cold start: {cfg.n(5, 2)} × (handler, reference handler, reference + Powertools and pydantic, bare "
+        "import) in fresh processes"
+    )
     cold = run_cold(bench, cfg.n(5, 2))
     log(f"memory: {cfg.n(2, 1)} fresh process(es), a batch of 10 new companies, then a second batch of theirs")
     memory = [bench.handler(batch_items(bench, 1, singles=False))[0] for _ in range(cfg.n(2, 1))]

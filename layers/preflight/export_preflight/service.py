@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias, TypeVar
 from uuid import UUID
@@ -204,8 +204,7 @@ class PreflightService:
         """The job as Pleo has it, in its own company's context, with that company's
         configuration and accounting connection; or the decision to leave it alone."""
         config = self._configuration(message.company_id, message)
-        connection = self._connect_early(config)
-        pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)
+        pleo, job, connection = self._job_and_connection(config, message.job_id)
         if job is not None and job.company_id != message.company_id:
             logger.warning(
                 "the message's companyId is not the job's; deciding in the job's company",
@@ -214,8 +213,7 @@ class PreflightService:
             count("CompanyMismatch")
             logger.thread_safe_append_keys(company_id=str(job.company_id))
             config = self._configuration(job.company_id, message)
-            connection = self._connect_early(config)
-            pleo, job = self._read_job(config.pleo_credentials_secret_id or "", message.job_id)
+            pleo, job, connection = self._job_and_connection(config, message.job_id)
         if job is None:
             logger.warning("export job not found in Pleo", extra={"job_id": str(message.job_id)})
             return Decision(
@@ -451,6 +449,26 @@ class PreflightService:
             "the claimer's routing or add that company's configuration item, then redrive",
             kind="company_mismatch",
         )
+
+    def _job_and_connection(
+        self, config: CompanyConfiguration, job_id: UUID
+    ) -> tuple[PleoJobs, ExportJob | None, Connection]:
+        """The job from Pleo and the company's accounting connection, read side by side: each
+        begins with its own secret, so when neither is cached (a cold start, a company whose
+        secrets' cache time has passed) the two reads take one round trip, not two. When both
+        fail, the connection's error is raised, as when the connection came first."""
+        secret_id = config.pleo_credentials_secret_id or ""
+        if self._executor is None:
+            connection = self._connect_early(config)
+            return (*self._read_job(secret_id, job_id), connection)
+        job_read = self._executor.submit(contextvars.copy_context().run, self._read_job, secret_id, job_id)
+        try:
+            connection = self._connect_early(config)
+        except BaseException:
+            wait([job_read])  # nothing of this job's keeps running after it has failed
+            raise
+        pleo, job = job_read.result()
+        return pleo, job, connection
 
     def _connect_early(self, config: CompanyConfiguration) -> Connection:
         connection = self._checks.connect(config)
