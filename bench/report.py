@@ -294,8 +294,8 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
     line(
         "The reference handler (bench/reference.py) makes the same calls with plain boto3 and httpx and a thread "
         "pool: decision GetItem ∥ configuration, two secrets, Pleo job ∥ e-conomic /self, the three look-ups, "
-        "decision PutItem, SendMessage, decision UpdateItem (no Powertools, no pydantic). \"reference + "
-        "Powertools, pydantic\" is the same handler after importing what the handler imports of Powertools and "
+        'decision PutItem, SendMessage, decision UpdateItem (no Powertools, no pydantic). "reference + '
+        'Powertools, pydantic" is the same handler after importing what the handler imports of Powertools and '
         "pydantic (bench/child.py, frameworks()): what any handler on the design card's stack pays before its own "
         "code, and so the floor of the spawn → first decision target."
     )
