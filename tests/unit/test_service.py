@@ -4,7 +4,10 @@ re-read, a 422 met meanwhile, the message's word against the job's, and the deci
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -174,6 +177,8 @@ class World:
     def get(self, company_id: UUID) -> CompanyConfiguration | None:
         return self.configurations.get(company_id)
 
+    executor: Executor | None = None
+
     def service(self) -> PreflightService:
         return PreflightService(
             configurations=self,
@@ -183,7 +188,7 @@ class World:
             hand_off=self.hand_off,
             decisions=self.decisions,
             readiness=self.readiness,
-            executor=None,
+            executor=self.executor,
             clock=lambda: self.decisions.clock,
         )
 
@@ -467,3 +472,64 @@ def test_reading_the_decision_record_first_failing_leaves_the_claim_to_guard(wor
 
 def _raise_pleo_unavailable(*_: object, **__: object) -> None:
     raise PleoUnavailable("Pleo answered 503")
+
+
+# ---------------------------------------------------------------- reads side by side (with an executor)
+
+
+@pytest.fixture
+def pooled(world):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        world.executor = pool
+        yield world
+
+
+def _meeting(world: World, parties: int = 2) -> threading.Barrier:
+    """Pleo's credentials and the accounting connection each wait, when first asked for, until
+    the other is being asked for too: read one after the other, the barrier breaks."""
+    barrier = threading.Barrier(parties, timeout=2)
+    for port, name in ((world.pleo, "for_company"), (world.connectors, "connect")):
+        original = getattr(port, name)
+
+        def meet(*args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            barrier.wait()
+            return _original(*args, **kwargs)
+
+        setattr(port, name, meet)
+    return barrier
+
+
+def test_the_pleo_job_and_the_accounting_connection_are_read_side_by_side(pooled):
+    """Each begins with its own secret: when neither is cached, one round trip instead of two."""
+    _meeting(pooled)
+    assert pooled.decide().outcome == "handed_off"
+
+
+def test_when_both_reads_fail_the_connections_error_is_raised_after_the_job_read_ended(pooled):
+    ended = threading.Event()
+
+    def pleo_down(*_: object, **__: object) -> None:
+        try:
+            time.sleep(0.1)  # answers after the connection has failed
+            raise PleoUnavailable("Pleo answered 503")
+        finally:
+            ended.set()
+
+    def no_secret(config: CompanyConfiguration, *, refresh: bool = False) -> Connection:
+        raise AwsUnavailable("Secrets Manager GetSecretValue failed (ThrottlingException)")
+
+    pooled.pleo.get_job = pleo_down  # type: ignore[method-assign]
+    pooled.connectors.connect = no_secret  # type: ignore[method-assign]
+    with pytest.raises(AwsUnavailable):
+        pooled.decide()
+    assert ended.is_set()  # nothing of the job's is still running once it has failed
+    assert pooled.pleo.events == [] and pooled.hand_off.sent == [] and pooled.decisions.records == {}
+
+
+def test_without_an_executor_the_connection_is_read_first(world):
+    order: list[str] = []
+    connect, for_company = world.connectors.connect, world.pleo.for_company
+    world.connectors.connect = lambda config, **kw: (order.append("connection"), connect(config, **kw))[1]  # type: ignore[method-assign]
+    world.pleo.for_company = lambda secret, **kw: (order.append("pleo"), for_company(secret, **kw))[1]  # type: ignore[method-assign]
+    assert world.decide().outcome == "handed_off"
+    assert order == ["connection", "pleo"]
