@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +14,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from export_preflight.connectors.base import ACCOUNTING_ERRORS
+from export_preflight.connectors.base import ACCOUNTING_ERRORS, ConnectionProfile
 from export_preflight.connectors.quickbooks import (
     ACCOUNTING_SCOPE,
     QuickBooksConnector,
@@ -349,6 +351,34 @@ def test_accounts_by_id_when_account_numbers_are_off(api, connector):
     assert found["10"] is not None and found["10"].usable
     assert found["9"] is not None and not found["9"].usable and "inactive" in found["9"].problem
     assert found["999"] is None
+
+
+def test_the_account_list_overlaps_the_preferences_another_check_is_reading(api, connector):
+    """The capabilities check reads the preferences (the closing date) while mapped_accounts
+    looks up the accounts: the account list is asked for at once, not after the preferences
+    answer (here the preferences answer only once the list was asked for)."""
+    asked, listed = threading.Event(), threading.Event()
+    overlapped: list[bool] = []
+
+    def preferences_once_the_list_is_asked_for(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        overlapped.append(listed.wait(2))
+        return httpx.Response(200, json=preferences(numbers=False))
+
+    def account_list(request: httpx.Request) -> httpx.Response:
+        listed.set()
+        return httpx.Response(200, json=query_answer("Account", ACCOUNTS))
+
+    api.get(f"{COMPANY}/preferences").mock(side_effect=preferences_once_the_list_is_asked_for)
+    api.get(f"{COMPANY}/query").mock(side_effect=account_list)
+    profile = ConnectionProfile(REALM, "Harbour Ltd", frozenset())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        capabilities = pool.submit(connector.supports, profile, Capability.JOURNAL_ENTRY)
+        assert asked.wait(2)
+        found = connector.accounts(["7"])
+        assert capabilities.result(timeout=5).supported
+    assert overlapped == [True]  # one preferences read, shared, and the list did not wait for it
+    assert found["7"] is not None and found["7"].usable
 
 
 def test_an_account_number_while_numbers_are_off_says_how_to_fix_it(api, connector):

@@ -332,12 +332,15 @@ class QuickBooksConnector:
             return {}
         what = "looking up the mapped accounts"
         read = BodyReader(NAME, what)
+        # The list first: the preferences (whether account numbers are on) are then usually
+        # being read already, by the capabilities check, and the two calls overlap.
+        listed = self._list("Account", what=what)
         numbers_on = read.flag(
             read.member(self._company_preferences(), "AccountingInfoPrefs"), "UseAccountNumbers", default=False
         )
         by_id: dict[str, JsonObject] = {}
         by_number: dict[str, JsonObject] = {}
-        for account in self._list("Account", what=what):
+        for account in listed:
             account_id = read.text(account, "Id", numbers=True)
             number = read.text(account, "AcctNum", numbers=True)
             read.text(account, "Name")
