@@ -62,6 +62,9 @@ PURPOSES = {
     "PreflightService._fail": "fail job in Pleo",
     "PreflightService._hand_on": "hand-off",
     "handle_error": "dead letter / back off",
+    # permission probes, the first in the check's thread, the others in the connectors' read pool
+    "FortnoxConnector._probe": "check: permissions",
+    "BusinessCentralConnector._probe": "check: permissions",
 }
 # The remote system each of the service's own steps talks to: a call to another one made inside
 # the step (e.g. a best-effort write during the action) is a side call, not the step.
@@ -238,16 +241,22 @@ def needs(purpose: str) -> tuple[str, ...]:
     }.get(purpose, ())
 
 
+# Steps whose calls need nothing of each other: a company's configuration and secrets, and a
+# connector's permission probes (one read per area or entity set, side by side).
+INDEPENDENT_READS = frozenset({"config read", "secret read", "check: permissions"})
+
+
 def floor_chain(calls: list[Call], http_latency: float, aws_latency: float) -> list[Step]:
     """The longest chain of needed steps through ``needs``, each step costing the injected
-    latency of its calls (one after the other; reads of configuration and secrets in parallel)."""
+    latency of its calls (one after the other; reads that need nothing of each other, as
+    ``INDEPENDENT_READS`` lists them, in parallel)."""
     by_purpose: dict[str, list[Call]] = {}
     for call in calls:
         by_purpose.setdefault(call.purpose, []).append(call)
 
     def cost(purpose: str) -> float:
         costs = [aws_latency if c.aws else http_latency for c in by_purpose[purpose]]
-        return max(costs) if purpose in ("config read", "secret read") else sum(costs)
+        return max(costs) if purpose in INDEPENDENT_READS else sum(costs)
 
     best: dict[str, tuple[float, list[str]]] = {}
 

@@ -222,7 +222,8 @@ def render(r: dict[str, Any]) -> tuple[str, str]:
     line(
         "Floor chains (→ sequential; each step: its calls at "
         f"{ms(cfg.aws_latency + r['base'][True])} per AWS call and {ms(cfg.http_latency + r['base'][False])} per "
-        "HTTP request, injected latency plus the sandbox's own time):"
+        "HTTP request, injected latency plus the sandbox's own time, one after the other except where they need "
+        f"nothing of each other: {', '.join(sorted(instrument.INDEPENDENT_READS))}, one call's time):"
     )
     for label, p in paths.items():
         line(f"- {label}: {instrument.describe_chain(p.chain)}")

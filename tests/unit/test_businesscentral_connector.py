@@ -588,9 +588,36 @@ def test_a_missing_permission_set_names_the_entity_set_the_object_and_the_sets_t
     assert connector.permission_advice == "Then export again."
 
 
+def test_the_probes_are_read_side_by_side(mock, clients):
+    """Each needed entity set's read is in flight at once (a barrier the three must all reach)."""
+    healthy(mock)
+    barrier = threading.Barrier(3, timeout=2)
+
+    def meeting(request: httpx.Request) -> httpx.Response:
+        barrier.wait()
+        return httpx.Response(200, json=collection(request.url.path.rsplit("/", 1)[1], []))
+
+    for name in ("accounts", "journals", "taxGroups"):
+        mock.get(url__startswith=f"{COMPANY_URL}/{name}?").mock(side_effect=meeting)
+    connector = build(clients)
+    assert connector.missing_permissions(connector.authenticate(), {Capability.JOURNAL_ENTRY}) == []
+
+
+def test_the_first_probes_error_in_order_is_raised(mock, clients):
+    healthy(mock)
+    probe(mock, "accounts")
+    probe(mock, "journals", odata_error(400, "BadRequest", "Could not find a property named 'id'."))
+    probe(mock, "taxGroups", odata_error(503, "ServiceUnavailable", "Upgrading."))
+    connector = build(clients)
+    with pytest.raises(AccountingSystemError) as raised:
+        connector.missing_permissions(connector.authenticate(), {Capability.JOURNAL_ENTRY})
+    assert raised.value.reason_type is Reason.VALIDATION_FAILURE and "general journal batches" in str(raised.value)
+
+
 def test_an_unrelated_bad_request_on_a_probe_is_not_a_missing_permission(mock, clients):
     healthy(mock)
     probe(mock, "accounts", odata_error(400, "BadRequest", "Could not find a property named 'id'."))
+    probe(mock, "journals"), probe(mock, "taxGroups")  # read at the same time
     connector = build(clients)
     profile = connector.authenticate()
     with pytest.raises(AccountingSystemError) as raised:
@@ -601,6 +628,7 @@ def test_an_unrelated_bad_request_on_a_probe_is_not_a_missing_permission(mock, c
 def test_an_internal_error_that_is_not_about_permissions_is_retried(mock, clients):
     healthy(mock)
     probe(mock, "accounts", odata_error(400, "Internal_ServerError", "Something went wrong."))
+    probe(mock, "journals"), probe(mock, "taxGroups")  # read at the same time
     connector = build(clients)
     profile = connector.authenticate()
     with pytest.raises(AccountingSystemUnavailable):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import date
 
@@ -307,6 +308,27 @@ def test_gate_one_a_scope_not_granted_is_named_without_a_call(api):
         "connecting Fortnox again in the integration settings and approve every requested area"
     ]
     assert not api.routes[5].called  # no supplier-invoice probe for a scope never granted
+
+
+def test_the_granted_areas_are_probed_side_by_side(api, connector):
+    """A vendor job's four areas (bookkeeping, supplier invoices, suppliers, settings): every
+    probe is in flight at once (a barrier all four must reach)."""
+    healthy(api)
+    barrier = threading.Barrier(4, timeout=2)
+
+    def meeting(answer):  # type: ignore[no-untyped-def]
+        def respond(request: httpx.Request) -> httpx.Response:
+            barrier.wait()
+            return answer(request) if callable(answer) else httpx.Response(200, json=answer)
+
+        return respond
+
+    api.get("/3/financialyears").mock(side_effect=meeting(years_by_date))
+    api.get("/3/supplierinvoices").mock(side_effect=meeting({"MetaInformation": {}}))
+    api.get("/3/suppliers").mock(side_effect=meeting({"MetaInformation": {}, "Suppliers": []}))
+    api.get("/3/settings/lockedperiod").mock(side_effect=meeting(LOCKED_2025))
+    profile = connector.authenticate()
+    assert connector.missing_permissions(profile, {Capability.JOURNAL_ENTRY, Capability.VENDOR_BOOKKEEPING}) == []
 
 
 def test_gate_two_no_licence_for_the_area(api, connector):

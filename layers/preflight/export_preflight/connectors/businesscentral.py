@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +50,7 @@ from .base import (
     Support,
     json_body,
     request_or_raise,
+    side_by_side,
     unexpected_answer,
     utc_today,
 )
@@ -403,27 +405,29 @@ class BusinessCentralConnector:
     # ----------------------------- permissions and capabilities (checks: permissions, capabilities)
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
-        """One cheap read per entity set the job needs (``$top=1``, ``$select=id``: no paging)."""
-        missing: list[str] = []
+        """One cheap read per entity set the job needs (``$top=1``, ``$select=id``: no paging),
+        all at once."""
         ref = self._company_ref()
-        for capability in sorted(needs):
-            for entity_set in SETS_NEEDED.get(capability, ()):
-                what = f"checking access to {entity_set.label} ({entity_set.name})"
-                params: dict[str, Any] = {"$top": 1, "$select": "id"}
-                if entity_set.probe_filter:
-                    params["$filter"] = entity_set.probe_filter
-                response = self._get(f"{self._company_path(ref)}/{entity_set.name}{_query(params)}", what=what)
-                refusal = self._permission_refusal(response)
-                if refusal is not None:
-                    quoted = f"; Business Central said: {refusal}" if refusal != "refused" else ""
-                    missing.append(
-                        f"reading {entity_set.label} ({entity_set.name}) in {self._label()}{quoted}: add the "
-                        f"permission sets {PERMISSION_SETS} to the app on "
-                        f"{ENTRA_APPLICATIONS}"
-                    )
-                    continue
-                self._raise_for(response, what=what)
-        return missing
+        entity_sets = [entity_set for capability in sorted(needs) for entity_set in SETS_NEEDED.get(capability, ())]
+        found = side_by_side(*(partial(self._probe, ref, entity_set) for entity_set in entity_sets))
+        return [missing for missing in found if missing]
+
+    def _probe(self, ref: CompanyRef, entity_set: EntitySet) -> str:
+        """Why reading ``entity_set`` is refused to the app (a permission it lacks), or ""."""
+        what = f"checking access to {entity_set.label} ({entity_set.name})"
+        params: dict[str, Any] = {"$top": 1, "$select": "id"}
+        if entity_set.probe_filter:
+            params["$filter"] = entity_set.probe_filter
+        response = self._get(f"{self._company_path(ref)}/{entity_set.name}{_query(params)}", what=what)
+        refusal = self._permission_refusal(response)
+        if refusal is None:
+            self._raise_for(response, what=what)
+            return ""
+        quoted = f"; Business Central said: {refusal}" if refusal != "refused" else ""
+        return (
+            f"reading {entity_set.label} ({entity_set.name}) in {self._label()}{quoted}: add the "
+            f"permission sets {PERMISSION_SETS} to the app on {ENTRA_APPLICATIONS}"
+        )
 
     def supports(self, profile: ConnectionProfile, capability: Capability) -> Support:
         if capability is Capability.ATTACHMENT_UPLOAD:

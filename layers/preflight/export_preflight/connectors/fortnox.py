@@ -53,6 +53,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import httpx
@@ -69,6 +70,7 @@ from .base import (
     Support,
     json_body,
     request_or_raise,
+    side_by_side,
     unexpected_answer,
     utc_today,
 )
@@ -241,7 +243,7 @@ class FortnoxConnector:
 
     def missing_permissions(self, profile: ConnectionProfile, needs: set[Capability]) -> list[str]:
         not_granted: list[str] = []
-        missing: list[str] = []
+        probed: list[Area] = []
         for capability in sorted(needs):
             for group in AREAS_NEEDED.get(capability, ()):
                 granted = [area for area in group if profile.permissions.intersection(area.scopes)]
@@ -249,9 +251,10 @@ class FortnoxConnector:
                     scopes = " or ".join(scope for area in group for scope in area.scopes)
                     not_granted.append(f"{scopes} ({' / '.join(area.label for area in group)})")
                     continue
-                problem = self._probe(granted[0])
-                if problem:
-                    missing.append(problem)
+                probed.append(granted[0])
+        # one read per granted area, all at once
+        problems = side_by_side(*(partial(self._probe, area) for area in probed))
+        missing = [problem for problem in problems if problem]
         if not_granted:
             plural = len(not_granted) > 1
             missing.insert(
