@@ -773,6 +773,20 @@ def test_accounts_must_be_posting_unblocked_and_take_direct_posting(mock, client
     assert all("$skip" not in str(call.request.url) for call in route.calls)
 
 
+def test_the_mapped_accounts_are_looked_up_side_by_side(mock, clients):
+    """One filtered read per number, all in flight at once (a barrier the three must reach)."""
+    healthy(mock)
+    barrier = threading.Barrier(3, timeout=2)
+
+    def meeting(request: httpx.Request) -> httpx.Response:
+        barrier.wait()
+        return accounts_by_number(request)
+
+    mock.get(url__startswith=f"{COMPANY_URL}/accounts?").mock(side_effect=meeting)
+    found = build(clients).accounts(["6100", "6200", "7777"])
+    assert found["6100"] is not None and found["6100"].usable and found["7777"] is None
+
+
 def test_tax_groups_are_looked_up_by_code(mock, clients):
     """facts.yaml tax-groups-semantics: VAT product posting groups (taxType VAT) or sales tax groups."""
     healthy(mock)

@@ -515,20 +515,22 @@ class BusinessCentralConnector:
     # -------------------- mapped accounts and tax codes (checks: mapped_accounts, mapped_tax_codes)
 
     def accounts(self, refs: Iterable[str]) -> dict[str, LedgerEntry | None]:
-        """Each mapped account by its number (``$filter=number eq '...'``, facts.yaml filter-on-properties)."""
-        wanted = sorted({ref for ref in refs if ref})
-        found: dict[str, LedgerEntry | None] = {}
+        """Each mapped account by its number (``$filter=number eq '...'``, facts.yaml
+        filter-on-properties), one read per number, all at once."""
         what = "looking up the mapped accounts"
         read = BodyReader(NAME, what)
         path = f"{self._company_path(self._company_ref())}/accounts"
-        for number in wanted:
+
+        def lookup(number: str) -> LedgerEntry | None:
             matches = self._collection(
                 path, what=what, params={"$filter": f"number eq {_odata_text(number)}"}, required=True
             )
             assert matches is not None
             account = next((a for a in matches if read.text(a, "number") == number), None)
-            found[number] = None if account is None else _account_entry(read, number, account)
-        return found
+            return None if account is None else _account_entry(read, number, account)
+
+        wanted = sorted({ref for ref in refs if ref})
+        return dict(zip(wanted, side_by_side(*(partial(lookup, number) for number in wanted)), strict=True))
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
         """Each mapped code among the tax groups: VAT product posting groups in a VAT company, sales
