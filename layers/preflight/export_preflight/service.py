@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias, TypeVar
+from functools import partial
+from typing import Literal, TypeAlias, TypeVar, cast
 from uuid import UUID
 
 from .company_checks import ONLY_ATTEMPT, Attempt, CompanyChecks, blame_accounting_system, redact
+from .concurrency import side_by_side
 from .engine import CheckReport
 from .errors import (
     DecisionBusy,
@@ -458,17 +460,11 @@ class PreflightService:
         secrets' cache time has passed) the two reads take one round trip, not two. When both
         fail, the connection's error is raised, as when the connection came first."""
         secret_id = config.pleo_credentials_secret_id or ""
-        if self._executor is None:
-            connection = self._connect_early(config)
-            return (*self._read_job(secret_id, job_id), connection)
-        job_read = self._executor.submit(contextvars.copy_context().run, self._read_job, secret_id, job_id)
-        try:
-            connection = self._connect_early(config)
-        except BaseException:
-            wait([job_read])  # nothing of this job's keeps running after it has failed
-            raise
-        pleo, job = job_read.result()
-        return pleo, job, connection
+        connection, job_read = side_by_side(
+            partial(self._connect_early, config), partial(self._read_job, secret_id, job_id), pool=self._executor
+        )
+        pleo, job = cast("tuple[PleoJobs, ExportJob | None]", job_read)
+        return pleo, job, cast(Connection, connection)
 
     def _connect_early(self, config: CompanyConfiguration) -> Connection:
         connection = self._checks.connect(config)

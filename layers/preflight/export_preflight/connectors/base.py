@@ -3,11 +3,10 @@ accounting system, read-only. One module per system implements it."""
 
 from __future__ import annotations
 
-import contextvars
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -20,10 +19,9 @@ from ..http import ACCOUNTING_ANSWER_BYTES, RemoteErrors, send
 from ..models import Capability, ClientCredentials, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
 from ..oauth import OAuthBearer, OAuthTokens, TokenEndpoint
 from ..process import PROCESS
-from ..settings import DEFAULT_SECRETS_PREFIX, ConnectorSettings
+from ..settings import DEFAULT_SECRETS_PREFIX, ConnectorSettings, get_settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -249,27 +247,20 @@ def request_or_raise(
     return send(http, method, path, remote=system, what=what, errors=ACCOUNTING_ERRORS, inspect=inspect, **kwargs)
 
 
-# Independent reads of one check (a connector's permission probes) run side by side in
-# threads of their own: a batch of ten jobs probes at most a few dozen at once. The pool's
-# tasks never wait on it, so a full pool only queues.
+# A check's independent reads (a connector's permission probes) run side by side in threads
+# of their own: a batch of ten jobs probes at most a few dozen at once. The pool's tasks
+# never wait on it, so a full pool only queues.
 READ_WORKERS = 32
 
 
-def side_by_side(*reads: Callable[[], T]) -> list[T]:
-    """Call independent reads at once and return their results in order: the first here,
-    the others in the read pool. When reads raise, the first in order is raised, once every
-    read has ended (as if they had run one after the other, but nothing left running)."""
-    if len(reads) < 2:
-        return [read() for read in reads]
-    pool = PROCESS.once(
+def read_pool() -> Executor | None:
+    """The pool of connectors' side-by-side reads (``concurrency.side_by_side``); None with
+    ``CHECK_CONCURRENCY=false``, which makes every read one at a time."""
+    if not get_settings().check_concurrency:
+        return None
+    return PROCESS.once(
         "connectors/read-pool", lambda: ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="read")
     )
-    others = [pool.submit(contextvars.copy_context().run, read) for read in reads[1:]]
-    try:
-        first = reads[0]()
-    finally:
-        wait(others)
-    return [first, *(other.result() for other in others)]
 
 
 # Answers no read of ours should get, that say nothing is wrong with the request itself: a

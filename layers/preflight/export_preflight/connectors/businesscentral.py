@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..concurrency import side_by_side
 from ..errors import AccountingSystemError, AccountingSystemUnavailable, TransientError
 from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, jwt_claims
 from ..oauth import GrantRevoked, OAuthBearer
@@ -49,8 +50,8 @@ from .base import (
     LedgerEntry,
     Support,
     json_body,
+    read_pool,
     request_or_raise,
-    side_by_side,
     unexpected_answer,
     utc_today,
 )
@@ -409,7 +410,7 @@ class BusinessCentralConnector:
         all at once."""
         ref = self._company_ref()
         entity_sets = [entity_set for capability in sorted(needs) for entity_set in SETS_NEEDED.get(capability, ())]
-        found = side_by_side(*(partial(self._probe, ref, entity_set) for entity_set in entity_sets))
+        found = side_by_side(*(partial(self._probe, ref, entity_set) for entity_set in entity_sets), pool=read_pool())
         return [missing for missing in found if missing]
 
     def _probe(self, ref: CompanyRef, entity_set: EntitySet) -> str:
@@ -530,7 +531,9 @@ class BusinessCentralConnector:
             return None if account is None else _account_entry(read, number, account)
 
         wanted = sorted({ref for ref in refs if ref})
-        return dict(zip(wanted, side_by_side(*(partial(lookup, number) for number in wanted)), strict=True))
+        return dict(
+            zip(wanted, side_by_side(*(partial(lookup, number) for number in wanted), pool=read_pool()), strict=True)
+        )
 
     def tax_codes(self, codes: Iterable[str]) -> dict[str, LedgerEntry | None]:
         """Each mapped code among the tax groups: VAT product posting groups in a VAT company, sales

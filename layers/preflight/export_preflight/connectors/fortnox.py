@@ -58,6 +58,7 @@ from typing import Any
 
 import httpx
 
+from ..concurrency import side_by_side
 from ..errors import AccountingSystemError, AccountingSystemUnavailable
 from ..http import Answer
 from ..models import Capability, CompanyConfiguration, CompanyRefRule, FailureReasonType, TokenSet
@@ -69,8 +70,8 @@ from .base import (
     LedgerEntry,
     Support,
     json_body,
+    read_pool,
     request_or_raise,
-    side_by_side,
     unexpected_answer,
     utc_today,
 )
@@ -253,7 +254,7 @@ class FortnoxConnector:
                     continue
                 probed.append(granted[0])
         # one read per granted area, all at once
-        problems = side_by_side(*(partial(self._probe, area) for area in probed))
+        problems = side_by_side(*(partial(self._probe, area) for area in probed), pool=read_pool())
         missing = [problem for problem in problems if problem]
         if not_granted:
             plural = len(not_granted) > 1
