@@ -62,9 +62,11 @@ PURPOSES = {
     "PreflightService._fail": "fail job in Pleo",
     "PreflightService._hand_on": "hand-off",
     "handle_error": "dead letter / back off",
-    # permission probes, the first in the check's thread, the others in the connectors' read pool
+    # Reads made side by side (concurrency.side_by_side): all but the first run in a pool's
+    # thread, whose stack does not show the check that asked for them.
     "FortnoxConnector._probe": "check: permissions",
     "BusinessCentralConnector._probe": "check: permissions",
+    "BusinessCentralConnector.accounts.<locals>.lookup": "check: mapped_accounts",
 }
 # The remote system each of the service's own steps talks to: a call to another one made inside
 # the step (e.g. a best-effort write during the action) is a side call, not the step.
