@@ -62,9 +62,13 @@ PURPOSES = {
     "PreflightService._fail": "fail job in Pleo",
     "PreflightService._hand_on": "hand-off",
     "handle_error": "dead letter / back off",
-    # Reads made side by side (concurrency.side_by_side): all but the first run in a pool's
-    # thread, whose stack does not show the check that asked for them.
+}
+# Reads made side by side (concurrency.side_by_side): all but the first run in a pool's thread,
+# whose stack does not show the check that asked for them; named here when nothing else is.
+SIDE_BY_SIDE_PURPOSES = {
     "FortnoxConnector._probe": "check: permissions",
+    "FortnoxConnector._accounts": "check: mapped_accounts",  # or mapped_tax_codes: one chart, read once
+    "FortnoxConnector._voucher_series": "check: capabilities",
     "BusinessCentralConnector._probe": "check: permissions",
     "BusinessCentralConnector.accounts.<locals>.lookup": "check: mapped_accounts",
 }
@@ -92,12 +96,13 @@ def check_needs() -> dict[str, tuple[str, ...]]:
 
 def purpose_of(frame: Any) -> str:
     checks = check_needs()
-    fallback = "other"
+    fallback, side = "other", None
     while frame is not None:
         code = frame.f_code
         found = PURPOSES.get(code.co_qualname)
         if found:
             return found
+        side = side or SIDE_BY_SIDE_PURPOSES.get(code.co_qualname)
         if code.co_name in checks and code.co_filename.endswith("checks.py"):
             return f"check: {code.co_name}"
         if code.co_name == "authenticate" and "/connectors/" in code.co_filename:  # the prefetch
@@ -105,7 +110,7 @@ def purpose_of(frame: Any) -> str:
         if fallback == "other" and ("export_preflight" in code.co_filename or code.co_filename.endswith("app.py")):
             fallback = f"other: {code.co_qualname}"
         frame = frame.f_back
-    return fallback
+    return side or fallback
 
 
 # ---------------------------------------------------------------- the recorder

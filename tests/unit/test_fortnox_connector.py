@@ -238,6 +238,27 @@ def test_an_open_previous_year_counts_for_accounts_vat_codes_and_series(api):
     )
 
 
+def test_todays_chart_is_read_while_the_previous_year_is_looked_up(api, connector):
+    """Today's chart is needed whatever the previous year turns out to be: its read and the
+    previous year's look-up are in flight at once (a barrier both must reach)."""
+    healthy(api)
+    barrier = threading.Barrier(2, timeout=2)
+
+    def years(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("date", "").startswith("2025"):  # the previous year's look-up
+            barrier.wait()
+        return years_by_date(request)
+
+    def chart(request: httpx.Request) -> httpx.Response:
+        barrier.wait()
+        return httpx.Response(200, json=ACCOUNTS)
+
+    api.get("/3/financialyears").mock(side_effect=years)
+    api.get("/3/accounts").mock(side_effect=chart)
+    connector.authenticate()
+    assert connector.accounts(["5410"])["5410"].usable
+
+
 def test_a_locked_previous_year_no_longer_counts(api):
     chart_2025 = {"Accounts": [{"Number": 5410, "Active": False}]}
     tokens = _previous_year(

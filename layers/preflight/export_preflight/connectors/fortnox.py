@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -79,6 +79,7 @@ from .oauth_system import OAuthSystem, TokenService
 from .paging import PageNumbers, PageRequest
 
 NAME = "Fortnox"
+T = TypeVar("T")
 API = "/3"
 TOKEN_PATH = "/oauth-v1/token"  # noqa: S105 - a URL path
 PAGE_SIZE = 500
@@ -289,16 +290,17 @@ class FortnoxConnector:
         return Support(True, f"supplier invoices post to the preferred supplier debt account {supplier_debt}")
 
     def _journal_support(self) -> Support:
-        years = self._open_years()
-        if years is None:
-            return Support(False, f"no financial year covers today ({self._today().isoformat()}) in {self._label()}")
+        no_year = Support(False, f"no financial year covers today ({self._today().isoformat()}) in {self._label()}")
         if not self._series:
-            return Support(False, "no voucher series is configured")
+            return no_year if self._open_years() is None else Support(False, "no voucher series is configured")
+        read_years = self._in_open_years(self._voucher_series)
+        if read_years is None:
+            return no_year
+        years, series_by_year = read_years
         code = self._series.upper()
         read = BodyReader(NAME, "looking up the voucher series")
         label = ""
-        for year in years.all:
-            existing = self._voucher_series(year)
+        for year, existing in zip(years.all, series_by_year, strict=True):
             series = existing.get(code)
             if series is None:
                 known = ", ".join(sorted(existing)) or "none"
@@ -328,16 +330,14 @@ class FortnoxConnector:
         wanted = sorted({ref for ref in refs if ref})
         if not wanted:
             return {}
-        years = self._open_years()
-        if years is None:
+        read_years = self._in_open_years(self._accounts)
+        if read_years is None:
             return {ref: self._no_year(ref) for ref in wanted}
+        years, accounts_by_year = read_years
         read = BodyReader(NAME, "looking up the mapped accounts")
         charts: list[tuple[FinancialYear, dict[str, JsonObject]]] = [
-            (
-                year,
-                {number: item for item in self._accounts(year) if (number := read.text(item, "Number", numbers=True))},
-            )
-            for year in years.all
+            (year, {number: item for item in accounts if (number := read.text(item, "Number", numbers=True))})
+            for year, accounts in zip(years.all, accounts_by_year, strict=True)
         ]
         result: dict[str, LedgerEntry | None] = {}
         for ref in wanted:
@@ -364,14 +364,15 @@ class FortnoxConnector:
         wanted = sorted({code for code in codes if code})
         if not wanted:
             return {}
-        years = self._open_years()
-        if years is None:
+        read_years = self._in_open_years(self._accounts)
+        if read_years is None:
             return {code: self._no_year(code) for code in wanted}
+        years, accounts_by_year = read_years
         read = BodyReader(NAME, "looking up the mapped VAT codes")
         carriers_by_year: list[tuple[FinancialYear, dict[str, list[tuple[str, bool]]]]] = []
-        for year in years.all:
+        for year, chart in zip(years.all, accounts_by_year, strict=True):
             carriers: dict[str, list[tuple[str, bool]]] = {}
-            for item in self._accounts(year):
+            for item in chart:
                 code, number = read.text(item, "VATCode"), read.text(item, "Number", numbers=True)
                 if code and number:
                     carriers.setdefault(code.upper(), []).append((number, read.flag(item, "Active", default=True)))
@@ -467,6 +468,21 @@ class FortnoxConnector:
                     previous = None  # the whole previous year is locked: no voucher can land there
             self._open = OpenYears(current, previous, lock_known)
             return self._open
+
+    def _in_open_years(self, read: Callable[[FinancialYear], T]) -> tuple[OpenYears, list[T]] | None:
+        """The open years and ``read`` of each (None without a financial year for today).
+        Today's year is read while the previous one is looked up: it is needed whatever that
+        turns out to be."""
+        current = self._financial_year()
+        if current is None:
+            return None
+        found, first = side_by_side(self._open_years, partial(read, current), pool=read_pool())
+        years = cast(OpenYears | None, found)
+        if years is None:
+            return None
+        if years.current != current:  # today's year was read again meanwhile, differently
+            first = read(years.current)
+        return years, [cast(T, first), *(read(year) for year in years.all[1:])]
 
     def _locked_period(self) -> str | bool | None:
         """The last locked date (``None``: nothing locked), or False when it cannot be read
